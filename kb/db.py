@@ -1,0 +1,178 @@
+"""The metadata schema (SQLAlchemy Core) and the engine: SQLite in WAL mode by default.
+
+Everything that is not derived lives here: workspaces, hashed API keys, documents, chunks
+with their embeddings, RAG indexes and background jobs. FAISS files are rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy import Table
+
+metadata = MetaData()
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String, nullable=False),
+    Column("tier", String, nullable=False, default="free"),
+    Column("default_model", String, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_hash", String, primary_key=True),
+    Column("workspace_id", String, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("workspace_id", String, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String, nullable=False),
+    Column("type", String, nullable=False),  # "file" | "url" | "text"
+    Column("format", String, nullable=False),  # ingest.SUPPORTED_FORMATS
+    Column("filename", String),
+    Column("url", String),
+    Column("content_type", String),
+    Column("size_bytes", Integer, nullable=False),
+    Column("char_count", Integer, nullable=False),
+    Column("content_hash", String, nullable=False),
+    Column("metadata_json", Text, nullable=False, default="{}"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_documents_workspace_created", "workspace_id", "created_at"),
+    Index("ix_documents_workspace_name", "workspace_id", "name"),
+)
+
+rag_indexes = Table(
+    "rag_indexes",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("workspace_id", String, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("document_id", String, ForeignKey("documents.id", ondelete="CASCADE"), nullable=False),
+    Column("model", String, nullable=False),
+    Column("status", String, nullable=False),  # created | processing | succeeded | failed
+    Column("progress_percentage", Float, nullable=False, default=0.0),
+    Column("used_bytes", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("document_id", "model", name="uq_rag_index_document_model"),
+    Index("ix_rag_indexes_workspace_model", "workspace_id", "model"),
+)
+
+chunks = Table(
+    "chunks",
+    metadata,
+    # The integer key is the FAISS id; it never leaves the service (the public id is `id`).
+    Column("key", Integer, primary_key=True, autoincrement=True),
+    Column("id", String, nullable=False, unique=True),
+    Column("workspace_id", String, nullable=False),
+    Column("document_id", String, ForeignKey("documents.id", ondelete="CASCADE"), nullable=False),
+    Column("rag_index_id", String, ForeignKey("rag_indexes.id", ondelete="CASCADE"), nullable=False),
+    Column("model", String, nullable=False),
+    Column("ordinal", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("start", Integer, nullable=False),
+    Column("end", Integer, nullable=False),
+    Column("heading_path", Text, nullable=False, default="[]"),
+    Column("page_start", Integer),
+    Column("page_end", Integer),
+    Column("token_count", Integer, nullable=False),
+    Column("embedding", LargeBinary, nullable=False),  # float32, L2-normalised
+    Index("ix_chunks_rag_index", "rag_index_id", "ordinal"),
+    Index("ix_chunks_workspace_model", "workspace_id", "model"),
+    Index("ix_chunks_document", "document_id"),
+)
+
+vector_generations = Table(
+    "vector_generations",
+    metadata,
+    # Bumped in the same transaction as every change to a workspace+model's set of vectors, so any
+    # process can tell whether the FAISS index it holds (or finds on disk) is current.
+    Column("workspace_id", String, primary_key=True),
+    Column("model", String, primary_key=True),
+    Column("generation", Integer, nullable=False, default=0),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String, nullable=False, default="queued"),  # queued | running | done | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_jobs_status", "status", "id"),
+)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # pysqlite's implicit BEGIN off: we issue our own
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Database:
+    """Two engines on one database: `write()` transactions take SQLite's write lock up front
+    (BEGIN IMMEDIATE, so two writers never deadlock upgrading a read lock), `read()` ones do not
+    (WAL readers never block writers)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite:")
+        if self.is_sqlite:
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            args = {"check_same_thread": False, "timeout": 30}
+            self.writer = create_engine(url, connect_args=args)
+            self.reader = create_engine(url, connect_args=args)
+            for engine, begin in ((self.writer, "BEGIN IMMEDIATE"), (self.reader, "BEGIN")):
+                event.listen(engine, "connect", _sqlite_pragmas)
+                event.listen(engine, "begin", lambda conn, sql=begin: conn.exec_driver_sql(sql))
+        else:
+            self.writer = self.reader = create_engine(url, pool_pre_ping=True)
+        metadata.create_all(self.writer)
+
+    def write(self):
+        """`with db.write() as conn:` one transaction, committed on success."""
+        return self.writer.begin()
+
+    def read(self):
+        return self.reader.begin()
+
+    def dispose(self) -> None:
+        self.writer.dispose()
+        self.reader.dispose()
+
+
+def now() -> float:
+    return time.time()

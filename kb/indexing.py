@@ -1,0 +1,133 @@
+"""The background work of a RAG index: chunk with the model's tokenizer, embed, persist, publish.
+
+Chunks and embeddings are committed in one transaction with the index's `succeeded` status and a
+bump of the workspace+model vector generation; only then is the in-memory FAISS index updated
+and its file rewritten. A crash at any point leaves either the old state or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import numpy as np
+from sqlalchemy import select
+
+from index.embedders import Embedder, ModelUnavailable
+from ingest import chunk_document
+from ingest.errors import IngestError
+
+from .blobs import BlobStore
+from .config import Settings
+from .db import Database, chunks, documents, rag_indexes
+from .documents import load_parsed
+from .models import ModelRegistry
+from .rag_indexes import RagIndex, load_index, set_state
+from .vectors import VectorIndexes
+from .workspaces import new_id
+
+log = logging.getLogger(__name__)
+
+
+class Indexer:
+    def __init__(self, settings: Settings, db: Database, blobs: BlobStore, models: ModelRegistry, vectors: VectorIndexes):
+        self.settings = settings
+        self.db = db
+        self.blobs = blobs
+        self.models = models
+        self.vectors = vectors
+
+    def chunk_budget(self, embedder: Embedder) -> int:
+        return min(self.settings.chunk_tokens, embedder.max_tokens)
+
+    def run(self, rag_index_id: str) -> None:
+        """Build one document's index for one model. Failures end in `failed` with a message."""
+        found = load_index(self.db, rag_index_id)
+        if found is None:
+            return  # deleted while queued
+        index, workspace_id = found
+        set_state(self.db, index.id, status="processing", progress=0.0)
+        try:
+            embedder = self.models.get(index.model)
+            parsed = load_parsed(self.blobs, workspace_id, index.document_id)
+            pieces = chunk_document(
+                parsed,
+                count_tokens=embedder.count_tokens,
+                max_tokens=self.chunk_budget(embedder),
+                overlap_tokens=min(self.settings.chunk_overlap_tokens, self.chunk_budget(embedder) // 2),
+            )
+            if not pieces:
+                raise IngestError("the document has no text to index")
+            vectors = self._embed([c.text for c in pieces], embedder, index.id)
+            self._publish(workspace_id, index, pieces, vectors)
+        except (ModelUnavailable, IngestError, FileNotFoundError) as exc:
+            message = getattr(exc, "message", None) or str(exc)
+            log.warning("indexing %s with %s failed: %s", index.document_id, index.model, message)
+            set_state(self.db, index.id, status="failed", error=message)
+        except Exception as exc:
+            log.exception("indexing %s with %s failed", index.document_id, index.model)
+            set_state(self.db, index.id, status="failed", error=f"internal error while indexing: {exc}")
+
+    def _embed(self, texts: list[str], embedder: Embedder, rag_index_id: str) -> np.ndarray:
+        last_update = 0.0
+
+        def progress(done: int) -> None:
+            nonlocal last_update
+            if time.monotonic() - last_update > 0.5 or done == len(texts):
+                last_update = time.monotonic()
+                # 99 at most: 100 means committed, which happens in _publish.
+                set_state(self.db, rag_index_id, progress=min(99.0, 100.0 * done / len(texts)))
+
+        return embedder.embed_documents(texts, batch_size=self.settings.embed_batch_size, on_progress=progress)
+
+    def _publish(self, workspace_id: str, index: RagIndex, pieces, vectors: np.ndarray) -> None:
+        rows = [
+            {
+                "id": new_id("ch_"),
+                "workspace_id": workspace_id,
+                "document_id": index.document_id,
+                "rag_index_id": index.id,
+                "model": index.model,
+                "ordinal": i,
+                "text": piece.text,
+                "start": piece.start,
+                "end": piece.end,
+                "heading_path": json.dumps(list(piece.heading_path), ensure_ascii=False),
+                "page_start": piece.page_start,
+                "page_end": piece.page_end,
+                "token_count": piece.token_count,
+                "embedding": vectors[i].astype(np.float32).tobytes(),
+            }
+            for i, piece in enumerate(pieces)
+        ]
+        with self.vectors.lock(workspace_id, index.model):
+            with self.db.write() as conn:
+                alive = conn.execute(
+                    select(rag_indexes.c.id)
+                    .join(documents, documents.c.id == rag_indexes.c.document_id)
+                    .where(rag_indexes.c.id == index.id)
+                ).first()
+                if alive is None:
+                    return  # the document or index was deleted while embedding
+                old_keys = [
+                    r.key for r in conn.execute(select(chunks.c.key).where(chunks.c.rag_index_id == index.id))
+                ]
+                conn.execute(chunks.delete().where(chunks.c.rag_index_id == index.id))
+                keys = [
+                    r.key
+                    for r in conn.execute(chunks.insert().returning(chunks.c.key, sort_by_parameter_order=True), rows)
+                ]
+                conn.execute(
+                    rag_indexes.update()
+                    .where(rag_indexes.c.id == index.id)
+                    .values(status="succeeded", progress_percentage=100.0, error=None, updated_at=time.time())
+                )
+                generation = self.vectors.bump_generation(conn, workspace_id, index.model)
+            self.vectors.apply(
+                workspace_id,
+                index.model,
+                generation,
+                add=(np.asarray(keys, dtype=np.int64), vectors),
+                remove=old_keys,
+            )
