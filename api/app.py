@@ -1,0 +1,48 @@
+"""The FastAPI application: routes, error handlers, and the knowledge base's lifecycle."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from kb.service import KnowledgeBase
+
+from .errors import install_error_handlers
+from .routes import documents, rag
+
+
+def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        kb.warm_up()  # load the default model now, not on the first request
+        if start_workers:
+            kb.start_workers()
+        try:
+            yield
+        finally:
+            kb.close()
+
+    app = FastAPI(
+        title="kb",
+        summary="Self-hosted knowledge base and RAG retrieval, compatible with the ElevenLabs knowledge-base API",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.kb = kb
+    install_error_handlers(app)
+    app.include_router(rag.router)  # before documents: its fixed paths must win over /{documentation_id}
+    app.include_router(documents.router)
+
+    @app.get("/health", tags=["service"], summary="Liveness check")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app `kb serve` runs (uvicorn factory): settings from the `KB_*` environment."""
+    from kb.config import load_settings
+
+    return create_app(KnowledgeBase(load_settings()))

@@ -1,0 +1,51 @@
+"""RAG indexes of a document, and retrieval for agent runtimes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from index.retrieval import RetrievalLimits
+
+from .. import presenters
+from ..deps import KB, CurrentWorkspace
+from ..schemas import RagIndexesResponse, RagIndexRequest, RagIndexResponse, RetrieveRequest, RetrieveResponse
+
+router = APIRouter(prefix="/v1/convai/knowledge-base", tags=["RAG"])
+
+
+@router.post("/rag/retrieve", response_model=RetrieveResponse, summary="Retrieve the passages that answer a query")
+def retrieve(body: RetrieveRequest, kb: KB, workspace: CurrentWorkspace) -> RetrieveResponse:
+    """Nearest chunks among the workspace's indexed documents (or `document_ids`), cut by the limits:
+    first the `max_retrieved_rag_chunks_count` nearest, then those within `max_vector_distance`,
+    then in rank order while the total text stays within `max_documents_length` characters."""
+    result = kb.retrieve(
+        workspace,
+        body.query,
+        document_ids=body.document_ids,
+        embedding_model=body.embedding_model,
+        limits=RetrievalLimits(
+            max_vector_distance=body.max_vector_distance,
+            max_documents_length=body.max_documents_length,
+            max_retrieved_rag_chunks_count=body.max_retrieved_rag_chunks_count,
+        ),
+    )
+    return RetrieveResponse(
+        chunks=[c.__dict__ for c in result.chunks],
+        embedding_model=result.embedding_model,
+        retrieval_query=result.retrieval_query,
+        rag_latency_secs=round(result.rag_latency_secs, 6),
+    )
+
+
+@router.post(
+    "/{documentation_id}/rag-index",
+    response_model=RagIndexResponse,
+    summary="Start (or report) the document's index for a model",
+)
+def compute_rag_index(documentation_id: str, body: RagIndexRequest, kb: KB, workspace: CurrentWorkspace) -> RagIndexResponse:
+    return presenters.rag_index(kb.ensure_rag_index(workspace, documentation_id, body.model))
+
+
+@router.get("/{documentation_id}/rag-index", response_model=RagIndexesResponse, summary="List the document's indexes")
+def list_rag_indexes(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> RagIndexesResponse:
+    return RagIndexesResponse(indexes=[presenters.rag_index(i) for i in kb.list_rag_indexes(workspace, documentation_id)])
