@@ -37,6 +37,8 @@ class Settings:
     workers: int = 1  # background indexing threads
     embed_batch_size: int = 32
     max_upload_bytes: int = 50_000_000
+    parse_timeout_secs: float = 60.0  # a parser running longer is killed
+    parse_memory_mb: int = 2048  # address-space cap of the parsing child process
     url_timeout_secs: float = 15.0
     url_allow_hosts: tuple[str, ...] = ()
     database_url: str | None = None  # default: SQLite file in data_dir
@@ -69,6 +71,8 @@ ENV_VARS: dict[str, str] = {
     "workers": "KB_WORKERS",
     "embed_batch_size": "KB_EMBED_BATCH_SIZE",
     "max_upload_bytes": "KB_MAX_UPLOAD_BYTES",
+    "parse_timeout_secs": "KB_PARSE_TIMEOUT_SECS",
+    "parse_memory_mb": "KB_PARSE_MEMORY_MB",
     "url_timeout_secs": "KB_URL_TIMEOUT_SECS",
     "url_allow_hosts": "KB_URL_ALLOW_HOSTS",
     "database_url": "KB_DATABASE_URL",

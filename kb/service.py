@@ -28,6 +28,7 @@ from .indexing import Indexer
 from .jobs import Job, JobQueue, WorkerPool, run_job
 from .models import ModelRegistry
 from .rag_indexes import RagIndex
+from .sandbox import parse_isolated
 from .retrieval import RetrievalResult, Retriever
 from .vectors import VectorIndexes
 from .workspaces import Workspace
@@ -131,7 +132,7 @@ class KnowledgeBase:
         self, workspace: Workspace, data: bytes, filename: str | None, content_type: str | None, name: str | None = None
     ) -> Document:
         self._check_upload_size(len(data))
-        parsed = ingest.parse(data, filename=filename, content_type=content_type)
+        parsed = self._parse(data, filename, content_type)
         return self._add(
             workspace,
             "file",
@@ -150,7 +151,7 @@ class KnowledgeBase:
             allow_hosts=self.settings.url_allow_hosts,
         )
         filename = unquote(Path(urlparse(fetched.final_url).path).name) or None
-        parsed = ingest.parse(fetched.data, filename=filename, content_type=fetched.content_type)
+        parsed = self._parse(fetched.data, filename, fetched.content_type)
         return self._add(
             workspace,
             "url",
@@ -159,6 +160,15 @@ class KnowledgeBase:
             name=name or parsed.title or fetched.final_url,
             url=fetched.final_url,
             content_type=fetched.content_type,
+        )
+
+    def _parse(self, data: bytes, filename: str | None, content_type: str | None) -> ingest.ParsedDocument:
+        return parse_isolated(
+            data,
+            filename,
+            content_type,
+            timeout_secs=self.settings.parse_timeout_secs,
+            memory_bytes=self.settings.parse_memory_mb * 1024 * 1024,
         )
 
     def _check_upload_size(self, size: int) -> None:
