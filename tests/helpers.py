@@ -1,0 +1,92 @@
+"""Helpers for tests: a live uvicorn server, polling for indexes, small API calls."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import httpx
+import uvicorn
+
+from api.app import create_app
+from kb.config import load_settings
+from kb.service import KnowledgeBase
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """kb served by uvicorn in a background thread, reached over real HTTP."""
+
+    def __init__(self, kb: KnowledgeBase):
+        self.kb = kb
+        self.port = free_port()
+        config = uvicorn.Config(create_app(kb), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("kb server did not start")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+    def client(self, api_key: str | None) -> httpx.Client:
+        headers = {"xi-api-key": api_key} if api_key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+def make_kb(data_dir: Path, **overrides) -> KnowledgeBase:
+    return KnowledgeBase(load_settings(environ={}, data_dir=data_dir, **overrides))
+
+
+def wait_indexed(client: httpx.Client, document_id: str, timeout: float = 120, model: str | None = None) -> dict:
+    """Poll the document's RAG indexes until the (given or first) one is done; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(f"/v1/convai/knowledge-base/{document_id}/rag-index")
+        response.raise_for_status()
+        indexes = [i for i in response.json()["indexes"] if model is None or i["model"] == model]
+        if indexes and indexes[0]["status"] in ("succeeded", "failed"):
+            return indexes[0]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"index of {document_id} not done: {indexes}")
+        time.sleep(0.1)
+
+
+def add_text(client: httpx.Client, text: str, name: str, wait: bool = True) -> str:
+    response = client.post("/v1/convai/knowledge-base/text", json={"text": text, "name": name})
+    assert response.status_code == 200, response.text
+    document_id = response.json()["id"]
+    if wait:
+        assert wait_indexed(client, document_id)["status"] == "succeeded"
+    return document_id
+
+
+def retrieve(client: httpx.Client, query: str, **params) -> dict:
+    response = client.post("/v1/convai/knowledge-base/rag/retrieve", json={"query": query, **params})
+    assert response.status_code == 200, response.text
+    return response.json()

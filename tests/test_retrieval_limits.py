@@ -1,0 +1,65 @@
+"""The three retrieval limits, over HTTP, on real embeddings."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import add_text, retrieve
+
+FACTS = [
+    ("mars", "Mars is the fourth planet from the Sun and has two small moons, Phobos and Deimos."),
+    ("jupiter", "Jupiter is the largest planet in the Solar System and has a great red storm."),
+    ("saturn", "Saturn is a gas giant planet famous for its bright rings of ice and rock."),
+    ("venus", "Venus is the hottest planet, with a thick atmosphere of carbon dioxide."),
+    ("pasta", "Boil the pasta in salted water for nine minutes, then drain and add the sauce."),
+]
+
+
+@pytest.fixture
+def planets(client):
+    return {name: add_text(client, text, name) for name, text in FACTS}
+
+
+def test_max_retrieved_rag_chunks_count_caps_the_hits(client, planets):
+    everything = retrieve(client, "planets of the solar system", max_vector_distance=2.0)
+    assert len(everything["chunks"]) == len(FACTS)
+    distances = [c["vector_distance"] for c in everything["chunks"]]
+    assert distances == sorted(distances)
+    two = retrieve(client, "planets of the solar system", max_vector_distance=2.0, max_retrieved_rag_chunks_count=2)
+    assert [c["chunk_id"] for c in two["chunks"]] == [c["chunk_id"] for c in everything["chunks"][:2]]
+
+
+def test_max_vector_distance_drops_far_chunks(client, planets):
+    everything = retrieve(client, "which planet has rings", max_vector_distance=2.0)["chunks"]
+    cut = (everything[1]["vector_distance"] + everything[2]["vector_distance"]) / 2
+    near = retrieve(client, "which planet has rings", max_vector_distance=cut)["chunks"]
+    assert [c["chunk_id"] for c in near] == [c["chunk_id"] for c in everything[:2]]
+    assert all(c["vector_distance"] <= cut for c in near)
+    assert near[0]["document_id"] == planets["saturn"]
+    assert retrieve(client, "which planet has rings", max_vector_distance=0.0)["chunks"] == []
+
+
+def test_max_documents_length_keeps_a_prefix_within_the_budget(client, planets):
+    everything = retrieve(client, "planets", max_vector_distance=2.0)["chunks"]
+    budget = len(everything[0]["text"]) + len(everything[1]["text"]) + len(everything[2]["text"]) // 2
+    limited = retrieve(client, "planets", max_vector_distance=2.0, max_documents_length=budget)["chunks"]
+    assert [c["chunk_id"] for c in limited] == [c["chunk_id"] for c in everything[:2]]
+    assert sum(len(c["text"]) for c in limited) <= budget
+    assert retrieve(client, "planets", max_documents_length=1, max_vector_distance=2.0)["chunks"] == []
+
+
+def test_limits_are_validated(client, planets):
+    url = "/v1/convai/knowledge-base/rag/retrieve"
+    assert client.post(url, json={"query": "x", "max_retrieved_rag_chunks_count": 0}).status_code == 422
+    assert client.post(url, json={"query": "x", "max_vector_distance": -1}).status_code == 422
+    assert client.post(url, json={"query": ""}).status_code == 422
+    assert client.post(url, json={}).status_code == 422
+    blank = client.post(url, json={"query": "   "})
+    assert blank.status_code == 400 and "empty" in blank.json()["detail"]["message"]
+
+
+def test_defaults_are_documented_and_applied(client, planets):
+    result = retrieve(client, "Phobos and Deimos")
+    assert result["chunks"][0]["document_id"] == planets["mars"]
+    assert len(result["chunks"]) <= 20
+    assert all(c["vector_distance"] <= 0.6 for c in result["chunks"])

@@ -1,0 +1,61 @@
+"""FAISS files are derived data: written atomically, rebuilt when missing or corrupt, shared between processes."""
+
+from __future__ import annotations
+
+from helpers import make_kb
+
+MODEL = "all-MiniLM-L6-v2"
+TEXTS = {
+    "volcano": "A volcano erupts when magma rises through the crust and escapes as lava and ash.",
+    "violin": "The violin has four strings tuned in fifths and is played with a bow.",
+}
+
+
+def _index_all(kb, workspace) -> None:
+    for name, text in TEXTS.items():
+        kb.add_text(workspace, text, name)
+    while (job := kb.queue.claim()) is not None:
+        from kb.jobs import run_job
+
+        run_job(kb.queue, kb.handle_job, job)
+
+
+def _top(kb, workspace, query: str) -> list[tuple[str, float]]:
+    return [(c.document_name, round(c.vector_distance, 5)) for c in kb.retrieve(workspace, query).chunks]
+
+
+def test_corrupt_or_missing_index_file_is_rebuilt_from_stored_embeddings(tmp_path):
+    kb = make_kb(tmp_path)
+    workspace, _ = kb.create_workspace("w")
+    _index_all(kb, workspace)
+    expected = _top(kb, workspace, "lava and ash")
+    assert expected[0][0] == "volcano"
+    [index_file] = (tmp_path / "indexes" / workspace.id).glob("*.faiss")
+    kb.close()
+
+    index_file.write_bytes(b"this is not a faiss index")
+    fresh = make_kb(tmp_path)  # a new process: nothing in memory
+    assert _top(fresh, workspace, "lava and ash") == expected
+    assert index_file.read_bytes() != b"this is not a faiss index"  # rewritten
+    fresh.close()
+
+    index_file.unlink()
+    fresh = make_kb(tmp_path)
+    assert _top(fresh, workspace, "lava and ash") == expected
+    assert index_file.exists()
+    fresh.close()
+
+
+def test_two_processes_on_one_data_dir_see_each_others_changes(tmp_path):
+    writer, reader = make_kb(tmp_path), make_kb(tmp_path)
+    workspace, _ = writer.create_workspace("w")
+    assert reader.retrieve(workspace, "strings and a bow").chunks == []
+    _index_all(writer, workspace)
+    assert _top(reader, workspace, "strings and a bow")[0][0] == "violin"
+
+    violin = next(d for d in writer.list_documents(workspace).documents if d.name == "violin")
+    writer.delete_document(workspace, violin.id)
+    assert "violin" not in [name for name, _ in _top(reader, workspace, "strings and a bow")]
+    assert not list((tmp_path / "indexes" / workspace.id).glob("*.tmp"))
+    writer.close()
+    reader.close()
