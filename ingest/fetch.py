@@ -1,0 +1,130 @@
+"""Download a URL for ingestion, safely: http(s) only, public addresses only, bounded.
+
+Redirects are followed by hand so that every hop is checked. Addresses are checked
+twice: before each request (a clear error, no traffic to a forbidden host) and again at
+connect time inside the transport, on the very address being connected to, so a DNS
+answer that changes between the two (DNS rebinding) cannot slip through. Environment
+proxies are ignored for the same reason. `timeout` bounds each network operation and
+the whole fetch, redirects and body included.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+
+import httpcore
+import httpx
+
+from .errors import DocumentTooLarge, FetchError
+from .netguard import HostPolicy
+from .types import FetchedResource
+
+_REDIRECTS = {301, 302, 303, 307, 308}
+_USER_AGENT = "kb-ingest/0.1"
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """Resolves and checks the address itself, then connects to that exact address."""
+
+    def __init__(self, policy: HostPolicy) -> None:
+        self.policy = policy
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        last: Exception | None = None
+        for address in self.policy.resolve(host, port):
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                last = exc
+        raise last or httpcore.ConnectError(f"no address to connect to for {host}")
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    def __init__(self, policy: HostPolicy) -> None:
+        super().__init__(trust_env=False, retries=0)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=_GuardedBackend(policy), max_connections=4
+        )
+
+
+def fetch_url(
+    url: str,
+    *,
+    timeout: float = 15.0,
+    max_bytes: int = 50_000_000,
+    max_redirects: int = 5,
+    allow_hosts: Collection[str] = (),
+) -> FetchedResource:
+    """GET `url` and return its body, final URL and content type."""
+    policy = HostPolicy(allow_hosts)
+    deadline = time.monotonic() + timeout
+    current = _checked_url(url, policy)
+    with httpx.Client(transport=_GuardedTransport(policy), follow_redirects=False, trust_env=False) as client:
+        for hop in range(max_redirects + 1):
+            remaining = _remaining(deadline, timeout, url)
+            request = client.build_request("GET", current, headers={"User-Agent": _USER_AGENT, "Accept": "*/*"})
+            request.extensions["timeout"] = httpx.Timeout(remaining).as_dict()
+            try:
+                response = client.send(request, stream=True)
+            except FetchError:
+                raise
+            except httpx.TimeoutException as exc:
+                raise FetchError(f"fetching {current} timed out after {timeout:g} s; try again later or upload the file") from exc
+            except httpx.HTTPError as exc:
+                raise FetchError(f"could not fetch {current}: {exc or type(exc).__name__}; check the URL") from exc
+            try:
+                if response.status_code in _REDIRECTS and "location" in response.headers:
+                    current = _checked_url(str(current.join(response.headers["location"])), policy)
+                    continue
+                if response.status_code >= 400:
+                    raise FetchError(
+                        f"the server answered {response.status_code} {response.reason_phrase} for {current}; "
+                        "check that the URL is public and correct"
+                    )
+                data = _read_body(response, max_bytes, deadline, timeout, current)
+                return FetchedResource(data, str(current), response.headers.get("content-type"))
+            finally:
+                response.close()
+    raise FetchError(f"{url} redirected more than {max_redirects} times; use the final URL directly")
+
+
+def _checked_url(url: str, policy: HostPolicy) -> httpx.URL:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise FetchError(f"{url!r} is not a valid URL ({exc})") from exc
+    if parsed.scheme not in ("http", "https"):
+        raise FetchError(f"only http and https URLs can be fetched, not {parsed.scheme or 'a URL without scheme'}: {url!r}")
+    if not parsed.host:
+        raise FetchError(f"the URL {url!r} has no host name")
+    policy.resolve(parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80))
+    return parsed
+
+
+def _remaining(deadline: float, timeout: float, url: str) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise FetchError(f"fetching {url} took longer than {timeout:g} s; try again later or upload the file")
+    return remaining
+
+
+def _read_body(response: httpx.Response, max_bytes: int, deadline: float, timeout: float, url: httpx.URL) -> bytes:
+    too_large = DocumentTooLarge(
+        f"{url} is larger than the limit of {max_bytes:,} bytes; download it and upload a smaller file"
+    )
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    body = bytearray()
+    try:
+        for piece in response.iter_bytes():  # decoded: a gzip bomb is measured after inflating
+            body += piece
+            if len(body) > max_bytes:
+                raise too_large
+            _remaining(deadline, timeout, str(url))
+    except httpx.TimeoutException as exc:
+        raise FetchError(f"fetching {url} timed out after {timeout:g} s; try again later or upload the file") from exc
+    except httpx.HTTPError as exc:
+        raise FetchError(f"the download of {url} failed: {exc}; try again") from exc
+    return bytes(body)
