@@ -132,9 +132,11 @@ class RetrievedChunkResponse(BaseModel):
     chunk_id: str
     vector_distance: float
     text: str
-    heading_path: list[str] = []
-    page_start: int | None = None
+    heading_path: list[str] = Field(default=[], description="Headings the chunk sits under, outermost first.")
+    page_start: int | None = Field(default=None, description="First page of the chunk (PDF).")
     page_end: int | None = None
+    start: int = Field(description="Offset of the chunk in the document's extracted text (`content[start:end]`).")
+    end: int
 
 
 class RetrieveResponse(BaseModel):

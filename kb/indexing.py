@@ -58,7 +58,7 @@ class Indexer:
                 overlap_tokens=min(self.settings.chunk_overlap_tokens, self.chunk_budget(embedder) // 2),
             )
             if not pieces:
-                raise IngestError("the document has no text to index")
+                raise IngestError("no text could be extracted from this document, so there is nothing to index (a scanned PDF needs OCR first)")
             vectors = self._embed([c.text for c in pieces], embedder, index.id)
             self._publish(workspace_id, index, pieces, vectors)
         except (ModelUnavailable, IngestError, FileNotFoundError) as exc:

@@ -30,9 +30,23 @@ class RagIndex:
         return cls(row.id, row.document_id, row.model, row.status, row.progress_percentage, row.used_bytes, row.error)
 
 
-def create_index(conn: Connection, queue: JobQueue, workspace_id: str, document_id: str, model: str, size_bytes: int) -> RagIndex:
-    """Insert an index in `created` state and its job, in the caller's transaction."""
-    index = RagIndex(new_id("ri_"), document_id, model, "created", 0.0, size_bytes, None)
+def create_index(
+    conn: Connection,
+    queue: JobQueue,
+    workspace_id: str,
+    document_id: str,
+    model: str,
+    size_bytes: int,
+    *,
+    failure: str | None = None,
+) -> RagIndex:
+    """Insert an index in `created` state and its job, in the caller's transaction.
+
+    With `failure`, the index is recorded as `failed` with that message and no job is queued
+    (for a document kept although it has nothing to index, such as a scanned PDF).
+    """
+    status = "failed" if failure else "created"
+    index = RagIndex(new_id("ri_"), document_id, model, status, 0.0, size_bytes, failure)
     t = now()
     conn.execute(
         rag_indexes.insert().values(
@@ -43,11 +57,13 @@ def create_index(conn: Connection, queue: JobQueue, workspace_id: str, document_
             status=index.status,
             progress_percentage=0.0,
             used_bytes=size_bytes,
+            error=failure,
             created_at=t,
             updated_at=t,
         )
     )
-    queue.enqueue(conn, INDEX_JOB, {"rag_index_id": index.id})
+    if not failure:
+        queue.enqueue(conn, INDEX_JOB, {"rag_index_id": index.id})
     return index
 
 

@@ -132,13 +132,21 @@ class KnowledgeBase:
         self, workspace: Workspace, data: bytes, filename: str | None, content_type: str | None, name: str | None = None
     ) -> Document:
         self._check_upload_size(len(data))
-        parsed = self._parse(data, filename, content_type)
+        failure = None
+        try:
+            parsed = self._parse(data, filename, content_type)
+        except EmptyDocument as exc:
+            if not data or ingest.detect_format(data, filename, content_type) != "pdf":
+                raise
+            # A scanned PDF is a real document with no text layer: keep it, say why it is not searchable.
+            parsed, failure = ingest.ParsedDocument("", [], "pdf"), exc.message
         return self._add(
             workspace,
             "file",
             data,
             parsed,
             name=name or filename or parsed.title or "Untitled file",
+            index_failure=failure,
             filename=filename,
             content_type=content_type,
         )
@@ -177,7 +185,17 @@ class KnowledgeBase:
                 f"the upload is {size} bytes, over the limit of {self.settings.max_upload_bytes} bytes (KB_MAX_UPLOAD_BYTES)"
             )
 
-    def _add(self, workspace: Workspace, doc_type: str, data: bytes, parsed: ingest.ParsedDocument, *, name: str, **extra) -> Document:
+    def _add(
+        self,
+        workspace: Workspace,
+        doc_type: str,
+        data: bytes,
+        parsed: ingest.ParsedDocument,
+        *,
+        name: str,
+        index_failure: str | None = None,
+        **extra,
+    ) -> Document:
         t = now()
         doc = Document(
             id=ws.new_id(),
@@ -197,7 +215,9 @@ class KnowledgeBase:
         try:
             with self.db.write() as conn:
                 docs.insert_document(conn, doc)
-                ri.create_index(conn, self.queue, workspace.id, doc.id, workspace.default_model, doc.size_bytes)
+                ri.create_index(
+                    conn, self.queue, workspace.id, doc.id, workspace.default_model, doc.size_bytes, failure=index_failure
+                )
         except BaseException:
             self.blobs.delete_document(workspace.id, doc.id)
             raise

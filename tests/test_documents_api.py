@@ -175,3 +175,46 @@ def test_url_document_is_fetched_extracted_and_indexed(client, html_site):
     assert stored["type"] == "url" and stored["url"].endswith("/blog.python.org.html")
     text = client.get(f"{KB}/{doc['id']}/content").text
     assert "Python" in text
+
+
+def _blank_pdf() -> bytes:
+    import io
+
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    writer.add_metadata({"/Title": "Scanned contract"})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_pdf_without_text_is_kept_with_a_failed_index_that_says_why(client):
+    response = client.post(f"{KB}/file", files={"file": ("scan.pdf", _blank_pdf(), "application/pdf")})
+    assert response.status_code == 200, response.text
+    document_id = response.json()["id"]
+    index = wait_indexed(client, document_id)
+    assert index["status"] == "failed"
+    assert "no text could be extracted" in index["error"] and "OCR" in index["error"]
+    assert client.get(f"{KB}/{document_id}").json()["type"] == "file"
+
+
+def test_broken_files_get_4xx_and_change_nothing(client, corpus):
+    keep = add_text(client, WHALES, "whales")
+    cases = [
+        ("junk.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 20, 400),
+        ("truncated.pdf", (corpus / "pdf" / "pdflatex-4-pages.pdf").read_bytes()[:3000], 400),
+        ("locked.pdf", (corpus / "pdf" / "libreoffice-writer-password.pdf").read_bytes(), 400),
+        ("random.docx", b"PK\x03\x04" + bytes(range(256)) * 20, None),
+    ]
+    for filename, data, status in cases:
+        response = client.post(f"{KB}/file", files={"file": (filename, data, "application/octet-stream")})
+        assert 400 <= response.status_code < 500, (filename, response.text)
+        if status:
+            assert response.status_code == status, (filename, response.text)
+        assert response.json()["detail"]["message"], filename
+    locked = client.post(f"{KB}/file", files={"file": ("locked.pdf", cases[2][1], "application/pdf")})
+    assert "password" in locked.json()["detail"]["message"]
+    assert [d["id"] for d in client.get(KB).json()["documents"]] == [keep]
+    assert retrieve(client, "blue whale")["chunks"][0]["document_id"] == keep
