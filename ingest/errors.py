@@ -53,3 +53,9 @@ class FetchError(IngestError):
 
     status = 400
     code = "fetch_failed"
+
+
+class BlockedAddress(FetchError):
+    """The URL's host resolves to an address that may not be fetched (loopback, private, metadata...)."""
+
+    code = "address_not_allowed"

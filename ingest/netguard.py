@@ -13,7 +13,7 @@ import ipaddress
 import socket
 from collections.abc import Collection
 
-from .errors import FetchError
+from .errors import BlockedAddress, FetchError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
@@ -40,9 +40,9 @@ class HostPolicy:
             for address in addresses:
                 reason = forbidden_reason(ipaddress.ip_address(address.split("%")[0]))
                 if reason:
-                    raise FetchError(
+                    raise BlockedAddress(
                         f"refusing to fetch from {bare!r}: it resolves to {address}, {reason}; "
-                        "only public internet addresses can be fetched (an administrator can allow this host)"
+                        "only public internet addresses can be fetched; an administrator can allow this host"
                     )
         return addresses
 

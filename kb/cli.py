@@ -189,16 +189,21 @@ def extract(source: str, as_json: bool) -> None:
     import ingest as ingest_lib
     from ingest.errors import IngestError
 
+    from .sandbox import parse_isolated
+
     settings = load_settings()
     try:
         if source.startswith(("http://", "https://")):
-            fetched = ingest_lib.fetch_url(source, timeout=settings.url_timeout_secs, allow_hosts=settings.url_allow_hosts)
-            parsed = ingest_lib.parse(fetched.data, filename=fetched.final_url.rsplit("/", 1)[-1], content_type=fetched.content_type)
+            fetched = ingest_lib.fetch_url(source, timeout=settings.url_timeout_secs, max_bytes=settings.max_upload_bytes,
+                                           max_redirects=settings.url_max_redirects, allow_hosts=settings.url_allow_hosts)
+            data, filename, content_type = fetched.data, fetched.final_url.rsplit("/", 1)[-1], fetched.content_type
         else:
             path = Path(source)
             if not path.is_file():
                 raise click.ClickException(f"{source}: no such file")
-            parsed = ingest_lib.parse(path.read_bytes(), filename=path.name)
+            data, filename, content_type = path.read_bytes(), path.name, None
+        parsed = parse_isolated(data, filename, content_type, limits=settings.parse_limits,
+                                timeout_secs=settings.parse_timeout_secs, memory_bytes=settings.parse_memory_mb << 20)
     except IngestError as exc:
         _fail(exc)
     if as_json:

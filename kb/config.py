@@ -34,12 +34,18 @@ class Settings:
     models: dict[str, str] = field(default_factory=_default_models)
     chunk_tokens: int = 256  # capped at the model's maximum sequence length
     chunk_overlap_tokens: int = 32
+    embed_context: bool = False  # prepend document title and heading path to the embedded text
+    context_tokens: int = 32  # tokens kept free in each chunk for that prefix
     workers: int = 1  # background indexing threads
     embed_batch_size: int = 32
     max_upload_bytes: int = 50_000_000
+    max_pages: int = 2000  # PDF pages
+    max_zip_entries: int = 10_000  # entries in a DOCX or EPUB
+    max_unzipped_bytes: int = 500_000_000  # declared uncompressed size of a DOCX or EPUB
     parse_timeout_secs: float = 60.0  # a parser running longer is killed
     parse_memory_mb: int = 2048  # address-space cap of the parsing child process
     url_timeout_secs: float = 15.0
+    url_max_redirects: int = 5
     url_allow_hosts: tuple[str, ...] = ()
     database_url: str | None = None  # default: SQLite file in data_dir
 
@@ -55,6 +61,12 @@ class Settings:
         source = self.models[name]
         return bundled_model_path() if source == "bundled" else source
 
+    @property
+    def parse_limits(self):
+        from ingest import ParseLimits
+
+        return ParseLimits(self.max_pages, self.max_zip_entries, self.max_unzipped_bytes)
+
     def with_overrides(self, **overrides: object) -> "Settings":
         """A copy with the given non-None values replaced (used for CLI flags)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -68,12 +80,18 @@ ENV_VARS: dict[str, str] = {
     "models": "KB_MODELS",
     "chunk_tokens": "KB_CHUNK_TOKENS",
     "chunk_overlap_tokens": "KB_CHUNK_OVERLAP_TOKENS",
+    "embed_context": "KB_EMBED_CONTEXT",
+    "context_tokens": "KB_CONTEXT_TOKENS",
     "workers": "KB_WORKERS",
     "embed_batch_size": "KB_EMBED_BATCH_SIZE",
     "max_upload_bytes": "KB_MAX_UPLOAD_BYTES",
+    "max_pages": "KB_MAX_PAGES",
+    "max_zip_entries": "KB_MAX_ZIP_ENTRIES",
+    "max_unzipped_bytes": "KB_MAX_UNZIPPED_BYTES",
     "parse_timeout_secs": "KB_PARSE_TIMEOUT_SECS",
     "parse_memory_mb": "KB_PARSE_MEMORY_MB",
     "url_timeout_secs": "KB_URL_TIMEOUT_SECS",
+    "url_max_redirects": "KB_URL_MAX_REDIRECTS",
     "url_allow_hosts": "KB_URL_ALLOW_HOSTS",
     "database_url": "KB_DATABASE_URL",
 }
@@ -105,6 +123,8 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
             values[name] = tuple(h.strip() for h in raw.split(",") if h.strip())
         elif name == "data_dir":
             values[name] = Path(raw)
+        elif types[name] in ("bool", bool):
+            values[name] = raw.strip().lower() in ("1", "true", "yes", "on")
         elif types[name] in ("int", int):
             values[name] = int(raw)
         elif types[name] in ("float", float):

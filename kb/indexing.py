@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy import select
 
 from index.embedders import Embedder, ModelUnavailable
-from ingest import chunk_document
+from ingest import Chunk, chunk_document
 from ingest.errors import IngestError
 
 from .blobs import BlobStore
@@ -39,7 +39,9 @@ class Indexer:
         self.vectors = vectors
 
     def chunk_budget(self, embedder: Embedder) -> int:
-        return min(self.settings.chunk_tokens, embedder.max_tokens)
+        """Tokens a chunk may use: what is left of the model's input after the context prefix."""
+        budget = min(self.settings.chunk_tokens, embedder.max_tokens)
+        return budget - self.settings.context_tokens if self.settings.embed_context else budget
 
     def run(self, rag_index_id: str) -> None:
         """Build one document's index for one model. Failures end in `failed` with a message."""
@@ -59,7 +61,11 @@ class Indexer:
             )
             if not pieces:
                 raise IngestError("no text could be extracted from this document, so there is nothing to index (a scanned PDF needs OCR first)")
-            vectors = self._embed([c.text for c in pieces], embedder, index.id)
+            texts = [c.text for c in pieces]
+            if self.settings.embed_context:
+                title = parsed.title or self._document_name(index.document_id)
+                texts = [with_context(title, c, embedder.count_tokens, embedder.max_tokens) for c in pieces]
+            vectors = self._embed(texts, embedder, index.id)
             self._publish(workspace_id, index, pieces, vectors)
         except (ModelUnavailable, IngestError, FileNotFoundError) as exc:
             message = getattr(exc, "message", None) or str(exc)
@@ -68,6 +74,10 @@ class Indexer:
         except Exception as exc:
             log.exception("indexing %s with %s failed", index.document_id, index.model)
             set_state(self.db, index.id, status="failed", error=f"internal error while indexing: {exc}")
+
+    def _document_name(self, document_id: str) -> str:
+        with self.db.read() as conn:
+            return conn.execute(select(documents.c.name).where(documents.c.id == document_id)).scalar() or ""
 
     def _embed(self, texts: list[str], embedder: Embedder, rag_index_id: str) -> np.ndarray:
         last_update = 0.0
@@ -131,3 +141,20 @@ class Indexer:
                 add=(np.asarray(keys, dtype=np.int64), vectors),
                 remove=old_keys,
             )
+
+
+def with_context(title: str, chunk: Chunk, count_tokens, max_tokens: int) -> str:
+    """The text embedded for a chunk: its document title and heading path, then its text.
+
+    Only the embedding sees the prefix; the stored chunk text stays an exact slice of the
+    document. The prefix loses words from its start until the whole fits the model's input.
+    """
+    parts = [title.strip()] if title and title.strip() not in chunk.heading_path else []
+    prefix = " > ".join(parts + [h for h in chunk.heading_path if h])
+    words = prefix.split()
+    while words:
+        text = " ".join(words) + "\n\n" + chunk.text
+        if count_tokens(text) <= max_tokens:
+            return text
+        words = words[1:]
+    return chunk.text

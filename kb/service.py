@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 
 import ingest
 from index.retrieval import RetrievalLimits
-from ingest.errors import DocumentTooLarge, EmptyDocument
+from ingest.errors import BlockedAddress, DocumentTooLarge, EmptyDocument
 
 from . import documents as docs
 from . import rag_indexes as ri
@@ -152,12 +152,16 @@ class KnowledgeBase:
         )
 
     def add_url(self, workspace: Workspace, url: str, name: str | None = None) -> Document:
-        fetched = ingest.fetch_url(
-            url,
-            timeout=self.settings.url_timeout_secs,
-            max_bytes=self.settings.max_upload_bytes,
-            allow_hosts=self.settings.url_allow_hosts,
-        )
+        try:
+            fetched = ingest.fetch_url(
+                url,
+                timeout=self.settings.url_timeout_secs,
+                max_bytes=self.settings.max_upload_bytes,
+                max_redirects=self.settings.url_max_redirects,
+                allow_hosts=self.settings.url_allow_hosts,
+            )
+        except BlockedAddress as exc:
+            raise BlockedAddress(f"{exc.message} by listing it in KB_URL_ALLOW_HOSTS") from exc
         filename = unquote(Path(urlparse(fetched.final_url).path).name) or None
         parsed = self._parse(fetched.data, filename, fetched.content_type)
         return self._add(
@@ -175,6 +179,7 @@ class KnowledgeBase:
             data,
             filename,
             content_type,
+            limits=self.settings.parse_limits,
             timeout_secs=self.settings.parse_timeout_secs,
             memory_bytes=self.settings.parse_memory_mb * 1024 * 1024,
         )
