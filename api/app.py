@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from kb.service import KnowledgeBase
 
 from .errors import install_error_handlers
-from .routes import documents, rag
+from .routes import collection, documents, rag
 
 
 def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
@@ -31,7 +31,9 @@ def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
     )
     app.state.kb = kb
     install_error_handlers(app)
-    app.include_router(rag.router)  # before documents: its fixed paths must win over /{documentation_id}
+    # Fixed paths (/search, /rag-index, /folder...) first: they must win over /{documentation_id}.
+    app.include_router(rag.router)
+    app.include_router(collection.router)
     app.include_router(documents.router)
 
     @app.get("/health", tags=["service"], summary="Liveness check")

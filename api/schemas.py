@@ -14,19 +14,64 @@ DEFAULT_LIMITS = RetrievalLimits()
 class TextDocumentRequest(BaseModel):
     text: str = Field(description="The text to add to the knowledge base.")
     name: str | None = Field(default=None, description="Display name; defaults to the text's first words.")
+    parent_folder_id: str | None = Field(default=None, description="Folder to put the document in.")
 
 
 class UrlDocumentRequest(BaseModel):
     url: str = Field(description="An http(s) URL whose page or file is fetched and indexed.")
     name: str | None = Field(default=None, description="Display name; defaults to the page title.")
+    parent_folder_id: str | None = None
+    enable_auto_sync: bool | None = Field(default=None, description="Not supported yet: must be false or absent.")
+    auto_remove: bool | None = None
+    minimum_frequency_days: int | None = None
 
 
-class RenameRequest(BaseModel):
+class FolderRequest(BaseModel):
     name: str = Field(min_length=1, max_length=255)
+    parent_folder_id: str | None = None
+    enable_auto_sync: bool | None = None
+    auto_remove: bool | None = None
+    minimum_frequency_days: int | None = None
+
+
+class UpdateDocumentRequest(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    content: str | None = Field(default=None, description="New text of a text document (re-indexed).")
+    enable_auto_sync: bool | None = None
+    auto_remove: bool | None = None
+    minimum_frequency_days: int | None = None
+    tighten_only: bool | None = None
+
+
+class MoveRequest(BaseModel):
+    move_to: str | None = Field(default=None, description="Destination folder id; null for the root.")
+
+
+class BulkMoveRequest(MoveRequest):
+    document_ids: list[str] = Field(min_length=1, max_length=100)
+
+
+class BulkDeleteRequest(BaseModel):
+    document_ids: list[str] = Field(min_length=1, max_length=100)
+    force: bool = False
+
+
+class DocumentIdsRequest(BaseModel):
+    document_ids: list[str] = Field(min_length=1, max_length=100)
 
 
 class RagIndexRequest(BaseModel):
     model: str = Field(description="Embedding model name, e.g. all-MiniLM-L6-v2.")
+
+
+class RagIndexBatchItem(BaseModel):
+    document_id: str
+    create_if_missing: bool
+    model: str
+
+
+class RagIndexBatchRequest(BaseModel):
+    items: list[RagIndexBatchItem] = Field(min_length=1, max_length=100)
 
 
 class FolderSegment(BaseModel):
@@ -53,31 +98,70 @@ class AccessInfo(BaseModel):
     role: Literal["admin", "editor", "commenter", "viewer"] = "admin"
 
 
-class DocumentSummary(BaseModel):
+class DependentAgent(BaseModel):
+    type: Literal["available", "unknown"] = "available"
+    id: str
+    name: str | None = None
+    created_at_unix_secs: int | None = None
+    access_level: Literal["admin", "editor", "commenter", "viewer"] | None = "admin"
+
+
+class DocumentBase(BaseModel):
+    type: Literal["file", "url", "text", "folder"]
     id: str
     name: str
-    type: Literal["file", "url", "text"]
     metadata: DocumentMetadata
     supported_usages: list[Literal["prompt", "auto"]] = ["prompt", "auto"]
     access_info: AccessInfo = AccessInfo()
     folder_parent_id: str | None = None
     folder_path: list[FolderSegment] = []
-    dependent_agents: list[dict] = []
-    url: str | None = None
-    filename: str | None = None
-    format: str = Field(description="Detected format: pdf, docx, epub, html, txt or markdown.")
+    url: str | None = Field(default=None, description="URL documents: the final URL fetched.")
+    children_count: int | None = Field(default=None, description="Folders: direct children.")
+    document_count: int | None = Field(default=None, description="Folders: documents anywhere below.")
 
 
-class DocumentResponse(DocumentSummary):
-    extracted_inner_html: str
+class DocumentSummary(DocumentBase):
+    dependent_agents: list[DependentAgent] = []
+
+
+class DocumentResponse(DocumentBase):
+    extracted_inner_html: str | None = Field(default=None, description="Documents: the extracted text as HTML.")
+    filename: str | None = Field(default=None, description="File documents: the uploaded file's name.")
+    format: str | None = Field(default=None, description="Detected format: pdf, docx, epub, html, txt or markdown.")
     source_metadata: dict[str, str] = Field(default_factory=dict, description="Title, author... found in the file.")
-    char_count: int
+    char_count: int | None = None
 
 
 class DocumentListResponse(BaseModel):
     documents: list[DocumentSummary]
     next_cursor: str | None = None
     has_more: bool
+
+
+class SnippetPart(BaseModel):
+    value: str
+    is_hit: bool
+
+
+class SearchResult(BaseModel):
+    document: DocumentSummary
+    score: float
+    search_snippet: list[SnippetPart]
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchResult]
+    next_cursor: str | None = None
+
+
+class DependentAgentsResponse(BaseModel):
+    agents: list[DependentAgent]
+    next_cursor: str | None = None
+    has_more: bool = False
+
+
+class SourceFileUrlResponse(BaseModel):
+    signed_url: str
 
 
 class IndexUsage(BaseModel):
@@ -87,7 +171,7 @@ class IndexUsage(BaseModel):
 class RagIndexResponse(BaseModel):
     id: str
     model: str
-    status: Literal["created", "processing", "succeeded", "failed"]
+    status: Literal["created", "processing", "succeeded", "failed", "rag_limit_exceeded", "document_too_small"]
     progress_percentage: float
     document_model_index_usage: IndexUsage
     error: str | None = Field(default=None, description="Why indexing failed, when it did.")
@@ -95,6 +179,43 @@ class RagIndexResponse(BaseModel):
 
 class RagIndexesResponse(BaseModel):
     indexes: list[RagIndexResponse]
+
+
+class ModelUsage(BaseModel):
+    model: str
+    used_bytes: int
+
+
+class RagOverviewResponse(BaseModel):
+    total_used_bytes: int
+    total_max_bytes: int
+    models: list[ModelUsage]
+
+
+class BatchFailure(BaseModel):
+    status: Literal["failure"] = "failure"
+    error_code: int
+    error_status: str
+    error_message: str
+
+
+class RagIndexBatchSuccess(BaseModel):
+    status: Literal["success"] = "success"
+    data: RagIndexResponse
+
+
+class DeletedId(BaseModel):
+    id: str
+
+
+class BulkDeleteSuccess(BaseModel):
+    status: Literal["success"] = "success"
+    data: DeletedId
+
+
+class SummarySuccess(BaseModel):
+    status: Literal["success"] = "success"
+    data: DocumentSummary
 
 
 class ChunkResponse(BaseModel):
@@ -106,6 +227,11 @@ class ChunkResponse(BaseModel):
     page_end: int | None = None
     start: int = Field(description="Offset of the chunk in the document's extracted text.")
     end: int
+
+
+class ChunksResponse(BaseModel):
+    chunks: list[ChunkResponse]
+    next_cursor: str | None = None
 
 
 class RetrieveRequest(BaseModel):
@@ -146,5 +272,3 @@ class RetrieveResponse(BaseModel):
     rag_latency_secs: float
 
 
-class DeletedResponse(BaseModel):
-    pass

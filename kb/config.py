@@ -23,6 +23,18 @@ def _default_models() -> dict[str, str]:
     }
 
 
+# RAG indexing limit per tier: total original bytes of the documents behind a workspace's indexes.
+TIER_RAG_MAX_BYTES: dict[str, int] = {
+    "free": 1_000_000,
+    "starter": 2_000_000,
+    "creator": 20_000_000,
+    "pro": 100_000_000,
+    "scale": 500_000_000,
+    "business": 1_000_000_000,
+    "enterprise": 1_000_000_000,  # custom per workspace
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the service. See the README's "Configuration" table."""

@@ -51,8 +51,9 @@ documents = Table(
     Column("id", String, primary_key=True),
     Column("workspace_id", String, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
     Column("name", String, nullable=False),
-    Column("type", String, nullable=False),  # "file" | "url" | "text"
-    Column("format", String, nullable=False),  # ingest.SUPPORTED_FORMATS
+    Column("type", String, nullable=False),  # "file" | "url" | "text" | "folder"
+    Column("format", String, nullable=False),  # ingest.SUPPORTED_FORMATS, or "folder"
+    Column("parent_folder_id", String),  # a folder is a row of this table with type "folder"
     Column("filename", String),
     Column("url", String),
     Column("content_type", String),
@@ -64,6 +65,7 @@ documents = Table(
     Column("updated_at", Float, nullable=False),
     Index("ix_documents_workspace_created", "workspace_id", "created_at"),
     Index("ix_documents_workspace_name", "workspace_id", "name"),
+    Index("ix_documents_workspace_parent", "workspace_id", "parent_folder_id"),
 )
 
 rag_indexes = Table(

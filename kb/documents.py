@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection, Row
 
 from ingest import ParsedDocument
@@ -37,7 +37,12 @@ class Document:
     filename: str | None = None
     url: str | None = None
     content_type: str | None = None
+    parent_folder_id: str | None = None
     metadata: dict = field(default_factory=dict)
+
+    @property
+    def is_folder(self) -> bool:
+        return self.type == "folder"
 
     @classmethod
     def from_row(cls, row: Row) -> "Document":
@@ -55,6 +60,7 @@ class Document:
             filename=row.filename,
             url=row.url,
             content_type=row.content_type,
+            parent_folder_id=row.parent_folder_id,
             metadata=json.loads(row.metadata_json or "{}"),
         )
 
@@ -111,6 +117,7 @@ def insert_document(conn: Connection, doc: Document) -> None:
             filename=doc.filename,
             url=doc.url,
             content_type=doc.content_type,
+            parent_folder_id=doc.parent_folder_id,
             size_bytes=doc.size_bytes,
             char_count=doc.char_count,
             content_hash=doc.content_hash,
@@ -146,63 +153,122 @@ def rename_document(db: Database, workspace_id: str, document_id: str, name: str
     return get_document(db, workspace_id, document_id)
 
 
-def _encode_cursor(created_at: float, document_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([created_at, document_id]).encode()).decode()
+SORT_COLUMNS = {
+    "name": documents.c.name,
+    "created_at": documents.c.created_at,
+    "updated_at": documents.c.updated_at,
+    "size": documents.c.size_bytes,
+}
+DOCUMENT_TYPES = ("file", "url", "text", "folder")
 
 
-def _decode_cursor(cursor: str) -> tuple[float, str]:
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
     try:
-        created_at, document_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return float(created_at), str(document_id)
+        offset = int(json.loads(base64.urlsafe_b64decode(cursor.encode()))["offset"])
     except Exception as exc:
         raise InvalidRequest("invalid cursor: pass the next_cursor of the previous page unchanged") from exc
+    if offset < 0:
+        raise InvalidRequest("invalid cursor: pass the next_cursor of the previous page unchanged")
+    return offset
 
 
-def list_documents(
-    db: Database, workspace_id: str, *, page_size: int = 30, cursor: str | None = None, search: str | None = None
-) -> DocumentPage:
-    """Newest first, keyset-paginated; `search` matches names that start with it (case-insensitive)."""
-    if not 1 <= page_size <= 100:
+@dataclass(frozen=True)
+class ListQuery:
+    page_size: int = 30
+    cursor: str | None = None
+    search: str | None = None  # name prefix, case-insensitive
+    types: tuple[str, ...] = ()
+    parent_folder_id: str | None = None  # direct children only
+    ancestor_folder_id: str | None = None  # anywhere below
+    sort_by: str = "created_at"
+    sort_direction: str = "desc"
+    folders_first: bool = False
+
+
+def list_documents(db: Database, workspace_id: str, q: ListQuery = ListQuery()) -> DocumentPage:
+    """A page of the workspace's documents and folders, filtered and sorted as asked."""
+    if not 1 <= q.page_size <= 100:
         raise InvalidRequest("page_size must be between 1 and 100")
+    if q.sort_by not in SORT_COLUMNS:
+        raise InvalidRequest(f"sort_by must be one of {', '.join(SORT_COLUMNS)}")
+    if q.sort_direction not in ("asc", "desc"):
+        raise InvalidRequest("sort_direction must be asc or desc")
+    unknown = [t for t in q.types if t not in DOCUMENT_TYPES]
+    if unknown:
+        raise InvalidRequest(f"unknown document type {unknown[0]!r}; types are {', '.join(DOCUMENT_TYPES)}")
+    offset = decode_cursor(q.cursor)
     query = select(documents).where(documents.c.workspace_id == workspace_id)
-    if search:
-        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    if q.search:
+        escaped = q.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(documents.c.name.ilike(escaped + "%", escape="\\"))
-    if cursor:
-        created_at, document_id = _decode_cursor(cursor)
-        query = query.where(
-            or_(
-                documents.c.created_at < created_at,
-                and_(documents.c.created_at == created_at, documents.c.id < document_id),
-            )
-        )
-    query = query.order_by(documents.c.created_at.desc(), documents.c.id.desc()).limit(page_size + 1)
+    if q.types:
+        query = query.where(documents.c.type.in_(q.types))
+    if q.parent_folder_id:
+        query = query.where(documents.c.parent_folder_id == q.parent_folder_id)
+    if q.ancestor_folder_id:
+        with db.read() as conn:
+            below = descendant_ids(conn, workspace_id, q.ancestor_folder_id)
+        query = query.where(documents.c.id.in_(below))
+    column = SORT_COLUMNS[q.sort_by]
+    order = [column.asc() if q.sort_direction == "asc" else column.desc()]
+    order.append(documents.c.id.asc() if q.sort_direction == "asc" else documents.c.id.desc())
+    if q.folders_first:
+        order.insert(0, (documents.c.type != "folder").asc())
+    query = query.order_by(*order).offset(offset).limit(q.page_size + 1)
     with db.read() as conn:
         rows = conn.execute(query).fetchall()
-    has_more = len(rows) > page_size
-    page = [Document.from_row(r) for r in rows[:page_size]]
-    next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if has_more else None
-    return DocumentPage(page, next_cursor, has_more)
+    has_more = len(rows) > q.page_size
+    page = [Document.from_row(r) for r in rows[: q.page_size]]
+    return DocumentPage(page, encode_cursor(offset + q.page_size) if has_more else None, has_more)
 
 
-def chunk_keys_by_model(conn: Connection, workspace_id: str, document_id: str) -> dict[str, list[int]]:
-    rows = conn.execute(
-        select(chunks.c.model, chunks.c.key).where(
-            chunks.c.workspace_id == workspace_id, chunks.c.document_id == document_id
-        )
-    )
-    keys: dict[str, list[int]] = {}
-    for row in rows:
-        keys.setdefault(row.model, []).append(row.key)
-    return keys
+def descendant_ids(conn: Connection, workspace_id: str, folder_id: str) -> list[str]:
+    """Every document and folder below `folder_id` (not itself), breadth first."""
+    found: list[str] = []
+    frontier = [folder_id]
+    while frontier:
+        children = conn.execute(
+            select(documents.c.id, documents.c.type).where(
+                documents.c.workspace_id == workspace_id, documents.c.parent_folder_id.in_(frontier)
+            )
+        ).fetchall()
+        found += [c.id for c in children]
+        frontier = [c.id for c in children if c.type == "folder"]
+    return found
 
 
-def delete_document_rows(conn: Connection, workspace_id: str, document_id: str) -> bool:
-    conn.execute(delete(chunks).where(chunks.c.workspace_id == workspace_id, chunks.c.document_id == document_id))
-    conn.execute(
-        delete(rag_indexes).where(rag_indexes.c.workspace_id == workspace_id, rag_indexes.c.document_id == document_id)
-    )
-    result = conn.execute(
-        delete(documents).where(documents.c.workspace_id == workspace_id, documents.c.id == document_id)
-    )
-    return result.rowcount == 1
+def folder_path(conn: Connection, workspace_id: str, parent_folder_id: str | None) -> list[tuple[str, str]]:
+    """(id, name) of the folders from the root down to `parent_folder_id`."""
+    path: list[tuple[str, str]] = []
+    current = parent_folder_id
+    while current and len(path) < 100:
+        row = conn.execute(
+            select(documents.c.id, documents.c.name, documents.c.parent_folder_id).where(
+                documents.c.workspace_id == workspace_id, documents.c.id == current
+            )
+        ).first()
+        if row is None:
+            break
+        path.append((row.id, row.name))
+        current = row.parent_folder_id
+    return list(reversed(path))
+
+
+def folder_counts(conn: Connection, workspace_id: str, folder_id: str) -> tuple[int, int]:
+    """(direct children, documents anywhere below) of a folder."""
+    children = conn.execute(
+        select(func.count()).where(documents.c.workspace_id == workspace_id, documents.c.parent_folder_id == folder_id)
+    ).scalar_one()
+    below = descendant_ids(conn, workspace_id, folder_id)
+    docs = 0
+    if below:
+        docs = conn.execute(
+            select(func.count()).where(documents.c.id.in_(below), documents.c.type != "folder")
+        ).scalar_one()
+    return int(children), int(docs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Row
 
 from .db import Database, now, rag_indexes
@@ -117,3 +117,41 @@ def retry_index(conn: Connection, queue: JobQueue, index: RagIndex) -> RagIndex:
     )
     queue.enqueue(conn, INDEX_JOB, {"rag_index_id": index.id})
     return RagIndex(index.id, index.document_id, index.model, "created", 0.0, index.used_bytes, None)
+
+
+def indexes_of(conn: Connection, workspace_id: str, document_id: str) -> list[RagIndex]:
+    rows = conn.execute(
+        select(rag_indexes).where(rag_indexes.c.workspace_id == workspace_id, rag_indexes.c.document_id == document_id)
+    ).fetchall()
+    return [RagIndex.from_row(r) for r in rows]
+
+
+def restart_index(conn: Connection, queue: JobQueue, index: RagIndex, size_bytes: int, failure: str | None = None) -> None:
+    """The document's content changed: index it again (its current chunks serve until the new ones land)."""
+    conn.execute(
+        update(rag_indexes)
+        .where(rag_indexes.c.id == index.id)
+        .values(
+            status="failed" if failure else "created",
+            progress_percentage=0.0,
+            used_bytes=size_bytes,
+            error=failure,
+            updated_at=now(),
+        )
+    )
+    if not failure:
+        queue.enqueue(conn, INDEX_JOB, {"rag_index_id": index.id})
+
+
+# Indexes that hold (or are about to hold) a place in the workspace's RAG quota.
+COUNTED_STATUSES = ("created", "processing", "succeeded")
+
+
+def usage_by_model(db: Database, workspace_id: str) -> dict[str, int]:
+    with db.read() as conn:
+        rows = conn.execute(
+            select(rag_indexes.c.model, func.sum(rag_indexes.c.used_bytes))
+            .where(rag_indexes.c.workspace_id == workspace_id, rag_indexes.c.status.in_(COUNTED_STATUSES))
+            .group_by(rag_indexes.c.model)
+        ).fetchall()
+    return {model: int(total or 0) for model, total in rows}

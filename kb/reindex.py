@@ -27,8 +27,7 @@ def stored_vector_count(kb: KnowledgeBase, workspace_id: str, model: str) -> int
             conn.execute(
                 select(func.count())
                 .select_from(chunks)
-                .join(rag_indexes, rag_indexes.c.id == chunks.c.rag_index_id)
-                .where(chunks.c.workspace_id == workspace_id, chunks.c.model == model, rag_indexes.c.status == "succeeded")
+                .where(chunks.c.workspace_id == workspace_id, chunks.c.model == model)
             ).scalar_one()
         )
 

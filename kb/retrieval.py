@@ -14,7 +14,7 @@ from sqlalchemy import select
 from index.embedders import ModelUnavailable
 from index.retrieval import Candidate, RetrievalLimits, apply_limits
 
-from .db import Database, chunks, documents, rag_indexes
+from .db import Database, chunks, documents
 from .errors import InvalidRequest, NotFound
 from .models import ModelRegistry
 from .vectors import VectorIndexes
@@ -140,13 +140,8 @@ class Retriever:
             if missing:
                 raise NotFound(f"documents not found in this workspace: {', '.join(missing)}")
             keys = conn.execute(
-                select(chunks.c.key)
-                .join(rag_indexes, rag_indexes.c.id == chunks.c.rag_index_id)
-                .where(
-                    chunks.c.workspace_id == workspace_id,
-                    chunks.c.model == model,
-                    chunks.c.document_id.in_(ids),
-                    rag_indexes.c.status == "succeeded",
+                select(chunks.c.key).where(
+                    chunks.c.workspace_id == workspace_id, chunks.c.model == model, chunks.c.document_id.in_(ids)
                 )
             ).scalars()
             return np.fromiter(keys, dtype=np.int64)

@@ -5,31 +5,32 @@ The API and the CLI call only this. It owns no HTTP and no parsing logic of its 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
-from contextlib import ExitStack
-from pathlib import Path
-from urllib.parse import unquote, urlparse
 
-import ingest
+from sqlalchemy import select, update
+
 from index.retrieval import RetrievalLimits
-from ingest.errors import BlockedAddress, DocumentTooLarge, EmptyDocument
 
 from . import documents as docs
 from . import rag_indexes as ri
 from . import workspaces as ws
 from .blobs import LocalBlobStore
-from .config import Settings
-from .db import Database, now
+from .config import TIER_RAG_MAX_BYTES, Settings
+from .db import Database, chunks, documents, now
 from .documents import Document, DocumentPage
-from .errors import InvalidRequest, NotFound
+from .errors import Conflict, InvalidRequest, NotFound
+from .fulltext import FullTextIndex, SearchHit
+from .ingestion import Ingestion, Prepared
 from .indexing import Indexer
 from .jobs import Job, JobQueue, WorkerPool, run_job
 from .models import ModelRegistry
 from .rag_indexes import RagIndex
-from .sandbox import parse_isolated
+from .removal import remove_documents, remove_rag_index
 from .retrieval import RetrievalResult, Retriever
+from .signing import LinkSigner
 from .vectors import VectorIndexes
 from .workspaces import Workspace
 
@@ -49,6 +50,10 @@ class KnowledgeBase:
         self.vectors = VectorIndexes(self.db, settings.data_dir / "indexes")
         self.indexer = Indexer(settings, self.db, self.blobs, self.models, self.vectors)
         self.retriever = Retriever(self.db, self.models, self.vectors)
+        self.fulltext = FullTextIndex(self.db)
+        self.ingestion = Ingestion(settings)
+        self.links = LinkSigner(settings.data_dir)
+        self.agents = None  # set by kb.agents.Agents when agents are wired in
         self._workers: WorkerPool | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -116,112 +121,87 @@ class KnowledgeBase:
             handle.write(api_key + "\n")
         return workspace, api_key
 
-    # --- documents ---------------------------------------------------------------------------
+    # --- adding documents ---------------------------------------------------------------------
 
-    def add_text(self, workspace: Workspace, text: str, name: str | None = None) -> Document:
-        data = text.encode("utf-8")
-        self._check_upload_size(len(data))
-        if not text.strip():
-            raise EmptyDocument("the text is empty: send some text to add to the knowledge base")
-        fmt = "markdown" if (name or "").lower().endswith((".md", ".markdown")) else "txt"
-        parsed = ingest.parse_text(text, fmt)
-        default_name = " ".join(text.split())[:60] or "Untitled text"
-        return self._add(workspace, "text", data, parsed, name=name or default_name)
+    def add_text(
+        self, workspace: Workspace, text: str, name: str | None = None, parent_folder_id: str | None = None
+    ) -> Document:
+        return self._add(workspace, "text", self.ingestion.from_text(text, name), name, parent_folder_id)
 
     def add_file(
-        self, workspace: Workspace, data: bytes, filename: str | None, content_type: str | None, name: str | None = None
-    ) -> Document:
-        self._check_upload_size(len(data))
-        failure = None
-        try:
-            parsed = self._parse(data, filename, content_type)
-        except EmptyDocument as exc:
-            if not data or ingest.detect_format(data, filename, content_type) != "pdf":
-                raise
-            # A scanned PDF is a real document with no text layer: keep it, say why it is not searchable.
-            parsed, failure = ingest.ParsedDocument("", [], "pdf"), exc.message
-        return self._add(
-            workspace,
-            "file",
-            data,
-            parsed,
-            name=name or filename or parsed.title or "Untitled file",
-            index_failure=failure,
-            filename=filename,
-            content_type=content_type,
-        )
-
-    def add_url(self, workspace: Workspace, url: str, name: str | None = None) -> Document:
-        try:
-            fetched = ingest.fetch_url(
-                url,
-                timeout=self.settings.url_timeout_secs,
-                max_bytes=self.settings.max_upload_bytes,
-                max_redirects=self.settings.url_max_redirects,
-                allow_hosts=self.settings.url_allow_hosts,
-            )
-        except BlockedAddress as exc:
-            raise BlockedAddress(f"{exc.message} by listing it in KB_URL_ALLOW_HOSTS") from exc
-        filename = unquote(Path(urlparse(fetched.final_url).path).name) or None
-        parsed = self._parse(fetched.data, filename, fetched.content_type)
-        return self._add(
-            workspace,
-            "url",
-            fetched.data,
-            parsed,
-            name=name or parsed.title or fetched.final_url,
-            url=fetched.final_url,
-            content_type=fetched.content_type,
-        )
-
-    def _parse(self, data: bytes, filename: str | None, content_type: str | None) -> ingest.ParsedDocument:
-        return parse_isolated(
-            data,
-            filename,
-            content_type,
-            limits=self.settings.parse_limits,
-            timeout_secs=self.settings.parse_timeout_secs,
-            memory_bytes=self.settings.parse_memory_mb * 1024 * 1024,
-        )
-
-    def _check_upload_size(self, size: int) -> None:
-        if size > self.settings.max_upload_bytes:
-            raise DocumentTooLarge(
-                f"the upload is {size} bytes, over the limit of {self.settings.max_upload_bytes} bytes (KB_MAX_UPLOAD_BYTES)"
-            )
-
-    def _add(
         self,
         workspace: Workspace,
-        doc_type: str,
         data: bytes,
-        parsed: ingest.ParsedDocument,
-        *,
-        name: str,
-        index_failure: str | None = None,
-        **extra,
+        filename: str | None,
+        content_type: str | None,
+        name: str | None = None,
+        parent_folder_id: str | None = None,
+    ) -> Document:
+        return self._add(workspace, "file", self.ingestion.from_file(data, filename, content_type), name, parent_folder_id)
+
+    def add_url(
+        self, workspace: Workspace, url: str, name: str | None = None, parent_folder_id: str | None = None
+    ) -> Document:
+        self._check_folder(workspace, parent_folder_id)  # before the fetch: fail fast
+        return self._add(workspace, "url", self.ingestion.from_url(url), name, parent_folder_id)
+
+    def create_folder(self, workspace: Workspace, name: str, parent_folder_id: str | None = None) -> Document:
+        if not name.strip():
+            raise InvalidRequest("a folder needs a name")
+        folder = Document(
+            id=ws.new_id("fo_"), workspace_id=workspace.id, name=name.strip()[:255], type="folder", format="folder",
+            size_bytes=0, char_count=0, content_hash="", created_at=now(), updated_at=now(),
+            parent_folder_id=parent_folder_id,
+        )
+        with self.db.write() as conn:
+            self._check_folder(workspace, parent_folder_id, conn)
+            docs.insert_document(conn, folder)
+        return folder
+
+    def _check_folder(self, workspace: Workspace, folder_id: str | None, conn=None) -> None:
+        if folder_id is None:
+            return
+        if conn is None:
+            with self.db.read() as read_conn:
+                return self._check_folder(workspace, folder_id, read_conn)
+        row = conn.execute(
+            select(documents.c.type).where(documents.c.workspace_id == workspace.id, documents.c.id == folder_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"folder {folder_id!r} not found in this workspace")
+        if row.type != "folder":
+            raise InvalidRequest(f"{folder_id!r} is a document, not a folder")
+
+    def _add(
+        self, workspace: Workspace, doc_type: str, prepared: Prepared, name: str | None, parent_folder_id: str | None
     ) -> Document:
         t = now()
         doc = Document(
             id=ws.new_id(),
             workspace_id=workspace.id,
-            name=name.strip()[:255] or "Untitled",
+            name=(name or prepared.default_name).strip()[:255] or "Untitled",
             type=doc_type,
-            format=parsed.format,
-            size_bytes=len(data),
-            char_count=len(parsed.text),
-            content_hash=docs.content_hash(data),
+            format=prepared.parsed.format,
+            size_bytes=len(prepared.data),
+            char_count=len(prepared.parsed.text),
+            content_hash=docs.content_hash(prepared.data),
             created_at=t,
             updated_at=t,
-            metadata=dict(parsed.metadata),
-            **extra,
+            filename=prepared.filename,
+            url=prepared.url,
+            content_type=prepared.content_type,
+            parent_folder_id=parent_folder_id,
+            metadata=dict(prepared.parsed.metadata),
         )
-        docs.store_parsed(self.blobs, workspace.id, doc.id, data, parsed)
+        docs.store_parsed(self.blobs, workspace.id, doc.id, prepared.data, prepared.parsed)
         try:
             with self.db.write() as conn:
+                self._check_folder(workspace, parent_folder_id, conn)
                 docs.insert_document(conn, doc)
+                FullTextIndex.put(conn, workspace.id, doc.id, prepared.parsed.text)
                 ri.create_index(
-                    conn, self.queue, workspace.id, doc.id, workspace.default_model, doc.size_bytes, failure=index_failure
+                    conn, self.queue, workspace.id, doc.id, workspace.default_model, doc.size_bytes,
+                    failure=prepared.index_failure,
                 )
         except BaseException:
             self.blobs.delete_document(workspace.id, doc.id)
@@ -229,63 +209,225 @@ class KnowledgeBase:
         self.queue.notify()
         return doc
 
-    def list_documents(self, workspace: Workspace, *, page_size: int = 30, cursor: str | None = None, search: str | None = None) -> DocumentPage:
-        return docs.list_documents(self.db, workspace.id, page_size=page_size, cursor=cursor, search=search)
+    # --- changing documents -------------------------------------------------------------------
 
-    def get_document(self, workspace: Workspace, document_id: str) -> Document:
-        return docs.get_document(self.db, workspace.id, document_id)
+    def update_document(
+        self, workspace: Workspace, document_id: str, *, name: str | None = None, content: str | None = None
+    ) -> Document:
+        """Rename, and for text documents replace the text (re-indexed in the background)."""
+        doc = self.get_document(workspace, document_id)
+        if content is not None:
+            if doc.type != "text":
+                raise InvalidRequest("only text documents take new content; use update-file for files and refresh for URLs")
+            doc = self._replace(workspace, doc, self.ingestion.from_text(content))
+        if name is not None:
+            doc = docs.rename_document(self.db, workspace.id, document_id, name)
+        return doc
 
     def rename_document(self, workspace: Workspace, document_id: str, name: str) -> Document:
         return docs.rename_document(self.db, workspace.id, document_id, name)
 
+    def update_file(
+        self, workspace: Workspace, document_id: str, data: bytes, filename: str | None, content_type: str | None
+    ) -> Document:
+        """Replace a file document's content; its id, name and folder stay, its indexes are rebuilt."""
+        doc = self.get_document(workspace, document_id)
+        if doc.type != "file":
+            raise InvalidRequest(f"document {document_id!r} is a {doc.type} document; update-file takes file documents")
+        return self._replace(workspace, doc, self.ingestion.from_file(data, filename, content_type))
+
+    def refresh(self, workspace: Workspace, document_id: str) -> Document:
+        """Fetch a URL document again; re-index only if its content changed."""
+        doc = self.get_document(workspace, document_id)
+        if doc.type != "url" or not doc.url:
+            raise InvalidRequest(f"document {document_id!r} is a {doc.type} document; only URL documents can be refreshed")
+        return self._replace(workspace, doc, self.ingestion.from_url(doc.url))
+
+    def _replace(self, workspace: Workspace, doc: Document, prepared: Prepared) -> Document:
+        new_hash = docs.content_hash(prepared.data)
+        if new_hash == doc.content_hash:
+            return doc  # unchanged: nothing to re-embed
+        docs.store_parsed(self.blobs, workspace.id, doc.id, prepared.data, prepared.parsed)
+        with self.db.write() as conn:
+            conn.execute(
+                update(documents)
+                .where(documents.c.id == doc.id, documents.c.workspace_id == workspace.id)
+                .values(
+                    format=prepared.parsed.format,
+                    size_bytes=len(prepared.data),
+                    char_count=len(prepared.parsed.text),
+                    content_hash=new_hash,
+                    metadata_json=json.dumps(prepared.parsed.metadata, ensure_ascii=False),
+                    filename=prepared.filename or doc.filename,
+                    url=prepared.url or doc.url,
+                    content_type=prepared.content_type or doc.content_type,
+                    updated_at=now(),
+                )
+            )
+            FullTextIndex.put(conn, workspace.id, doc.id, prepared.parsed.text)
+            for index in ri.indexes_of(conn, workspace.id, doc.id):
+                ri.restart_index(conn, self.queue, index, len(prepared.data), failure=prepared.index_failure)
+        self.queue.notify()
+        return self.get_document(workspace, doc.id)
+
+    def move(self, workspace: Workspace, document_ids: list[str], move_to: str | None) -> None:
+        """Move documents or folders into `move_to` (None: the root)."""
+        with self.db.write() as conn:
+            self._check_folder(workspace, move_to, conn)
+            for document_id in document_ids:
+                row = conn.execute(
+                    select(documents.c.type).where(documents.c.workspace_id == workspace.id, documents.c.id == document_id)
+                ).first()
+                if row is None:
+                    raise NotFound(f"document {document_id!r} not found in this workspace")
+                if row.type == "folder" and move_to and (
+                    move_to == document_id or move_to in docs.descendant_ids(conn, workspace.id, document_id)
+                ):
+                    raise InvalidRequest(f"cannot move folder {document_id!r} into itself or one of its subfolders")
+            conn.execute(
+                update(documents)
+                .where(documents.c.workspace_id == workspace.id, documents.c.id.in_(document_ids))
+                .values(parent_folder_id=move_to, updated_at=now())
+            )
+
+    # --- reading documents --------------------------------------------------------------------
+
+    def list_documents(self, workspace: Workspace, query: docs.ListQuery = docs.ListQuery()) -> DocumentPage:
+        return docs.list_documents(self.db, workspace.id, query)
+
+    def get_document(self, workspace: Workspace, document_id: str) -> Document:
+        return docs.get_document(self.db, workspace.id, document_id)
+
     def document_text(self, workspace: Workspace, document_id: str) -> str:
         doc = self.get_document(workspace, document_id)
+        if doc.is_folder:
+            raise InvalidRequest(f"{document_id!r} is a folder; folders have no content")
         return docs.load_text(self.blobs, workspace.id, doc.id)
 
-    def delete_document(self, workspace: Workspace, document_id: str) -> None:
-        """Remove the document, its chunks and vectors. Retrieval stops returning it at once."""
-        self.get_document(workspace, document_id)
+    def folder_path(self, workspace: Workspace, parent_folder_id: str | None) -> list[tuple[str, str]]:
         with self.db.read() as conn:
-            models = sorted({index.model for index in ri.list_indexes(self.db, workspace.id, document_id)})
-        with ExitStack() as stack:
-            for model in models:  # sorted: every writer takes these locks in one order
-                stack.enter_context(self.vectors.lock(workspace.id, model))
-            with self.db.write() as conn:
-                keys = docs.chunk_keys_by_model(conn, workspace.id, document_id)
-                if not docs.delete_document_rows(conn, workspace.id, document_id):
-                    raise NotFound(f"document {document_id!r} not found in this workspace")
-                generations = {model: self.vectors.bump_generation(conn, workspace.id, model) for model in keys}
-            for model, generation in generations.items():
-                self.vectors.apply(workspace.id, model, generation, remove=keys[model])
-        self.blobs.delete_document(workspace.id, document_id)
+            return docs.folder_path(conn, workspace.id, parent_folder_id)
 
-    def get_chunk(self, workspace: Workspace, document_id: str, chunk_id: str):
-        from sqlalchemy import select
-
-        from .db import chunks
-
-        self.get_document(workspace, document_id)
+    def folder_counts(self, workspace: Workspace, folder_id: str) -> tuple[int, int]:
         with self.db.read() as conn:
-            row = conn.execute(
-                select(chunks).where(
-                    chunks.c.id == chunk_id, chunks.c.document_id == document_id, chunks.c.workspace_id == workspace.id
+            return docs.folder_counts(conn, workspace.id, folder_id)
+
+    def search(
+        self, workspace: Workspace, query: str, *, page_size: int = 30, types: tuple[str, ...] = (), cursor: str | None = None
+    ) -> tuple[list[tuple[Document, SearchHit]], str | None]:
+        """Full-text search over document contents: (document, hit) pairs, best first, and the next cursor."""
+        if not query.strip():
+            raise InvalidRequest("query must not be empty")
+        if not 1 <= page_size <= 100:
+            raise InvalidRequest("page_size must be between 1 and 100")
+        offset = docs.decode_cursor(cursor)
+        allowed = None
+        if types:
+            page = docs.list_documents(self.db, workspace.id, docs.ListQuery(page_size=100, types=types))
+            allowed = [d.id for d in page.documents]
+            while page.has_more:
+                page = docs.list_documents(
+                    self.db, workspace.id, docs.ListQuery(page_size=100, types=types, cursor=page.next_cursor)
                 )
-            ).first()
+                allowed += [d.id for d in page.documents]
+        hits = self.fulltext.search(workspace.id, query, limit=page_size + 1, offset=offset, document_ids=allowed)
+        found = {d.id: d for d in self._documents(workspace, [h.document_id for h in hits[:page_size]])}
+        results = [(found[h.document_id], h) for h in hits[:page_size] if h.document_id in found]
+        return results, docs.encode_cursor(offset + page_size) if len(hits) > page_size else None
+
+    def _documents(self, workspace: Workspace, document_ids: list[str]) -> list[Document]:
+        if not document_ids:
+            return []
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(documents).where(documents.c.workspace_id == workspace.id, documents.c.id.in_(document_ids))
+            ).fetchall()
+        return [Document.from_row(r) for r in rows]
+
+    def chunks(
+        self, workspace: Workspace, document_id: str, model: str | None, *, page_size: int = 30, cursor: str | None = None
+    ) -> tuple[list, str | None]:
+        """The document's chunks for a model, in document order, and the next cursor."""
+        doc = self.get_document(workspace, document_id)
+        model = self.models.require_known(model or workspace.default_model)
+        if not 1 <= page_size <= 1000:
+            raise InvalidRequest("page_size must be between 1 and 1000")
+        offset = docs.decode_cursor(cursor)
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(chunks)
+                .where(chunks.c.workspace_id == workspace.id, chunks.c.document_id == doc.id, chunks.c.model == model)
+                .order_by(chunks.c.ordinal)
+                .offset(offset)
+                .limit(page_size + 1)
+            ).fetchall()
+        return rows[:page_size], docs.encode_cursor(offset + page_size) if len(rows) > page_size else None
+
+    def get_chunk(self, workspace: Workspace, document_id: str, chunk_id: str, model: str | None = None):
+        self.get_document(workspace, document_id)
+        query = select(chunks).where(
+            chunks.c.id == chunk_id, chunks.c.document_id == document_id, chunks.c.workspace_id == workspace.id
+        )
+        if model is not None:
+            query = query.where(chunks.c.model == self.models.require_known(model))
+        with self.db.read() as conn:
+            row = conn.execute(query).first()
         if row is None:
             raise NotFound(f"chunk {chunk_id!r} not found in document {document_id!r}")
         return row
 
+    def source_file_link(self, workspace: Workspace, document_id: str) -> tuple[int, str]:
+        """(expires, signature) of a link to download the original upload without an API key."""
+        doc = self.get_document(workspace, document_id)
+        if doc.is_folder:
+            raise InvalidRequest(f"{document_id!r} is a folder; folders have no source file")
+        return self.links.sign(workspace.id, doc.id)
+
+    def source_file(self, workspace_id: str, document_id: str, expires: int, signature: str) -> tuple[bytes, Document]:
+        self.links.verify(workspace_id, document_id, expires, signature)
+        doc = docs.get_document(self.db, workspace_id, document_id)
+        return self.blobs.get(workspace_id, doc.id, docs.ORIGINAL), doc
+
+    # --- deleting -----------------------------------------------------------------------------
+
+    def delete_document(self, workspace: Workspace, document_id: str, force: bool = False) -> None:
+        """Delete a document (or a folder with everything in it). Retrieval stops returning it at once.
+
+        Refused when a folder is not empty or an agent uses the document, unless `force`; with
+        `force`, the document is also detached from those agents.
+        """
+        doc = self.get_document(workspace, document_id)
+        ids = [doc.id]
+        if doc.is_folder:
+            with self.db.read() as conn:
+                below = docs.descendant_ids(conn, workspace.id, doc.id)
+            if below and not force:
+                raise Conflict(f"folder {doc.name!r} is not empty ({len(below)} items); delete it with force=true")
+            ids += below
+        if self.agents is not None:
+            dependents = self.agents.dependent_agents(workspace, ids)
+            if dependents and not force:
+                names = ", ".join(sorted({a.name for a in dependents}))
+                raise Conflict(f"agents depend on {doc.name!r} ({names}); remove it from them first, or delete with force=true")
+            if dependents:
+                self.agents.detach_documents(workspace, ids)
+        remove_documents(self.db, self.vectors, self.blobs, workspace.id, ids)
+
     # --- RAG indexes -------------------------------------------------------------------------
 
-    def ensure_rag_index(self, workspace: Workspace, document_id: str, model: str) -> RagIndex:
+    def ensure_rag_index(self, workspace: Workspace, document_id: str, model: str, create: bool = True) -> RagIndex:
         """Start an index of the document for `model`, or report the one that exists (retrying a failed one)."""
         self.models.require_known(model)
         doc = self.get_document(workspace, document_id)
+        if doc.is_folder:
+            raise InvalidRequest(f"{document_id!r} is a folder; index the documents in it")
         with self.db.write() as conn:
             index = ri.find_index(conn, workspace.id, doc.id, model)
             if index is None:
+                if not create:
+                    raise NotFound(f"document {document_id!r} has no index for {model!r}")
                 index = ri.create_index(conn, self.queue, workspace.id, doc.id, model, doc.size_bytes)
-            elif index.status == "failed":
+            elif index.status == "failed" and create:
                 index = ri.retry_index(conn, self.queue, index)
         self.queue.notify()
         return index
@@ -293,6 +435,19 @@ class KnowledgeBase:
     def list_rag_indexes(self, workspace: Workspace, document_id: str) -> list[RagIndex]:
         self.get_document(workspace, document_id)
         return ri.list_indexes(self.db, workspace.id, document_id)
+
+    def delete_rag_index(self, workspace: Workspace, document_id: str, rag_index_id: str) -> RagIndex:
+        index = next((i for i in self.list_rag_indexes(workspace, document_id) if i.id == rag_index_id), None)
+        if index is None:
+            raise NotFound(f"RAG index {rag_index_id!r} not found for document {document_id!r}")
+        remove_rag_index(self.db, self.vectors, workspace.id, index.id, index.model)
+        return index
+
+    def rag_usage(self, workspace: Workspace) -> tuple[int, int, dict[str, int]]:
+        """(bytes used, bytes allowed, bytes used per model) of the workspace's RAG indexes."""
+        per_model = ri.usage_by_model(self.db, workspace.id)
+        limit = TIER_RAG_MAX_BYTES.get(workspace.tier, TIER_RAG_MAX_BYTES["free"])
+        return sum(per_model.values()), limit, per_model
 
     # --- retrieval ---------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from index.stores import FlatStore, VectorStore, create_store, load_store
 
-from .db import Database, chunks, rag_indexes, vector_generations
+from .db import Database, chunks, vector_generations
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +114,11 @@ class VectorIndexes:
             with self.db.read() as read_conn:
                 return self.build_from_db(workspace_id, model, dimension, on_progress, read_conn)
         store = create_store(dimension)
+        # Chunks are written only when an index is published, so every stored chunk is searchable
+        # (a document being re-indexed keeps serving its current chunks until the new ones land).
         query = (
             select(chunks.c.key, chunks.c.embedding)
-            .join(rag_indexes, rag_indexes.c.id == chunks.c.rag_index_id)
-            .where(
-                chunks.c.workspace_id == workspace_id,
-                chunks.c.model == model,
-                rag_indexes.c.status == "succeeded",
-            )
+            .where(chunks.c.workspace_id == workspace_id, chunks.c.model == model)
             .order_by(chunks.c.key)
         )
         result = conn.execute(query)

@@ -1,33 +1,53 @@
-"""Knowledge-base documents: create from text, file or URL; list, get, rename, delete, content, chunks."""
+"""Knowledge-base documents: create from text, file or URL; list, get, update, delete; content and chunks."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import PlainTextResponse, Response
 
 from ingest.errors import DocumentTooLarge
+from kb.documents import ListQuery
+from kb.errors import InvalidRequest
 
 from .. import presenters
 from ..deps import KB, CurrentWorkspace
 from ..schemas import (
     AddDocumentResponse,
     ChunkResponse,
+    ChunksResponse,
+    DependentAgentsResponse,
     DocumentListResponse,
     DocumentResponse,
-    RenameRequest,
+    FolderSegment,
+    MoveRequest,
+    SourceFileUrlResponse,
     TextDocumentRequest,
+    UpdateDocumentRequest,
     UrlDocumentRequest,
 )
 
 router = APIRouter(prefix="/v1/convai/knowledge-base", tags=["knowledge base"])
+DocType = Annotated[list[str] | None, Query(description="Only these types: file, url, text, folder.")]
+
+
+def _added(kb, workspace, doc) -> AddDocumentResponse:
+    path = kb.folder_path(workspace, doc.parent_folder_id)
+    return AddDocumentResponse(id=doc.id, name=doc.name, folder_path=[FolderSegment(id=i, name=n) for i, n in path])
+
+
+def _read_upload(kb, file: UploadFile) -> bytes:
+    limit = kb.settings.max_upload_bytes
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise DocumentTooLarge(f"the file is over the upload limit of {limit} bytes (KB_MAX_UPLOAD_BYTES)")
+    return data
 
 
 @router.post("/text", response_model=AddDocumentResponse, summary="Add a document from text")
 def create_from_text(body: TextDocumentRequest, kb: KB, workspace: CurrentWorkspace) -> AddDocumentResponse:
-    doc = kb.add_text(workspace, body.text, body.name)
-    return AddDocumentResponse(id=doc.id, name=doc.name)
+    return _added(kb, workspace, kb.add_text(workspace, body.text, body.name, body.parent_folder_id))
 
 
 @router.post("/file", response_model=AddDocumentResponse, summary="Add a document from a file")
@@ -36,63 +56,150 @@ def create_from_file(
     workspace: CurrentWorkspace,
     file: Annotated[UploadFile, File(description="PDF, DOCX, EPUB, HTML, TXT or Markdown")],
     name: Annotated[str | None, Form()] = None,
+    parent_folder_id: Annotated[str | None, Form()] = None,
 ) -> AddDocumentResponse:
-    limit = kb.settings.max_upload_bytes
-    data = file.file.read(limit + 1)
-    if len(data) > limit:
-        raise DocumentTooLarge(f"the file is over the upload limit of {limit} bytes (KB_MAX_UPLOAD_BYTES)")
-    doc = kb.add_file(workspace, data, file.filename, file.content_type, name)
-    return AddDocumentResponse(id=doc.id, name=doc.name)
+    doc = kb.add_file(workspace, _read_upload(kb, file), file.filename, file.content_type, name, parent_folder_id)
+    return _added(kb, workspace, doc)
 
 
 @router.post("/url", response_model=AddDocumentResponse, summary="Add a document from a URL")
 def create_from_url(body: UrlDocumentRequest, kb: KB, workspace: CurrentWorkspace) -> AddDocumentResponse:
-    doc = kb.add_url(workspace, body.url, body.name)
-    return AddDocumentResponse(id=doc.id, name=doc.name)
+    if body.enable_auto_sync:
+        raise InvalidRequest("URL auto-sync is not supported yet; add the URL without enable_auto_sync and use /refresh")
+    return _added(kb, workspace, kb.add_url(workspace, body.url, body.name, body.parent_folder_id))
 
 
-@router.get("", response_model=DocumentListResponse, summary="List documents, newest first")
+@router.get("", response_model=DocumentListResponse, summary="List documents and folders")
 def list_documents(
     kb: KB,
     workspace: CurrentWorkspace,
     page_size: Annotated[int, Query(ge=1, le=100)] = 30,
     cursor: str | None = None,
-    search: Annotated[str | None, Query(description="Only documents whose name starts with this")] = None,
+    search: Annotated[str | None, Query(description="Only names that start with this (case-insensitive)")] = None,
+    types: DocType = None,
+    parent_folder_id: Annotated[str | None, Query(description="Only direct children of this folder")] = None,
+    ancestor_folder_id: Annotated[str | None, Query(description="Only items anywhere below this folder")] = None,
+    folders_first: bool = False,
+    sort_by: Annotated[str, Query(pattern="^(name|created_at|updated_at|size)$")] = "created_at",
+    sort_direction: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    show_only_owned_documents: bool = False,  # every document of a workspace is its own
+    created_by_user_id: str | None = None,  # accepted for compatibility; kb has no users within a workspace
 ) -> DocumentListResponse:
-    page = kb.list_documents(workspace, page_size=page_size, cursor=cursor, search=search)
+    page = kb.list_documents(
+        workspace,
+        ListQuery(page_size, cursor, search, tuple(types or ()), parent_folder_id, ancestor_folder_id, sort_by,
+                  sort_direction, folders_first),
+    )
     return DocumentListResponse(
-        documents=[presenters.summary(d) for d in page.documents], next_cursor=page.next_cursor, has_more=page.has_more
+        documents=[presenters.summary(kb, workspace, d) for d in page.documents],
+        next_cursor=page.next_cursor,
+        has_more=page.has_more,
     )
 
 
-@router.get("/{documentation_id}", response_model=DocumentResponse, summary="Get a document")
+@router.get("/{documentation_id}", response_model=DocumentResponse,
+            summary="Get a document or folder")
 def get_document(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> DocumentResponse:
-    doc = kb.get_document(workspace, documentation_id)
-    return presenters.detail(doc, kb.document_text(workspace, doc.id))
+    return presenters.detail(kb, workspace, kb.get_document(workspace, documentation_id))
 
 
-@router.patch("/{documentation_id}", response_model=DocumentResponse, summary="Rename a document")
-def rename_document(documentation_id: str, body: RenameRequest, kb: KB, workspace: CurrentWorkspace) -> DocumentResponse:
-    doc = kb.rename_document(workspace, documentation_id, body.name)
-    return presenters.detail(doc, kb.document_text(workspace, doc.id))
+@router.patch("/{documentation_id}", response_model=DocumentResponse,
+              summary="Rename a document, or replace a text document's content")
+def update_document(documentation_id: str, body: UpdateDocumentRequest, kb: KB, workspace: CurrentWorkspace) -> DocumentResponse:
+    if body.enable_auto_sync:
+        raise InvalidRequest("URL auto-sync is not supported yet")
+    doc = kb.update_document(workspace, documentation_id, name=body.name, content=body.content)
+    return presenters.detail(kb, workspace, doc)
 
 
-@router.delete("/{documentation_id}", summary="Delete a document, its chunks and vectors")
-def delete_document(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> dict:
-    kb.delete_document(workspace, documentation_id)
+@router.delete("/{documentation_id}", summary="Delete a document (or folder), its chunks and vectors")
+def delete_document(
+    documentation_id: str,
+    kb: KB,
+    workspace: CurrentWorkspace,
+    force: Annotated[bool, Query(description="Delete even if agents use it (detaching it) or the folder is not empty")] = False,
+) -> dict:
+    kb.delete_document(workspace, documentation_id, force=force)
     return {}
 
 
-@router.get(
-    "/{documentation_id}/content",
-    response_class=PlainTextResponse,
-    summary="The document's extracted text, as indexed",
-)
+@router.get("/{documentation_id}/content", response_class=PlainTextResponse, summary="The extracted text, as indexed")
 def get_content(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> PlainTextResponse:
     return PlainTextResponse(kb.document_text(workspace, documentation_id))
 
 
 @router.get("/{documentation_id}/chunk/{chunk_id}", response_model=ChunkResponse, summary="Get one chunk")
-def get_chunk(documentation_id: str, chunk_id: str, kb: KB, workspace: CurrentWorkspace) -> ChunkResponse:
+def get_chunk(
+    documentation_id: str, chunk_id: str, kb: KB, workspace: CurrentWorkspace, embedding_model: str | None = None
+) -> ChunkResponse:
     doc = kb.get_document(workspace, documentation_id)
-    return presenters.chunk(kb.get_chunk(workspace, doc.id, chunk_id), doc.name)
+    return presenters.chunk(kb.get_chunk(workspace, doc.id, chunk_id, embedding_model), doc.name)
+
+
+@router.get("/{documentation_id}/chunks", response_model=ChunksResponse, summary="The document's chunks, in order")
+def list_chunks(
+    documentation_id: str,
+    kb: KB,
+    workspace: CurrentWorkspace,
+    embedding_model: Annotated[str | None, Query(description="Defaults to the workspace's default model")] = None,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 30,
+    cursor: str | None = None,
+) -> ChunksResponse:
+    doc = kb.get_document(workspace, documentation_id)
+    rows, next_cursor = kb.chunks(workspace, doc.id, embedding_model, page_size=page_size, cursor=cursor)
+    return ChunksResponse(chunks=[presenters.chunk(r, doc.name) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{documentation_id}/source-file-url", response_model=SourceFileUrlResponse,
+            summary="A signed link to download the original upload")
+def source_file_url(documentation_id: str, request: Request, kb: KB, workspace: CurrentWorkspace) -> SourceFileUrlResponse:
+    expires, signature = kb.source_file_link(workspace, documentation_id)
+    url = request.url_for("download_source_file", workspace_id=workspace.id, documentation_id=documentation_id)
+    return SourceFileUrlResponse(signed_url=f"{url}?expires={expires}&signature={signature}")
+
+
+@router.get("/source-file/{workspace_id}/{documentation_id}", name="download_source_file",
+            summary="Download an original upload (with a signed link, no API key)")
+def download_source_file(workspace_id: str, documentation_id: str, expires: int, signature: str, kb: KB) -> Response:
+    data, doc = kb.source_file(workspace_id, documentation_id, expires, signature)
+    filename = (doc.filename or doc.name).replace('"', "")
+    return Response(
+        data,
+        media_type=doc.content_type or "application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.post("/{documentation_id}/refresh", response_model=DocumentResponse,
+             summary="Fetch a URL document again (re-indexed only if it changed)")
+def refresh(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> DocumentResponse:
+    return presenters.detail(kb, workspace, kb.refresh(workspace, documentation_id))
+
+
+@router.patch("/{documentation_id}/update-file", response_model=DocumentResponse,
+              summary="Replace a file document's content, keeping its id")
+def update_file(
+    documentation_id: str, kb: KB, workspace: CurrentWorkspace, file: Annotated[UploadFile, File()]
+) -> DocumentResponse:
+    doc = kb.update_file(workspace, documentation_id, _read_upload(kb, file), file.filename, file.content_type)
+    return presenters.detail(kb, workspace, doc)
+
+
+@router.post("/{document_id}/move", summary="Move a document or folder into a folder (null: the root)")
+def move(document_id: str, body: MoveRequest, kb: KB, workspace: CurrentWorkspace) -> dict:
+    kb.move(workspace, [document_id], body.move_to)
+    return {}
+
+
+@router.get("/{documentation_id}/dependent-agents", response_model=DependentAgentsResponse,
+            summary="Agents that use this document")
+def dependent_agents(
+    documentation_id: str,
+    kb: KB,
+    workspace: CurrentWorkspace,
+    dependent_type: str | None = None,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 30,
+    cursor: str | None = None,
+) -> DependentAgentsResponse:
+    kb.get_document(workspace, documentation_id)
+    return DependentAgentsResponse(agents=presenters.dependent_agents(kb, workspace, [documentation_id]))

@@ -6,9 +6,23 @@ from fastapi import APIRouter
 
 from index.retrieval import RetrievalLimits
 
+from kb.errors import KBError
+
 from .. import presenters
 from ..deps import KB, CurrentWorkspace
-from ..schemas import RagIndexesResponse, RagIndexRequest, RagIndexResponse, RetrieveRequest, RetrieveResponse
+from ..schemas import (
+    BatchFailure,
+    ModelUsage,
+    RagIndexBatchRequest,
+    RagIndexBatchSuccess,
+    RagIndexesResponse,
+    RagIndexRequest,
+    RagIndexResponse,
+    RagOverviewResponse,
+    RetrieveRequest,
+    RetrieveResponse,
+)
+from .collection import failure
 
 router = APIRouter(prefix="/v1/convai/knowledge-base", tags=["RAG"])
 
@@ -49,3 +63,32 @@ def compute_rag_index(documentation_id: str, body: RagIndexRequest, kb: KB, work
 @router.get("/{documentation_id}/rag-index", response_model=RagIndexesResponse, summary="List the document's indexes")
 def list_rag_indexes(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> RagIndexesResponse:
     return RagIndexesResponse(indexes=[presenters.rag_index(i) for i in kb.list_rag_indexes(workspace, documentation_id)])
+
+
+@router.get("/rag-index", response_model=RagOverviewResponse, summary="RAG index usage of the workspace")
+def rag_overview(kb: KB, workspace: CurrentWorkspace) -> RagOverviewResponse:
+    used, limit, per_model = kb.rag_usage(workspace)
+    return RagOverviewResponse(
+        total_used_bytes=used,
+        total_max_bytes=limit,
+        models=[ModelUsage(model=m, used_bytes=b) for m, b in sorted(per_model.items())],
+    )
+
+
+@router.post("/rag-index", response_model=dict[str, RagIndexBatchSuccess | BatchFailure],
+             summary="Get, or create, the indexes of many documents; a result per document")
+def rag_index_batch(body: RagIndexBatchRequest, kb: KB, workspace: CurrentWorkspace) -> dict:
+    results: dict[str, RagIndexBatchSuccess | BatchFailure] = {}
+    for item in body.items:
+        try:
+            index = kb.ensure_rag_index(workspace, item.document_id, item.model, create=item.create_if_missing)
+            results[item.document_id] = RagIndexBatchSuccess(data=presenters.rag_index(index))
+        except KBError as exc:
+            results[item.document_id] = failure(exc)
+    return results
+
+
+@router.delete("/{documentation_id}/rag-index/{rag_index_id}", response_model=RagIndexResponse,
+               summary="Delete a document's index for one model (frees its usage at once)")
+def delete_rag_index(documentation_id: str, rag_index_id: str, kb: KB, workspace: CurrentWorkspace) -> RagIndexResponse:
+    return presenters.rag_index(kb.delete_rag_index(workspace, documentation_id, rag_index_id))

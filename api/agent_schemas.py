@@ -1,0 +1,161 @@
+"""Agent request and response bodies, shaped like the ElevenLabs agents API.
+
+Only the parts of `conversation_config` kb reads are spelled out (the knowledge-base locators and the
+RAG settings, plus `tts.voice_id` for listings); every object also takes any other field of the
+ElevenLabs config, stored and returned as given.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kb.agents import LOCATOR_TYPES, RAG_RANGES, USAGE_MODES
+
+from .schemas import AccessInfo, RetrieveResponse
+
+OPEN = ConfigDict(extra="allow")
+LocatorType = Literal[LOCATOR_TYPES]  # type: ignore[valid-type]
+UsageMode = Literal[USAGE_MODES]  # type: ignore[valid-type]
+
+
+def _bounded(name: str, description: str) -> Any:
+    kind, low, high = RAG_RANGES[name]
+    return Field(default=None, ge=kind(low), le=kind(high), description=description)
+
+
+class KnowledgeBaseLocator(BaseModel):
+    model_config = OPEN
+    type: LocatorType = Field(description="The document's type: file, url, text or folder.")
+    name: str = Field(description="Display name of the document in the agent.")
+    id: str = Field(min_length=1, description="A document (or folder) id of the agent's workspace.")
+    usage_mode: UsageMode | None = Field(
+        default=None,
+        description="auto (the default): searched by retrieval; prompt: its whole text is given on every turn.",
+    )
+
+
+class RagConfig(BaseModel):
+    model_config = OPEN
+    enabled: bool | None = Field(default=None, description="Search the auto documents (default false).")
+    embedding_model: str | None = Field(
+        default=None, description="Model whose index is searched; defaults to the workspace's default model."
+    )
+    max_vector_distance: float | None = _bounded("max_vector_distance", "Default 0.6.")
+    max_documents_length: int | None = _bounded("max_documents_length", "Characters of chunk text, default 50,000.")
+    max_retrieved_rag_chunks_count: int | None = _bounded("max_retrieved_rag_chunks_count", "Default 20.")
+    num_candidates: int | None = _bounded("num_candidates", "Stored; not used yet.")
+    query_rewrite_prompt_override: str | None = Field(default=None, description="Stored; not used yet.")
+
+
+class PromptConfig(BaseModel):
+    model_config = OPEN
+    prompt: str | None = Field(default=None, description="The system prompt.")
+    knowledge_base: list[KnowledgeBaseLocator] | None = None
+    rag: RagConfig | None = None
+
+
+class AgentConfig(BaseModel):
+    model_config = OPEN
+    first_message: str | None = None
+    language: str | None = None
+    prompt: PromptConfig | None = None
+
+
+class TtsConfig(BaseModel):
+    model_config = OPEN
+    voice_id: str | None = None
+
+
+class ConversationConfig(BaseModel):
+    model_config = OPEN
+    agent: AgentConfig | None = None
+    tts: TtsConfig | None = None
+
+
+class AgentFields(BaseModel):
+    model_config = OPEN
+    platform_settings: dict[str, Any] | None = None
+    workflow: dict[str, Any] | None = None
+    name: str | None = Field(default=None, max_length=255, description="Defaults to 'Untitled agent'.")
+    tags: list[str] | None = None
+
+
+class CreateAgentRequest(AgentFields):
+    conversation_config: ConversationConfig
+
+
+class UpdateAgentRequest(AgentFields):
+    conversation_config: ConversationConfig | None = Field(
+        default=None, description="Deep-merged into the stored one (lists such as knowledge_base are replaced whole)."
+    )
+
+
+class CreateAgentResponse(BaseModel):
+    agent_id: str
+
+
+class AgentMetadata(BaseModel):
+    created_at_unix_secs: int
+    updated_at_unix_secs: int
+
+
+class AgentResponse(BaseModel):
+    model_config = OPEN
+    agent_id: str
+    name: str
+    conversation_config: ConversationConfig
+    metadata: AgentMetadata
+    platform_settings: dict[str, Any] | None = None
+    workflow: dict[str, Any] | None = None
+    access_info: AccessInfo
+    tags: list[str]
+
+
+class AgentSummary(BaseModel):
+    agent_id: str
+    name: str
+    voice_id: str = Field(description="conversation_config.tts.voice_id, or empty.")
+    tags: list[str]
+    created_at_unix_secs: int
+    updated_at_unix_secs: int
+    access_info: AccessInfo
+
+
+class AgentsPageResponse(BaseModel):
+    agents: list[AgentSummary]
+    next_cursor: str | None = None
+    has_more: bool
+
+
+class KnowledgeBaseSizeResponse(BaseModel):
+    number_of_pages: float = Field(description="Characters of the agent's documents / 2,000.")
+
+
+class AgentRetrieveRequest(BaseModel):
+    query: str = Field(min_length=1, description="The user's question or the agent's search text.")
+    max_documents_length: int | None = _bounded(
+        "max_documents_length", "Overrides the agent's rag.max_documents_length for this call."
+    )
+    max_retrieved_rag_chunks_count: int | None = _bounded(
+        "max_retrieved_rag_chunks_count", "Overrides the agent's rag.max_retrieved_rag_chunks_count for this call."
+    )
+    use_agent_defaults: bool = Field(
+        default=True, description="False: limits not given here come from kb's defaults, not the agent's rag config."
+    )
+
+
+class PromptDocumentResponse(BaseModel):
+    document_id: str
+    document_name: str
+    text: str = Field(description="The document's whole extracted text.")
+
+
+class AgentRetrieveResponse(RetrieveResponse):
+    prompt_documents: list[PromptDocumentResponse] = Field(description="The agent's prompt-mode documents, whole.")
+    rag_enabled: bool = Field(description="The agent's rag.enabled; when false, chunks is always empty.")
+
+
+class AgentDeletedResponse(BaseModel):
+    """Empty: the agent is gone."""

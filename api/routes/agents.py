@@ -1,0 +1,158 @@
+"""Agents: create, get, update, delete, list; the size of an agent's knowledge base; retrieval for an agent."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from kb.agents import Agent, RetrieveOverrides
+
+from ..agent_schemas import (
+    AgentDeletedResponse,
+    AgentResponse,
+    AgentRetrieveRequest,
+    AgentRetrieveResponse,
+    AgentsPageResponse,
+    AgentSummary,
+    CreateAgentRequest,
+    CreateAgentResponse,
+    KnowledgeBaseSizeResponse,
+    UpdateAgentRequest,
+)
+from ..deps import KB, CurrentWorkspace
+from ..schemas import AccessInfo
+
+router = APIRouter(prefix="/v1/convai", tags=["agents"])
+
+
+def _agent(agent: Agent) -> dict:
+    """The stored agent as given, with kb's fields on top (returned without the fields never set)."""
+    return {
+        **agent.body,
+        "agent_id": agent.id,
+        "name": agent.name,
+        "tags": agent.tags,
+        "metadata": {
+            "created_at_unix_secs": int(agent.created_at),
+            "updated_at_unix_secs": int(agent.updated_at),
+        },
+        "access_info": AccessInfo().model_dump(),
+    }
+
+
+@router.post("/agents/create", response_model=CreateAgentResponse, summary="Create an agent")
+def create_agent(
+    body: CreateAgentRequest,
+    kb: KB,
+    workspace: CurrentWorkspace,
+    enable_versioning: Annotated[bool | None, Query(description="Accepted and ignored.")] = None,
+) -> CreateAgentResponse:
+    """Store the agent's config. Every `knowledge_base` locator must name a document of this workspace
+    (otherwise 400 naming the ids)."""
+    agent = kb.agents.create(workspace, body.model_dump(exclude_unset=True))
+    return CreateAgentResponse(agent_id=agent.id)
+
+
+@router.get("/agents", response_model=AgentsPageResponse, summary="List agents")
+def list_agents(
+    kb: KB,
+    workspace: CurrentWorkspace,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 30,
+    cursor: str | None = None,
+    search: Annotated[str | None, Query(description="Only agents whose name contains this (any case)")] = None,
+    sort_by: Annotated[
+        Literal["name", "created_at", "updated_at", "call_count_7d"],
+        Query(description="call_count_7d sorts by created_at: kb counts no calls"),
+    ] = "created_at",
+    sort_direction: Literal["asc", "desc"] = "desc",
+) -> AgentsPageResponse:
+    page = kb.agents.list(
+        workspace, page_size=page_size, cursor=cursor, search=search, sort_by=sort_by, sort_direction=sort_direction
+    )
+    return AgentsPageResponse(
+        agents=[
+            AgentSummary(
+                agent_id=a.id,
+                name=a.name,
+                voice_id=a.voice_id,
+                tags=a.tags,
+                created_at_unix_secs=int(a.created_at),
+                updated_at_unix_secs=int(a.updated_at),
+                access_info=AccessInfo(),
+            )
+            for a in page.agents
+        ],
+        next_cursor=page.next_cursor,
+        has_more=page.has_more,
+    )
+
+
+@router.get(
+    "/agents/{agent_id}", response_model=AgentResponse, response_model_exclude_unset=True, summary="Get an agent"
+)
+def get_agent(agent_id: str, kb: KB, workspace: CurrentWorkspace) -> dict:
+    return _agent(kb.agents.get(workspace, agent_id))
+
+
+@router.patch(
+    "/agents/{agent_id}", response_model=AgentResponse, response_model_exclude_unset=True, summary="Update an agent"
+)
+def update_agent(agent_id: str, body: UpdateAgentRequest, kb: KB, workspace: CurrentWorkspace) -> dict:
+    """Partial update: `name` and `tags` replace; `conversation_config`, `platform_settings`, `workflow`
+    and other fields are deep-merged into the stored ones (lists, such as `knowledge_base`, replaced whole)."""
+    return _agent(kb.agents.update(workspace, agent_id, body.model_dump(exclude_unset=True)))
+
+
+@router.delete("/agents/{agent_id}", response_model=AgentDeletedResponse, summary="Delete an agent")
+def delete_agent(
+    agent_id: str,
+    kb: KB,
+    workspace: CurrentWorkspace,
+    force: Annotated[bool | None, Query(description="Accepted and ignored.")] = None,
+) -> AgentDeletedResponse:
+    kb.agents.delete(workspace, agent_id)
+    return AgentDeletedResponse()
+
+
+@router.get(
+    "/agent/{agent_id}/knowledge-base/size",
+    response_model=KnowledgeBaseSizeResponse,
+    summary="Size of the agent's knowledge base in pages",
+)
+def knowledge_base_size(agent_id: str, kb: KB, workspace: CurrentWorkspace) -> KnowledgeBaseSizeResponse:
+    """`number_of_pages`: characters of extracted text of all the agent's documents / 2,000."""
+    return KnowledgeBaseSizeResponse(number_of_pages=kb.agents.knowledge_base_size(workspace, agent_id))
+
+
+@router.post(
+    "/agents/{agent_id}/rag/retrieve",
+    response_model=AgentRetrieveResponse,
+    summary="Retrieve for an agent: chunks of its auto documents, text of its prompt documents",
+)
+def retrieve_for_agent(
+    agent_id: str, body: AgentRetrieveRequest, kb: KB, workspace: CurrentWorkspace
+) -> AgentRetrieveResponse:
+    """One call a turn. `chunks`: the nearest chunks of the agent's `auto` documents only, cut by its
+    `rag` settings (`max_vector_distance`, `max_retrieved_rag_chunks_count`, `max_documents_length`,
+    `embedding_model`; defaults 0.6, 20, 50,000 and the workspace's model) and this request's
+    overrides. `prompt_documents`: the whole text of its `prompt` documents. With `rag.enabled`
+    false (the default), no search is made and `chunks` is empty."""
+    result = kb.agents.retrieve(
+        workspace,
+        agent_id,
+        body.query,
+        RetrieveOverrides(
+            max_documents_length=body.max_documents_length,
+            max_retrieved_rag_chunks_count=body.max_retrieved_rag_chunks_count,
+            use_agent_defaults=body.use_agent_defaults,
+        ),
+    )
+    return AgentRetrieveResponse(
+        chunks=[c.__dict__ for c in result.chunks],
+        prompt_documents=[d.__dict__ for d in result.prompt_documents],
+        embedding_model=result.embedding_model,
+        retrieval_query=result.retrieval_query,
+        rag_latency_secs=round(result.rag_latency_secs, 6),
+        rag_enabled=result.rag_enabled,
+    )
