@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from kb.service import KnowledgeBase
 
 from .errors import install_error_handlers
-from .routes import collection, documents, rag
+from .routes import agents, collection, documents, rag
 
 
 def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
@@ -35,6 +35,7 @@ def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
     app.include_router(rag.router)
     app.include_router(collection.router)
     app.include_router(documents.router)
+    app.include_router(agents.router)
 
     @app.get("/health", tags=["service"], summary="Liveness check")
     def health() -> dict:

@@ -47,8 +47,6 @@ def _base(kb: KnowledgeBase, workspace: Workspace, doc: Document) -> dict:
 
 
 def dependent_agents(kb: KnowledgeBase, workspace: Workspace, document_ids: list[str]) -> list[DependentAgent]:
-    if kb.agents is None:
-        return []
     return [
         DependentAgent(id=a.id, name=a.name, created_at_unix_secs=int(a.created_at))
         for a in kb.agents.dependent_agents(workspace, document_ids)

@@ -239,10 +239,12 @@ def parse_rag(conversation_config: Mapping) -> RagSettings:
         value = rag.get(key)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-            raise InvalidRequest(f"rag.{key} must be a{'n integer' if kind is int else ' number'}")
-        if not low <= value <= high:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidRequest(f"rag.{key} must be a number")
+        if not low <= value <= high:  # also refuses NaN and infinities
             raise InvalidRequest(f"rag.{key} must be between {low} and {high}")
+        if kind is int and value != int(value):
+            raise InvalidRequest(f"rag.{key} must be an integer")
         values[key] = kind(value)
     return RagSettings(**values)
 

@@ -17,6 +17,7 @@ from index.retrieval import RetrievalLimits
 from . import documents as docs
 from . import rag_indexes as ri
 from . import workspaces as ws
+from .agents import Agents
 from .blobs import LocalBlobStore
 from .config import TIER_RAG_MAX_BYTES, Settings
 from .db import Database, chunks, documents, now
@@ -53,7 +54,7 @@ class KnowledgeBase:
         self.fulltext = FullTextIndex(self.db)
         self.ingestion = Ingestion(settings)
         self.links = LinkSigner(settings.data_dir)
-        self.agents = None  # set by kb.agents.Agents when agents are wired in
+        self.agents = Agents(self)
         self._workers: WorkerPool | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -404,13 +405,12 @@ class KnowledgeBase:
             if below and not force:
                 raise Conflict(f"folder {doc.name!r} is not empty ({len(below)} items); delete it with force=true")
             ids += below
-        if self.agents is not None:
-            dependents = self.agents.dependent_agents(workspace, ids)
-            if dependents and not force:
-                names = ", ".join(sorted({a.name for a in dependents}))
-                raise Conflict(f"agents depend on {doc.name!r} ({names}); remove it from them first, or delete with force=true")
-            if dependents:
-                self.agents.detach_documents(workspace, ids)
+        dependents = self.agents.dependent_agents(workspace, ids)
+        if dependents and not force:
+            names = ", ".join(sorted({a.name for a in dependents}))
+            raise Conflict(f"agents depend on {doc.name!r} ({names}); remove it from them first, or delete with force=true")
+        if dependents:
+            self.agents.detach_documents(workspace, ids)
         remove_documents(self.db, self.vectors, self.blobs, workspace.id, ids)
 
     # --- RAG indexes -------------------------------------------------------------------------
