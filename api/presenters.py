@@ -84,6 +84,8 @@ def rag_index(index: RagIndex) -> RagIndexResponse:
         progress_percentage=index.progress_percentage,
         document_model_index_usage=IndexUsage(used_bytes=index.used_bytes),
         error=index.error,
+        chunks_embedded=index.chunks_embedded,
+        chunks_reused=index.chunks_reused,
     )
 
 

@@ -174,7 +174,9 @@ class RagIndexResponse(BaseModel):
     status: Literal["created", "processing", "succeeded", "failed", "rag_limit_exceeded", "document_too_small"]
     progress_percentage: float
     document_model_index_usage: IndexUsage
-    error: str | None = Field(default=None, description="Why indexing failed, when it did.")
+    error: str | None = Field(default=None, description="Why the index failed or was not built, when so.")
+    chunks_embedded: int = Field(default=0, description="Chunks the model embedded in the last run.")
+    chunks_reused: int = Field(default=0, description="Chunks whose identical text was embedded before (not re-embedded).")
 
 
 class RagIndexesResponse(BaseModel):

@@ -96,20 +96,77 @@ def workspace() -> None:
     """Create and inspect workspaces (tenants)."""
 
 
+def limit_options(command):
+    """--rag-max-bytes, --kb-max-bytes, --kb-max-chars, --min-rag-document-bytes."""
+    for flag, text in reversed([
+        ("--rag-max-bytes", "Total bytes of documents behind RAG indexes."),
+        ("--kb-max-bytes", "Total bytes of documents stored."),
+        ("--kb-max-chars", "Total characters of documents stored."),
+        ("--min-rag-document-bytes", "Smaller documents are not RAG-indexed (document_too_small)."),
+    ]):
+        command = click.option(flag, type=click.IntRange(min=0), default=None, help=text)(command)
+    return command
+
+
+def _workspace_report(kb, workspace_id: str) -> dict:
+    target = kb.workspace(workspace_id)
+    lim, use = kb.limits_and_usage(target.id)
+    return {
+        "workspace_id": target.id,
+        "name": target.name,
+        "tier": target.tier,
+        "default_model": target.default_model,
+        "limits": lim.as_dict(),
+        "usage": {"documents": use.documents, "kb_bytes": use.kb_bytes, "kb_chars": use.kb_chars,
+                  "rag_bytes": use.rag_bytes, "rag_bytes_by_model": use.rag_bytes_by_model},
+    }
+
+
 @workspace.command("create")
 @data_dir_option
 @click.argument("name")
-@click.option("--tier", default="free", show_default=True, help="Plan tier: free, starter, creator, pro, scale, business, enterprise.")
-def workspace_create(data_dir: Path, name: str, tier: str) -> None:
+@click.option("--tier", default=None, help="Plan tier (see kb/tiers.toml): free, starter, creator, pro, scale, business, enterprise. Default: KB_DEFAULT_TIER.")
+@limit_options
+def workspace_create(data_dir: Path, name: str, tier: str | None, **limits: int | None) -> None:
     """Create a workspace; prints {"workspace_id", "api_key"} as JSON. The key is shown only once."""
     kb = _open(data_dir)
     try:
-        created, api_key = kb.create_workspace(name, tier)
-    except ValueError as exc:
+        created, api_key = kb.create_workspace(name, tier, **limits)
+    except KBError as exc:
         _fail(exc)
     finally:
         kb.close()
     click.echo(json.dumps({"workspace_id": created.id, "api_key": api_key}))
+
+
+@workspace.command("set")
+@data_dir_option
+@click.argument("workspace_ref")
+@click.option("--tier", default=None, help="New plan tier.")
+@limit_options
+def workspace_set(data_dir: Path, workspace_ref: str, tier: str | None, **limits: int | None) -> None:
+    """Change a workspace's tier or override single limits; prints the result like `show`."""
+    kb = _open(data_dir)
+    try:
+        target = _resolve_workspace(kb, workspace_ref)
+        kb.update_workspace(target.id, tier, **limits)
+        click.echo(json.dumps(_workspace_report(kb, target.id), indent=2))
+    except KBError as exc:
+        _fail(exc)
+    finally:
+        kb.close()
+
+
+@workspace.command("show")
+@data_dir_option
+@click.argument("workspace_ref")
+def workspace_show(data_dir: Path, workspace_ref: str) -> None:
+    """Print a workspace's tier, limits and usage as JSON."""
+    kb = _open(data_dir)
+    try:
+        click.echo(json.dumps(_workspace_report(kb, _resolve_workspace(kb, workspace_ref).id), indent=2))
+    finally:
+        kb.close()
 
 
 def _iter_inputs(items: tuple[str, ...]):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -23,16 +25,22 @@ def _default_models() -> dict[str, str]:
     }
 
 
-# RAG indexing limit per tier: total original bytes of the documents behind a workspace's indexes.
-TIER_RAG_MAX_BYTES: dict[str, int] = {
-    "free": 1_000_000,
-    "starter": 2_000_000,
-    "creator": 20_000_000,
-    "pro": 100_000_000,
-    "scale": 500_000_000,
-    "business": 1_000_000_000,
-    "enterprise": 1_000_000_000,  # custom per workspace
-}
+DEFAULT_TIERS_FILE = Path(__file__).with_name("tiers.toml")
+LIMIT_NAMES = ("rag_max_bytes", "kb_max_bytes", "kb_max_chars", "min_rag_document_bytes")
+
+
+@functools.lru_cache(maxsize=8)
+def load_tiers(path: Path) -> dict[str, dict[str, int]]:
+    """Every tier's limits from a TOML file: `[defaults]` merged under each `[tiers.NAME]`."""
+    with open(path, "rb") as handle:
+        raw = tomllib.load(handle)
+    defaults = raw.get("defaults", {})
+    tiers = {name: {**defaults, **values} for name, values in raw.get("tiers", {}).items()}
+    for name, limits in tiers.items():
+        missing = [key for key in LIMIT_NAMES if key not in limits]
+        if missing:
+            raise ValueError(f"tier {name!r} in {path} lacks {', '.join(missing)}")
+    return tiers
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,13 @@ class Settings:
     url_max_redirects: int = 5
     url_allow_hosts: tuple[str, ...] = ()
     database_url: str | None = None  # default: SQLite file in data_dir
+    tiers_file: Path = DEFAULT_TIERS_FILE
+    default_tier: str = "free"  # of workspaces created without --tier (the `default` one included)
+    index_cache_mb: int = 1024  # memory for loaded FAISS indexes; least recently used leave first
+
+    @property
+    def tiers(self) -> dict[str, dict[str, int]]:
+        return load_tiers(Path(self.tiers_file))
 
     @property
     def sqlite_path(self) -> Path:
@@ -106,6 +121,9 @@ ENV_VARS: dict[str, str] = {
     "url_max_redirects": "KB_URL_MAX_REDIRECTS",
     "url_allow_hosts": "KB_URL_ALLOW_HOSTS",
     "database_url": "KB_DATABASE_URL",
+    "tiers_file": "KB_TIERS_FILE",
+    "default_tier": "KB_DEFAULT_TIER",
+    "index_cache_mb": "KB_INDEX_CACHE_MB",
 }
 
 
@@ -133,7 +151,7 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
             values[name] = _parse_models(raw)
         elif name == "url_allow_hosts":
             values[name] = tuple(h.strip() for h in raw.split(",") if h.strip())
-        elif name == "data_dir":
+        elif name in ("data_dir", "tiers_file"):
             values[name] = Path(raw)
         elif types[name] in ("bool", bool):
             values[name] = raw.strip().lower() in ("1", "true", "yes", "on")
@@ -144,6 +162,8 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
         else:
             values[name] = raw
     settings = Settings(**values).with_overrides(**overrides)
+    if settings.default_tier not in settings.tiers:
+        raise ValueError(f"default tier {settings.default_tier!r} is not in {settings.tiers_file}")
     if settings.default_model not in settings.models:
         raise ValueError(
             f"default model {settings.default_model!r} is not configured; known models: {', '.join(settings.models)}"

@@ -35,6 +35,11 @@ workspaces = Table(
     Column("tier", String, nullable=False, default="free"),
     Column("default_model", String, nullable=False),
     Column("created_at", Float, nullable=False),
+    # Per-workspace overrides of the tier's limits (NULL: the tier's value).
+    Column("rag_max_bytes", Integer),
+    Column("kb_max_bytes", Integer),
+    Column("kb_max_chars", Integer),
+    Column("min_rag_document_bytes", Integer),
 )
 
 api_keys = Table(
@@ -79,6 +84,8 @@ rag_indexes = Table(
     Column("progress_percentage", Float, nullable=False, default=0.0),
     Column("used_bytes", Integer, nullable=False, default=0),
     Column("error", Text),
+    Column("chunks_embedded", Integer, nullable=False, default=0),  # by the model in the last run
+    Column("chunks_reused", Integer, nullable=False, default=0),  # embeddings reused from identical text
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("document_id", "model", name="uq_rag_index_document_model"),
@@ -103,10 +110,12 @@ chunks = Table(
     Column("page_start", Integer),
     Column("page_end", Integer),
     Column("token_count", Integer, nullable=False),
+    Column("text_hash", String, nullable=False),  # sha256 of the exact text embedded (prefix included)
     Column("embedding", LargeBinary, nullable=False),  # float32, L2-normalised
     Index("ix_chunks_rag_index", "rag_index_id", "ordinal"),
     Index("ix_chunks_workspace_model", "workspace_id", "model"),
     Index("ix_chunks_document", "document_id"),
+    Index("ix_chunks_text_hash", "workspace_id", "model", "text_hash"),
 )
 
 vector_generations = Table(
@@ -128,6 +137,8 @@ jobs = Table(
     Column("status", String, nullable=False, default="queued"),  # queued | running | done | failed
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text),
+    Column("owner", String),  # "<host>:<pid>" of the process running it
+    Column("heartbeat_at", Float),  # refreshed by the owner while it runs
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Index("ix_jobs_status", "status", "id"),

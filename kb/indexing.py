@@ -7,6 +7,7 @@ and its file rewritten. A crash at any point leaves either the old state or the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -43,8 +44,13 @@ class Indexer:
         budget = min(self.settings.chunk_tokens, embedder.max_tokens)
         return budget - self.settings.context_tokens if self.settings.embed_context else budget
 
-    def run(self, rag_index_id: str) -> None:
-        """Build one document's index for one model. Failures end in `failed` with a message."""
+    def run(self, rag_index_id: str, *, reuse_embeddings: bool = True) -> None:
+        """Build one document's index for one model. Failures end in `failed` with a message.
+
+        Chunks whose exact embedded text was embedded before in this workspace (an identical
+        re-upload, an unchanged part of an edited document) reuse that embedding; only new text
+        goes through the model. `reuse_embeddings=False` embeds everything again.
+        """
         found = load_index(self.db, rag_index_id)
         if found is None:
             return  # deleted while queued
@@ -65,8 +71,16 @@ class Indexer:
             if self.settings.embed_context:
                 title = parsed.title or self._document_name(index.document_id)
                 texts = [with_context(title, c, embedder.count_tokens, embedder.max_tokens) for c in pieces]
-            vectors = self._embed(texts, embedder, index.id)
-            self._publish(workspace_id, index, pieces, vectors)
+            hashes = [text_hash(index.model, t) for t in texts]
+            known = self._stored_embeddings(workspace_id, index.model, hashes) if reuse_embeddings else {}
+            missing = [i for i, h in enumerate(hashes) if h not in known]
+            vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+            for i, h in enumerate(hashes):
+                if h in known:
+                    vectors[i] = np.frombuffer(known[h], dtype=np.float32)
+            if missing:
+                vectors[missing] = self._embed([texts[i] for i in missing], embedder, index.id)
+            self._publish(workspace_id, index, pieces, vectors, hashes, embedded=len(missing))
         except (ModelUnavailable, IngestError, FileNotFoundError) as exc:
             message = getattr(exc, "message", None) or str(exc)
             log.warning("indexing %s with %s failed: %s", index.document_id, index.model, message)
@@ -78,6 +92,22 @@ class Indexer:
     def _document_name(self, document_id: str) -> str:
         with self.db.read() as conn:
             return conn.execute(select(documents.c.name).where(documents.c.id == document_id)).scalar() or ""
+
+    def _stored_embeddings(self, workspace_id: str, model: str, hashes: list[str]) -> dict[str, bytes]:
+        """Embeddings already stored in this workspace for these texts (never across workspaces)."""
+        found: dict[str, bytes] = {}
+        unique = list(dict.fromkeys(hashes))
+        with self.db.read() as conn:
+            for start in range(0, len(unique), 500):
+                rows = conn.execute(
+                    select(chunks.c.text_hash, chunks.c.embedding).where(
+                        chunks.c.workspace_id == workspace_id,
+                        chunks.c.model == model,
+                        chunks.c.text_hash.in_(unique[start : start + 500]),
+                    )
+                )
+                found.update((row.text_hash, row.embedding) for row in rows)
+        return found
 
     def _embed(self, texts: list[str], embedder: Embedder, rag_index_id: str) -> np.ndarray:
         last_update = 0.0
@@ -91,7 +121,9 @@ class Indexer:
 
         return embedder.embed_documents(texts, batch_size=self.settings.embed_batch_size, on_progress=progress)
 
-    def _publish(self, workspace_id: str, index: RagIndex, pieces, vectors: np.ndarray) -> None:
+    def _publish(
+        self, workspace_id: str, index: RagIndex, pieces, vectors: np.ndarray, hashes: list[str], embedded: int
+    ) -> None:
         rows = [
             {
                 "id": new_id("ch_"),
@@ -107,6 +139,7 @@ class Indexer:
                 "page_start": piece.page_start,
                 "page_end": piece.page_end,
                 "token_count": piece.token_count,
+                "text_hash": hashes[i],
                 "embedding": vectors[i].astype(np.float32).tobytes(),
             }
             for i, piece in enumerate(pieces)
@@ -131,7 +164,14 @@ class Indexer:
                 conn.execute(
                     rag_indexes.update()
                     .where(rag_indexes.c.id == index.id)
-                    .values(status="succeeded", progress_percentage=100.0, error=None, updated_at=time.time())
+                    .values(
+                        status="succeeded",
+                        progress_percentage=100.0,
+                        error=None,
+                        chunks_embedded=embedded,
+                        chunks_reused=len(pieces) - embedded,
+                        updated_at=time.time(),
+                    )
                 )
                 generation = self.vectors.bump_generation(conn, workspace_id, index.model)
             self.vectors.apply(
@@ -158,3 +198,7 @@ def with_context(title: str, chunk: Chunk, count_tokens, max_tokens: int) -> str
             return text
         words = words[1:]
     return chunk.text
+
+
+def text_hash(model: str, text: str) -> str:
+    return hashlib.sha256(f"{model}\0{text}".encode()).hexdigest()

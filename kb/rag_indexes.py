@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Row
 
 from .db import Database, now, rag_indexes
 from .jobs import JobQueue
+from .quotas import Admission
 from .workspaces import new_id
 
-STATUSES = ("created", "processing", "succeeded", "failed")
+STATUSES = ("created", "processing", "succeeded", "failed", "rag_limit_exceeded", "document_too_small")
 INDEX_JOB = "index_document"
 
 
@@ -24,10 +25,13 @@ class RagIndex:
     progress_percentage: float
     used_bytes: int
     error: str | None
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
 
     @classmethod
     def from_row(cls, row: Row) -> "RagIndex":
-        return cls(row.id, row.document_id, row.model, row.status, row.progress_percentage, row.used_bytes, row.error)
+        return cls(row.id, row.document_id, row.model, row.status, row.progress_percentage, row.used_bytes, row.error,
+                   row.chunks_embedded, row.chunks_reused)
 
 
 def create_index(
@@ -37,16 +41,14 @@ def create_index(
     document_id: str,
     model: str,
     size_bytes: int,
-    *,
-    failure: str | None = None,
+    admission: Admission = Admission("created"),
 ) -> RagIndex:
-    """Insert an index in `created` state and its job, in the caller's transaction.
+    """Insert an index in the caller's transaction, with its job when it was admitted.
 
-    With `failure`, the index is recorded as `failed` with that message and no job is queued
-    (for a document kept although it has nothing to index, such as a scanned PDF).
+    An index that was not admitted (over the RAG limit, too small, nothing to index) is recorded
+    with that status and its message, and no job is queued: nothing is partially indexed.
     """
-    status = "failed" if failure else "created"
-    index = RagIndex(new_id("ri_"), document_id, model, status, 0.0, size_bytes, failure)
+    index = RagIndex(new_id("ri_"), document_id, model, admission.status, 0.0, size_bytes, admission.message)
     t = now()
     conn.execute(
         rag_indexes.insert().values(
@@ -57,14 +59,32 @@ def create_index(
             status=index.status,
             progress_percentage=0.0,
             used_bytes=size_bytes,
-            error=failure,
+            error=admission.message,
             created_at=t,
             updated_at=t,
         )
     )
-    if not failure:
+    if admission.admitted:
         queue.enqueue(conn, INDEX_JOB, {"rag_index_id": index.id})
     return index
+
+
+def restart_index(conn: Connection, queue: JobQueue, index: RagIndex, size_bytes: int, admission: Admission) -> RagIndex:
+    """Run an existing index again (its document changed, or it failed): its current chunks serve until then."""
+    conn.execute(
+        update(rag_indexes)
+        .where(rag_indexes.c.id == index.id)
+        .values(
+            status=admission.status,
+            progress_percentage=0.0,
+            used_bytes=size_bytes,
+            error=admission.message,
+            updated_at=now(),
+        )
+    )
+    if admission.admitted:
+        queue.enqueue(conn, INDEX_JOB, {"rag_index_id": index.id})
+    return RagIndex(index.id, index.document_id, index.model, admission.status, 0.0, size_bytes, admission.message)
 
 
 def find_index(conn: Connection, workspace_id: str, document_id: str, model: str) -> RagIndex | None:
@@ -108,50 +128,8 @@ def set_state(
         conn.execute(update(rag_indexes).where(rag_indexes.c.id == rag_index_id).values(**values))
 
 
-def retry_index(conn: Connection, queue: JobQueue, index: RagIndex) -> RagIndex:
-    """Send a failed index back to the queue."""
-    conn.execute(
-        update(rag_indexes)
-        .where(rag_indexes.c.id == index.id)
-        .values(status="created", progress_percentage=0.0, error=None, updated_at=now())
-    )
-    queue.enqueue(conn, INDEX_JOB, {"rag_index_id": index.id})
-    return RagIndex(index.id, index.document_id, index.model, "created", 0.0, index.used_bytes, None)
-
-
 def indexes_of(conn: Connection, workspace_id: str, document_id: str) -> list[RagIndex]:
     rows = conn.execute(
         select(rag_indexes).where(rag_indexes.c.workspace_id == workspace_id, rag_indexes.c.document_id == document_id)
     ).fetchall()
     return [RagIndex.from_row(r) for r in rows]
-
-
-def restart_index(conn: Connection, queue: JobQueue, index: RagIndex, size_bytes: int, failure: str | None = None) -> None:
-    """The document's content changed: index it again (its current chunks serve until the new ones land)."""
-    conn.execute(
-        update(rag_indexes)
-        .where(rag_indexes.c.id == index.id)
-        .values(
-            status="failed" if failure else "created",
-            progress_percentage=0.0,
-            used_bytes=size_bytes,
-            error=failure,
-            updated_at=now(),
-        )
-    )
-    if not failure:
-        queue.enqueue(conn, INDEX_JOB, {"rag_index_id": index.id})
-
-
-# Indexes that hold (or are about to hold) a place in the workspace's RAG quota.
-COUNTED_STATUSES = ("created", "processing", "succeeded")
-
-
-def usage_by_model(db: Database, workspace_id: str) -> dict[str, int]:
-    with db.read() as conn:
-        rows = conn.execute(
-            select(rag_indexes.c.model, func.sum(rag_indexes.c.used_bytes))
-            .where(rag_indexes.c.workspace_id == workspace_id, rag_indexes.c.status.in_(COUNTED_STATUSES))
-            .group_by(rag_indexes.c.model)
-        ).fetchall()
-    return {model: int(total or 0) for model, total in rows}

@@ -60,4 +60,4 @@ def indexes_to_re_embed(kb: KnowledgeBase, workspace_id: str, model: str, docume
 
 def re_embed(kb: KnowledgeBase, rag_index_id: str) -> None:
     """Re-chunk and re-embed one document's index in this process (replacing its chunks)."""
-    kb.indexer.run(rag_index_id)
+    kb.indexer.run(rag_index_id, reuse_embeddings=False)

@@ -15,11 +15,12 @@ from sqlalchemy import select, update
 from index.retrieval import RetrievalLimits
 
 from . import documents as docs
+from . import quotas
 from . import rag_indexes as ri
 from . import workspaces as ws
 from .agents import Agents
 from .blobs import LocalBlobStore
-from .config import TIER_RAG_MAX_BYTES, Settings
+from .config import Settings
 from .db import Database, chunks, documents, now
 from .documents import Document, DocumentPage
 from .errors import Conflict, InvalidRequest, NotFound
@@ -94,8 +95,15 @@ class KnowledgeBase:
 
     # --- workspaces --------------------------------------------------------------------------
 
-    def create_workspace(self, name: str, tier: str = "free") -> tuple[Workspace, str]:
-        return ws.create_workspace(self.db, name, tier, self.settings.default_model)
+    def create_workspace(self, name: str, tier: str | None = None, **overrides: int | None) -> tuple[Workspace, str]:
+        """A new workspace and its API key; `overrides` set single limits (rag_max_bytes, kb_max_bytes...)."""
+        tier = ws.check_tier(tier or self.settings.default_tier, self.settings.tiers)
+        return ws.create_workspace(self.db, name, tier, self.settings.default_model, **overrides)
+
+    def update_workspace(self, workspace_id: str, tier: str | None = None, **overrides: int | None) -> Workspace:
+        if tier is not None:
+            ws.check_tier(tier, self.settings.tiers)
+        return ws.update_workspace(self.db, workspace_id, tier, **overrides)
 
     def authenticate(self, api_key: str | None) -> Workspace:
         return ws.authenticate(self.db, api_key)
@@ -116,7 +124,8 @@ class KnowledgeBase:
                 return self.authenticate(api_key), api_key
             except Exception:
                 log.warning("the key in %s no longer works; creating a new default workspace", key_file)
-        workspace, api_key = self.create_workspace(DEFAULT_WORKSPACE)
+        # The machine's owner uses it: the largest standard tier, not the free one.
+        workspace, api_key = self.create_workspace(DEFAULT_WORKSPACE, "enterprise")
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(api_key + "\n")
@@ -198,17 +207,22 @@ class KnowledgeBase:
         try:
             with self.db.write() as conn:
                 self._check_folder(workspace, parent_folder_id, conn)
+                quotas.check_storage(conn, self.settings, workspace.id, doc.size_bytes, doc.char_count)
                 docs.insert_document(conn, doc)
                 FullTextIndex.put(conn, workspace.id, doc.id, prepared.parsed.text)
-                ri.create_index(
-                    conn, self.queue, workspace.id, doc.id, workspace.default_model, doc.size_bytes,
-                    failure=prepared.index_failure,
-                )
+                admission = self._admit(conn, workspace, doc.size_bytes, prepared)
+                ri.create_index(conn, self.queue, workspace.id, doc.id, workspace.default_model, doc.size_bytes, admission)
         except BaseException:
             self.blobs.delete_document(workspace.id, doc.id)
             raise
         self.queue.notify()
         return doc
+
+    def _admit(self, conn, workspace: Workspace, size_bytes: int, prepared: Prepared | None = None,
+               excluding_index: str | None = None) -> quotas.Admission:
+        if prepared is not None and prepared.index_failure:
+            return quotas.Admission("failed", prepared.index_failure)
+        return quotas.admit_index(conn, self.settings, workspace.id, size_bytes, excluding_index=excluding_index)
 
     # --- changing documents -------------------------------------------------------------------
 
@@ -248,8 +262,17 @@ class KnowledgeBase:
         new_hash = docs.content_hash(prepared.data)
         if new_hash == doc.content_hash:
             return doc  # unchanged: nothing to re-embed
+        with self.db.write() as conn:
+            quotas.check_storage(
+                conn, self.settings, workspace.id, len(prepared.data), len(prepared.parsed.text),
+                freed_bytes=doc.size_bytes, freed_chars=doc.char_count,
+            )
         docs.store_parsed(self.blobs, workspace.id, doc.id, prepared.data, prepared.parsed)
         with self.db.write() as conn:
+            quotas.check_storage(
+                conn, self.settings, workspace.id, len(prepared.data), len(prepared.parsed.text),
+                freed_bytes=doc.size_bytes, freed_chars=doc.char_count,
+            )
             conn.execute(
                 update(documents)
                 .where(documents.c.id == doc.id, documents.c.workspace_id == workspace.id)
@@ -267,7 +290,8 @@ class KnowledgeBase:
             )
             FullTextIndex.put(conn, workspace.id, doc.id, prepared.parsed.text)
             for index in ri.indexes_of(conn, workspace.id, doc.id):
-                ri.restart_index(conn, self.queue, index, len(prepared.data), failure=prepared.index_failure)
+                admission = self._admit(conn, workspace, len(prepared.data), prepared, excluding_index=index.id)
+                ri.restart_index(conn, self.queue, index, len(prepared.data), admission)
         self.queue.notify()
         return self.get_document(workspace, doc.id)
 
@@ -426,9 +450,12 @@ class KnowledgeBase:
             if index is None:
                 if not create:
                     raise NotFound(f"document {document_id!r} has no index for {model!r}")
-                index = ri.create_index(conn, self.queue, workspace.id, doc.id, model, doc.size_bytes)
-            elif index.status == "failed" and create:
-                index = ri.retry_index(conn, self.queue, index)
+                admission = self._admit(conn, workspace, doc.size_bytes)
+                index = ri.create_index(conn, self.queue, workspace.id, doc.id, model, doc.size_bytes, admission)
+            elif index.status in ("failed", "rag_limit_exceeded", "document_too_small") and create:
+                # Asked again: retry a failure, and re-check limits that may have changed since.
+                admission = self._admit(conn, workspace, doc.size_bytes, excluding_index=index.id)
+                index = ri.restart_index(conn, self.queue, index, doc.size_bytes, admission)
         self.queue.notify()
         return index
 
@@ -443,11 +470,14 @@ class KnowledgeBase:
         remove_rag_index(self.db, self.vectors, workspace.id, index.id, index.model)
         return index
 
+    def limits_and_usage(self, workspace_id: str) -> tuple[quotas.Limits, quotas.Usage]:
+        with self.db.read() as conn:
+            return quotas.limits(conn, self.settings, workspace_id), quotas.usage(conn, workspace_id)
+
     def rag_usage(self, workspace: Workspace) -> tuple[int, int, dict[str, int]]:
         """(bytes used, bytes allowed, bytes used per model) of the workspace's RAG indexes."""
-        per_model = ri.usage_by_model(self.db, workspace.id)
-        limit = TIER_RAG_MAX_BYTES.get(workspace.tier, TIER_RAG_MAX_BYTES["free"])
-        return sum(per_model.values()), limit, per_model
+        lim, use = self.limits_and_usage(workspace.id)
+        return use.rag_bytes, lim.rag_max_bytes, use.rag_bytes_by_model
 
     # --- retrieval ---------------------------------------------------------------------------
 

@@ -20,6 +20,10 @@ from kb.service import KnowledgeBase
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
+# Functional tests run with limits out of the way (quota tests choose kb/tiers.toml explicitly);
+# set in the environment so that `kb` subprocesses started by tests get it too.
+PERMISSIVE_TIERS = Path(__file__).with_name("permissive_tiers.toml")
+os.environ["KB_TIERS_FILE"] = str(PERMISSIVE_TIERS)
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -60,6 +64,7 @@ class LiveServer:
 
 
 def make_kb(data_dir: Path, **overrides) -> KnowledgeBase:
+    overrides.setdefault("tiers_file", PERMISSIVE_TIERS)
     return KnowledgeBase(load_settings(environ={}, data_dir=data_dir, **overrides))
 
 
