@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from .config import ENV_VARS, load_settings
 from .errors import KBError
+from .rag_indexes import TERMINAL_STATUSES
 
 log = logging.getLogger("kb")
 
@@ -233,7 +234,7 @@ def _index_added(kb, target, added) -> None:
                 run_job(kb.queue, kb.handle_job, job)
             else:
                 time.sleep(0.2)  # a running server may have taken it: wait for it to finish
-            done = {d for d in pending if kb.list_rag_indexes(target, d)[0].status in ("succeeded", "failed")}
+            done = {d for d in pending if kb.list_rag_indexes(target, d)[0].status in TERMINAL_STATUSES}
             bar.update(len(done))
             pending -= done
 

@@ -70,7 +70,7 @@ class Settings:
     database_url: str | None = None  # default: SQLite file in data_dir
     tiers_file: Path = DEFAULT_TIERS_FILE
     default_tier: str = "free"  # of workspaces created without --tier (the `default` one included)
-    index_cache_mb: int = 1024  # memory for loaded FAISS indexes; least recently used leave first
+    index_cache_mb: float = 1024  # memory for loaded FAISS indexes; least recently used leave first
 
     @property
     def tiers(self) -> dict[str, dict[str, int]]:

@@ -39,12 +39,13 @@ class Ingestion:
         if size > limit:
             raise DocumentTooLarge(f"the upload is {size} bytes, over the limit of {limit} bytes (KB_MAX_UPLOAD_BYTES)")
 
-    def from_text(self, text: str, name: str | None = None) -> Prepared:
+    def from_text(self, text: str, name: str | None = None, fmt: str | None = None) -> Prepared:
+        """Raw text: Markdown when the name ends in .md (or `fmt` says so), else plain text."""
         data = text.encode("utf-8")
         self.check_size(len(data))
         if not text.strip():
             raise EmptyDocument("the text is empty: send some text to add to the knowledge base")
-        fmt = "markdown" if (name or "").lower().endswith((".md", ".markdown")) else "txt"
+        fmt = fmt or ("markdown" if (name or "").lower().endswith((".md", ".markdown")) else "txt")
         return Prepared(data, ingest.parse_text(text, fmt), " ".join(text.split())[:60] or "Untitled text")
 
     def from_file(self, data: bytes, filename: str | None, content_type: str | None) -> Prepared:

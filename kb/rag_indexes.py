@@ -13,6 +13,7 @@ from .quotas import Admission
 from .workspaces import new_id
 
 STATUSES = ("created", "processing", "succeeded", "failed", "rag_limit_exceeded", "document_too_small")
+TERMINAL_STATUSES = ("succeeded", "failed", "rag_limit_exceeded", "document_too_small")
 INDEX_JOB = "index_document"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,11 +37,60 @@ def _slug(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", model)
 
 
+class LoadedCache:
+    """Loaded indexes, least recently used first out once their memory passes the budget."""
+
+    def __init__(self, budget_bytes: int):
+        self.budget_bytes = budget_bytes
+        self._items: OrderedDict[tuple[str, str], LoadedIndex] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> LoadedIndex | None:
+        with self._lock:
+            loaded = self._items.get(key)
+            if loaded is not None:
+                self._items.move_to_end(key)
+            return loaded
+
+    def put(self, key: tuple[str, str], loaded: LoadedIndex) -> None:
+        with self._lock:
+            self._items[key] = loaded
+            self._items.move_to_end(key)
+            self._evict(keep=key)
+
+    def pop(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def keys(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._items)
+
+    def memory_bytes(self) -> int:
+        with self._lock:
+            return sum(item.store.memory_bytes() for item in self._items.values())
+
+    def shrink(self) -> None:
+        """Evict after an index grew in place."""
+        with self._lock:
+            self._evict(keep=None)
+
+    def _evict(self, keep: tuple[str, str] | None) -> None:
+        total = sum(item.store.memory_bytes() for item in self._items.values())
+        for key in list(self._items):
+            if total <= self.budget_bytes:
+                break
+            if key == keep:
+                continue  # the index in use stays, even alone over budget
+            total -= self._items.pop(key).store.memory_bytes()
+            log.info("evicted the index of %s/%s from memory (budget %d bytes)", key[0], key[1], self.budget_bytes)
+
+
 class VectorIndexes:
-    def __init__(self, db: Database, root: Path):
+    def __init__(self, db: Database, root: Path, budget_bytes: int = 1 << 30):
         self.db = db
         self.root = Path(root)
-        self._loaded: dict[tuple[str, str], LoadedIndex] = {}
+        self._loaded = LoadedCache(budget_bytes)
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -87,7 +137,7 @@ class VectorIndexes:
             generation = self.current_generation(workspace_id, model)
             if loaded is None or loaded.generation != generation:
                 loaded = self._load_or_rebuild(workspace_id, model, dimension, generation)
-                self._loaded[(workspace_id, model)] = loaded
+                self._loaded.put((workspace_id, model), loaded)
             return loaded.store
 
     def _load_or_rebuild(self, workspace_id: str, model: str, dimension: int, generation: int) -> LoadedIndex:
@@ -162,7 +212,7 @@ class VectorIndexes:
         key = (workspace_id, model)
         loaded = self._loaded.get(key)
         if loaded is None or loaded.generation != generation - 1:
-            self._loaded.pop(key, None)
+            self._loaded.pop(key)
             return
         if remove:
             loaded.store.remove(remove)
@@ -170,11 +220,12 @@ class VectorIndexes:
             loaded.store.add(*add)
         loaded.generation = generation
         self._save(workspace_id, model, loaded.store, generation)
+        self._loaded.shrink()
 
     def replace(self, workspace_id: str, model: str, store: VectorStore, generation: int) -> None:
         """Install a rebuilt index as `generation` (used by `kb reindex`)."""
         self._save(workspace_id, model, store, generation)
-        self._loaded[(workspace_id, model)] = LoadedIndex(store, generation)
+        self._loaded.put((workspace_id, model), LoadedIndex(store, generation))
 
     def _save(self, workspace_id: str, model: str, store: VectorStore, generation: int) -> None:
         path = self._path(workspace_id, model, generation)
@@ -186,8 +237,15 @@ class VectorIndexes:
                     old.unlink(missing_ok=True)
 
     def forget_workspace(self, workspace_id: str) -> None:
-        for key in [k for k in self._loaded if k[0] == workspace_id]:
-            self._loaded.pop(key, None)
+        for key in [k for k in self._loaded.keys() if k[0] == workspace_id]:
+            self._loaded.pop(key)
+
+    def memory_bytes(self) -> int:
+        """Memory held by the loaded indexes (what the budget bounds)."""
+        return self._loaded.memory_bytes()
+
+    def loaded_keys(self) -> list[tuple[str, str]]:
+        return self._loaded.keys()
 
 
 __all__ = ["VectorIndexes", "FlatStore"]

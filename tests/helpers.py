@@ -68,6 +68,9 @@ def make_kb(data_dir: Path, **overrides) -> KnowledgeBase:
     return KnowledgeBase(load_settings(environ={}, data_dir=data_dir, **overrides))
 
 
+TERMINAL_STATUSES = ("succeeded", "failed", "rag_limit_exceeded", "document_too_small")
+
+
 def wait_indexed(client: httpx.Client, document_id: str, timeout: float = 120, model: str | None = None) -> dict:
     """Poll the document's RAG indexes until the (given or first) one is done; return it."""
     deadline = time.monotonic() + timeout
@@ -75,7 +78,7 @@ def wait_indexed(client: httpx.Client, document_id: str, timeout: float = 120, m
         response = client.get(f"/v1/convai/knowledge-base/{document_id}/rag-index")
         response.raise_for_status()
         indexes = [i for i in response.json()["indexes"] if model is None or i["model"] == model]
-        if indexes and indexes[0]["status"] in ("succeeded", "failed"):
+        if indexes and indexes[0]["status"] in TERMINAL_STATUSES:
             return indexes[0]
         if time.monotonic() > deadline:
             raise TimeoutError(f"index of {document_id} not done: {indexes}")

@@ -59,3 +59,20 @@ def test_two_processes_on_one_data_dir_see_each_others_changes(tmp_path):
     assert not list((tmp_path / "indexes" / workspace.id).glob("*.tmp"))
     writer.close()
     reader.close()
+
+
+def test_loaded_indexes_stay_within_the_memory_budget(tmp_path):
+    """Many workspaces, a budget of about two of their indexes: memory stays under it, answers stay right."""
+    kb = make_kb(tmp_path, index_cache_mb=0.01)  # 10,485 bytes; each workspace's index holds 2 vectors of 1,536
+    budget = int(0.01 * 2**20)
+    workspaces = []
+    for i in range(8):
+        workspace, _ = kb.create_workspace(f"w{i}")
+        _index_all(kb, workspace)
+        workspaces.append(workspace)
+    for _ in range(2):
+        for workspace in workspaces:
+            assert _top(kb, workspace, "lava and ash")[0][0] == "volcano"
+            assert kb.vectors.memory_bytes() <= budget
+    assert 1 <= len(kb.vectors.loaded_keys()) <= 3
+    kb.close()

@@ -36,6 +36,10 @@ class VectorStore(ABC):
         With `allowed_ids`, only those ids are considered (filtered inside the search).
         """
 
+    def memory_bytes(self) -> int:
+        """Approximate memory held: the vectors themselves."""
+        return len(self) * self.dimension * 4
+
     @abstractmethod
     def to_bytes(self) -> bytes: ...
 
