@@ -250,7 +250,18 @@ class RetrieveRequest(BaseModel):
     )
     max_retrieved_rag_chunks_count: int = Field(
         default=DEFAULT_LIMITS.max_retrieved_rag_chunks_count, ge=1, le=1000,
-        description="How many nearest chunks to take before the distance and length filters.",
+        description="How many best-ranked chunks to take before the distance and length filters.",
+    )
+    search_mode: Literal["hybrid", "dense", "lexical"] = Field(
+        default="hybrid", description="hybrid: dense and BM25 fused adaptively; dense: vectors only; lexical: BM25 only."
+    )
+    num_candidates: int = Field(default=100, ge=1, le=10_000, description="Candidates each search side contributes.")
+    budget_ms: float | None = Field(
+        default=None, gt=0, le=60_000,
+        description="Latency budget: when tight, costly optional steps are skipped and listed in `skipped`.",
+    )
+    context_chunks: int = Field(
+        default=0, ge=0, le=10, description="Merge up to this many adjacent chunks on each side into each hit."
     )
 
 
@@ -267,10 +278,22 @@ class RetrievedChunkResponse(BaseModel):
     end: int
 
 
+class Timings(BaseModel):
+    embed: float = Field(description="Query embedding (cached queries cost ~0).")
+    dense: float
+    lexical: float
+    fuse: float = Field(description="Ranking, exact distances of every candidate, and the limits.")
+    context: float = 0.0
+    total: float
+
+
 class RetrieveResponse(BaseModel):
     chunks: list[RetrievedChunkResponse]
     embedding_model: str
     retrieval_query: str
     rag_latency_secs: float
+    search_mode: str
+    timings_ms: Timings
+    skipped: list[str] = Field(default=[], description="Optional steps skipped to meet budget_ms.")
 
 

@@ -21,14 +21,13 @@ class Candidate:
 
 
 def apply_limits(candidates: Sequence[Candidate], limits: RetrievalLimits) -> list[Candidate]:
-    """Keep what an agent runtime may put in its prompt.
+    """Keep what an agent runtime may put in its prompt, from candidates in rank order.
 
-    Take the `max_retrieved_rag_chunks_count` nearest candidates, drop those farther than
+    Take the first `max_retrieved_rag_chunks_count` candidates, drop those farther than
     `max_vector_distance`, then keep candidates in rank order while their total text length
-    stays within `max_documents_length` (stopping at the first that would overflow, so the
-    result is always a prefix of the ranking).
+    stays within `max_documents_length` (stopping at the first that would overflow).
     """
-    ranked = sorted(candidates, key=lambda c: c.vector_distance)[: limits.max_retrieved_rag_chunks_count]
+    ranked = list(candidates)[: limits.max_retrieved_rag_chunks_count]
     kept: list[Candidate] = []
     total = 0
     for candidate in ranked:

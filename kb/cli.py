@@ -225,6 +225,7 @@ def ingest(data_dir: Path, workspace_ref: str, inputs: tuple[str, ...]) -> None:
 def _index_added(kb, target, added) -> None:
     """Run queued indexing jobs here until every added document's index is done."""
     pending = {d.id for d in added}
+    last_reap = time.monotonic()
     with tqdm(total=len(pending), desc="indexing", unit="doc", disable=not pending) as bar:
         while pending:
             job = kb.queue.claim()
@@ -234,6 +235,9 @@ def _index_added(kb, target, added) -> None:
                 run_job(kb.queue, kb.handle_job, job)
             else:
                 time.sleep(0.2)  # a running server may have taken it: wait for it to finish
+                if time.monotonic() - last_reap > 5:  # ...unless that server died: take its jobs back
+                    kb.queue.requeue_interrupted()
+                    last_reap = time.monotonic()
             done = {d for d in pending if kb.list_rag_indexes(target, d)[0].status in TERMINAL_STATUSES}
             bar.update(len(done))
             pending -= done

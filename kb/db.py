@@ -111,6 +111,8 @@ chunks = Table(
     Column("page_end", Integer),
     Column("token_count", Integer, nullable=False),
     Column("text_hash", String, nullable=False),  # sha256 of the exact text embedded (prefix included)
+    Column("language", String, nullable=False, default="english"),  # of its document (lexical analysis)
+    Column("lexical_terms", Text, nullable=False, default=""),  # analysed BM25 terms, space-separated
     Column("embedding", LargeBinary, nullable=False),  # float32, L2-normalised
     Index("ix_chunks_rag_index", "rag_index_id", "ordinal"),
     Index("ix_chunks_workspace_model", "workspace_id", "model"),

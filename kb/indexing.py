@@ -25,7 +25,8 @@ from .db import Database, chunks, documents, rag_indexes
 from .documents import load_parsed
 from .models import ModelRegistry
 from .rag_indexes import RagIndex, load_index, set_state
-from .vectors import VectorIndexes
+from .lexical import chunk_terms, document_language
+from .vectors import ChunkVectors, VectorIndexes
 from .workspaces import new_id
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,9 @@ class Indexer:
                     vectors[i] = np.frombuffer(known[h], dtype=np.float32)
             if missing:
                 vectors[missing] = self._embed([texts[i] for i in missing], embedder, index.id)
-            self._publish(workspace_id, index, pieces, vectors, hashes, embedded=len(missing))
+            language = document_language(parsed.text)
+            terms = chunk_terms([c.text for c in pieces], language)
+            self._publish(workspace_id, index, pieces, vectors, hashes, terms, language, embedded=len(missing))
         except (ModelUnavailable, IngestError, FileNotFoundError) as exc:
             message = getattr(exc, "message", None) or str(exc)
             log.warning("indexing %s with %s failed: %s", index.document_id, index.model, message)
@@ -122,7 +125,15 @@ class Indexer:
         return embedder.embed_documents(texts, batch_size=self.settings.embed_batch_size, on_progress=progress)
 
     def _publish(
-        self, workspace_id: str, index: RagIndex, pieces, vectors: np.ndarray, hashes: list[str], embedded: int
+        self,
+        workspace_id: str,
+        index: RagIndex,
+        pieces,
+        vectors: np.ndarray,
+        hashes: list[str],
+        terms: list[str],
+        language: str,
+        embedded: int,
     ) -> None:
         rows = [
             {
@@ -140,6 +151,8 @@ class Indexer:
                 "page_end": piece.page_end,
                 "token_count": piece.token_count,
                 "text_hash": hashes[i],
+                "language": language,
+                "lexical_terms": terms[i],
                 "embedding": vectors[i].astype(np.float32).tobytes(),
             }
             for i, piece in enumerate(pieces)
@@ -178,7 +191,7 @@ class Indexer:
                 workspace_id,
                 index.model,
                 generation,
-                add=(np.asarray(keys, dtype=np.int64), vectors),
+                add=ChunkVectors(np.asarray(keys, dtype=np.int64), vectors, terms, [language] * len(keys)),
                 remove=old_keys,
             )
 

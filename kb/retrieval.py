@@ -6,12 +6,13 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sqlalchemy import select
 
 from index.embedders import ModelUnavailable
+from index.fusion import adaptive_weights, fuse
 from index.retrieval import Candidate, RetrievalLimits, apply_limits
 
 from .db import Database, chunks, documents
@@ -43,6 +44,27 @@ class RetrievalResult:
     embedding_model: str
     retrieval_query: str
     rag_latency_secs: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+class Stopwatch:
+    """Milliseconds spent in each named step, and in all."""
+
+    def __init__(self) -> None:
+        self._start = self._last = time.perf_counter()
+        self._laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self._laps[name] = self._laps.get(name, 0.0) + (now - self._last) * 1000
+        self._last = now
+
+    def total_ms(self) -> float:
+        return (time.perf_counter() - self._start) * 1000
+
+    def timings(self) -> dict[str, float]:
+        return {name: round(ms, 3) for name, ms in self._laps.items()} | {"total": round(self.total_ms(), 3)}
 
 
 class QueryEmbeddingCache:
@@ -66,6 +88,26 @@ class QueryEmbeddingCache:
             self._items.move_to_end((model, text))
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to search, beyond the limits: the mode, the candidate pool, a latency budget, context."""
+
+    mode: str = "hybrid"  # "hybrid" | "dense" | "lexical"
+    num_candidates: int = 100  # candidates each side contributes before fusion and limits
+    budget_ms: float | None = None  # when tight, costly optional steps are skipped (and reported)
+    context_chunks: int = 0  # neighbours merged into each hit
+
+    def __post_init__(self) -> None:
+        if self.mode not in SEARCH_MODES:
+            raise InvalidRequest(f"search_mode must be one of {', '.join(SEARCH_MODES)}")
+
+
+SEARCH_MODES = ("hybrid", "dense", "lexical")
+# Below this many milliseconds left, a budgeted request drops the optional steps.
+EXPANSION_COST_MS = 2.0
+LARGE_POOL_COST_MS = 3.0
 
 
 class Retriever:
@@ -93,40 +135,77 @@ class Retriever:
         document_ids: list[str] | None = None,
         embedding_model: str | None = None,
         limits: RetrievalLimits = RetrievalLimits(),
+        options: SearchOptions = SearchOptions(),
     ) -> RetrievalResult:
-        started = time.perf_counter()
+        clock = Stopwatch()
         query = query.strip()
         if not query:
             raise InvalidRequest("query must not be empty")
         if len(query) > MAX_QUERY_CHARS:
             raise InvalidRequest(f"query is longer than {MAX_QUERY_CHARS} characters")
         model = self.models.require_known(embedding_model or workspace.default_model)
+        skipped: list[str] = []
+
         query_vector = self.embed_query(model, query)
+        clock.lap("embed")
         embedder = self.models.get(model)
-        store = self.vectors.get(workspace.id, model, embedder.dimension)
+        loaded = self.vectors.get_loaded(workspace.id, model, embedder.dimension)
         allowed = self._allowed_keys(workspace.id, model, document_ids) if document_ids is not None else None
-        keys, distances = store.search(query_vector, limits.max_retrieved_rag_chunks_count, allowed)
-        hits = self._load_chunks(workspace.id, [int(k) for k in keys])
-        candidates = [
-            Candidate(int(k), float(d), len(hits[int(k)].text)) for k, d in zip(keys, distances) if int(k) in hits
-        ]
+
+        pool = max(options.num_candidates, limits.max_retrieved_rag_chunks_count)
+        if options.budget_ms is not None and options.budget_ms - clock.total_ms() < LARGE_POOL_COST_MS + EXPANSION_COST_MS:
+            if pool > limits.max_retrieved_rag_chunks_count:
+                pool = limits.max_retrieved_rag_chunks_count
+                skipped.append("large_candidate_pool")
+
+        with loaded.lock.reading():  # the indexes may be changing under a concurrent upload
+            dense_keys = np.zeros(0, dtype=np.int64)
+            if options.mode in ("dense", "hybrid"):
+                dense_keys, _ = loaded.store.search(query_vector, pool, allowed)
+            clock.lap("dense")
+            lexical_keys = np.zeros(0, dtype=np.int64)
+            query_terms: list[str] = []
+            if options.mode in ("lexical", "hybrid"):
+                query_terms = loaded.lexical.query_terms(query)
+                lexical_keys, _ = loaded.lexical.index.search(query_terms, pool, allowed)
+            clock.lap("lexical")
+            ranked = self._rank(options.mode, query, query_vector, query_terms, loaded, dense_keys, lexical_keys, model)
+        ranked = ranked[: limits.max_retrieved_rag_chunks_count]
+        hits = self._load_chunks(workspace.id, [key for key, _ in ranked])
+        candidates = [Candidate(key, distance, len(hits[key].text)) for key, distance in ranked if key in hits]
         kept = apply_limits(candidates, limits)
-        result = [
-            RetrievedChunk(
-                document_id=hits[c.chunk_key].document_id,
-                document_name=hits[c.chunk_key].name,
-                chunk_id=hits[c.chunk_key].id,
-                vector_distance=round(max(0.0, c.vector_distance), 6),
-                text=hits[c.chunk_key].text,
-                heading_path=json.loads(hits[c.chunk_key].heading_path),
-                page_start=hits[c.chunk_key].page_start,
-                page_end=hits[c.chunk_key].page_end,
-                start=hits[c.chunk_key].start,
-                end=hits[c.chunk_key].end,
-            )
-            for c in kept
-        ]
-        return RetrievalResult(result, model, query, time.perf_counter() - started)
+        clock.lap("fuse")
+
+        result = [self._as_result(hits[c.chunk_key], c.vector_distance) for c in kept]
+        if options.context_chunks > 0 and result:
+            if options.budget_ms is not None and options.budget_ms - clock.total_ms() < EXPANSION_COST_MS:
+                skipped.append("context_chunks")
+            else:
+                result = self._with_context(workspace.id, result, options.context_chunks, limits.max_documents_length)
+        clock.lap("context")
+        return RetrievalResult(result, model, query, clock.total_ms() / 1000, clock.timings(), skipped)
+
+    def _rank(self, mode, query, query_vector, query_terms, loaded, dense_keys, lexical_keys, model) -> list[tuple[int, float]]:
+        """Candidates best first, each with its true cosine distance to the query (in every mode)."""
+        if mode == "hybrid":
+            keys = np.unique(np.concatenate([dense_keys, lexical_keys]))
+        else:
+            keys = dense_keys if mode == "dense" else lexical_keys
+        if keys.size == 0:
+            return []
+        similarity = loaded.store.vectors_for(keys) @ query_vector
+        if mode == "dense":
+            order = np.argsort(-similarity, kind="stable")
+        else:
+            lexical = loaded.lexical.scores(query_terms, keys)
+            if mode == "lexical":
+                order = np.argsort(-lexical, kind="stable")
+            else:
+                weights = adaptive_weights(
+                    similarity, lexical, dense_knows_language=loaded.lexical.model_covers(model, query)
+                )
+                order = np.argsort(-fuse(similarity, lexical, weights), kind="stable")
+        return [(int(keys[i]), float(max(0.0, 1.0 - similarity[i]))) for i in order]
 
     def _allowed_keys(self, workspace_id: str, model: str, document_ids: list[str]) -> np.ndarray:
         ids = list(dict.fromkeys(document_ids))
@@ -167,3 +246,73 @@ class Retriever:
                 .where(chunks.c.key.in_(keys), chunks.c.workspace_id == workspace_id)
             ).fetchall()
         return {row.key: row for row in rows}
+
+    @staticmethod
+    def _as_result(row, distance: float) -> RetrievedChunk:
+        return RetrievedChunk(
+            document_id=row.document_id,
+            document_name=row.name,
+            chunk_id=row.id,
+            vector_distance=round(max(0.0, distance), 6),
+            text=row.text,
+            heading_path=json.loads(row.heading_path),
+            page_start=row.page_start,
+            page_end=row.page_end,
+            start=row.start,
+            end=row.end,
+        )
+
+    def _with_context(
+        self, workspace_id: str, hits: list[RetrievedChunk], neighbours: int, max_length: int
+    ) -> list[RetrievedChunk]:
+        """Each hit with up to `neighbours` chunks on each side merged in, nearest first, within `max_length`."""
+        spans = self._neighbour_spans(workspace_id, hits, neighbours)
+        used = sum(len(h.text) for h in hits)
+        expanded: list[RetrievedChunk] = []
+        for hit in hits:
+            text, start, end = hit.text, hit.start, hit.end
+            for piece in spans.get(hit.chunk_id, []):
+                merged, new_start, new_end = merge_span(text, start, end, piece.text, piece.start, piece.end)
+                if used - len(text) + len(merged) > max_length:
+                    break
+                used += len(merged) - len(text)
+                text, start, end = merged, new_start, new_end
+            expanded.append(replace(hit, text=text, start=start, end=end))
+        return expanded
+
+    def _neighbour_spans(self, workspace_id: str, hits: list[RetrievedChunk], neighbours: int) -> dict[str, list]:
+        """For each hit, its neighbours ordered by closeness (previous before next at equal distance)."""
+        with self.db.read() as conn:
+            own = {
+                row.id: row
+                for row in conn.execute(
+                    select(chunks.c.id, chunks.c.rag_index_id, chunks.c.ordinal).where(
+                        chunks.c.workspace_id == workspace_id, chunks.c.id.in_([h.chunk_id for h in hits])
+                    )
+                )
+            }
+            result: dict[str, list] = {}
+            for hit in hits:
+                row = own[hit.chunk_id]
+                around = conn.execute(
+                    select(chunks.c.ordinal, chunks.c.text, chunks.c.start, chunks.c.end).where(
+                        chunks.c.rag_index_id == row.rag_index_id,
+                        chunks.c.ordinal.between(row.ordinal - neighbours, row.ordinal + neighbours),
+                        chunks.c.ordinal != row.ordinal,
+                    )
+                ).fetchall()
+                result[hit.chunk_id] = sorted(around, key=lambda r: (abs(r.ordinal - row.ordinal), r.ordinal))
+        return result
+
+
+def merge_span(text: str, start: int, end: int, other: str, other_start: int, other_end: int) -> tuple[str, int, int]:
+    """Join two pieces of one document given their offsets, without repeating their overlap."""
+    if other_start >= start:  # other comes after (or inside)
+        if other_end <= end:
+            return text, start, end
+        if other_start <= end:
+            return text + other[end - other_start :], start, other_end
+        return text + "\n\n" + other, start, other_end
+    if other_end >= start:  # other comes before, overlapping
+        return other + text[other_end - start :] if other_end <= end else other, other_start, max(end, other_end)
+    return other + "\n\n" + text, other_start, end

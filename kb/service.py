@@ -31,7 +31,7 @@ from .jobs import Job, JobQueue, WorkerPool, run_job
 from .models import ModelRegistry
 from .rag_indexes import RagIndex
 from .removal import remove_documents, remove_rag_index
-from .retrieval import RetrievalResult, Retriever
+from .retrieval import RetrievalResult, Retriever, SearchOptions
 from .signing import LinkSigner
 from .vectors import VectorIndexes
 from .workspaces import Workspace
@@ -47,9 +47,9 @@ class KnowledgeBase:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.db_url)
         self.blobs = LocalBlobStore(settings.data_dir / "blobs")
-        self.queue = JobQueue(self.db)
+        self.queue = JobQueue(self.db, on_give_up=lambda job, error: ri.set_state(self.db, job.payload["rag_index_id"], status="failed", error=error))
         self.models = ModelRegistry(settings)
-        self.vectors = VectorIndexes(self.db, settings.data_dir / "indexes")
+        self.vectors = VectorIndexes(self.db, settings.data_dir / "indexes", int(settings.index_cache_mb * 2**20))
         self.indexer = Indexer(settings, self.db, self.blobs, self.models, self.vectors)
         self.retriever = Retriever(self.db, self.models, self.vectors)
         self.fulltext = FullTextIndex(self.db)
@@ -76,6 +76,7 @@ class KnowledgeBase:
         if self._workers:
             self._workers.stop()
             self._workers = None
+        self.vectors.close()  # writes indexes changed since their last save
         self.db.dispose()
 
     def handle_job(self, job: Job) -> None:
@@ -234,7 +235,7 @@ class KnowledgeBase:
         if content is not None:
             if doc.type != "text":
                 raise InvalidRequest("only text documents take new content; use update-file for files and refresh for URLs")
-            doc = self._replace(workspace, doc, self.ingestion.from_text(content))
+            doc = self._replace(workspace, doc, self.ingestion.from_text(content, fmt=doc.format))
         if name is not None:
             doc = docs.rename_document(self.db, workspace.id, document_id, name)
         return doc
@@ -489,9 +490,10 @@ class KnowledgeBase:
         document_ids: list[str] | None = None,
         embedding_model: str | None = None,
         limits: RetrievalLimits = RetrievalLimits(),
+        options: SearchOptions = SearchOptions(),
     ) -> RetrievalResult:
         if limits.max_retrieved_rag_chunks_count < 1:
             raise InvalidRequest("max_retrieved_rag_chunks_count must be at least 1")
         return self.retriever.retrieve(
-            workspace, query, document_ids=document_ids, embedding_model=embedding_model, limits=limits
+            workspace, query, document_ids=document_ids, embedding_model=embedding_model, limits=limits, options=options
         )

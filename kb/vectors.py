@@ -12,25 +12,92 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from index.stores import FlatStore, VectorStore, create_store, load_store
+from index.stores import FlatStore, VectorStore, create_store, load_store, write_atomically
 
 from .db import Database, chunks, vector_generations
+from .lexical import LexicalIndex
 
 log = logging.getLogger(__name__)
 
 
+class ReadWriteLock:
+    """Many readers or one writer; a waiting writer holds back new readers (no writer starvation)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def reading(self):
+        with self._cond:
+            while self._writing or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def writing(self):
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writing or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
 @dataclass
 class LoadedIndex:
+    """A workspace+model's vector store and BM25 index, over the same chunk keys, at one generation.
+
+    FAISS and the BM25 arrays are not safe to search while they change: searches hold
+    `lock.reading()`, changes `lock.writing()`.
+    """
+
     store: VectorStore
     generation: int
+    lexical: LexicalIndex
+    lock: ReadWriteLock = field(default_factory=ReadWriteLock)
+
+    def memory_bytes(self) -> int:
+        return self.store.memory_bytes() + self.lexical.memory_bytes()
+
+    def snapshot(self) -> tuple[int, bytes, bytes]:
+        """(generation, vector file bytes, lexical file bytes), consistent with each other."""
+        with self.lock.reading():
+            return self.generation, self.store.to_bytes(), self.lexical.to_bytes()
+
+
+@dataclass(frozen=True)
+class ChunkVectors:
+    """New chunks to add: keys, embeddings, and stored lexical terms and languages."""
+
+    keys: np.ndarray
+    vectors: np.ndarray
+    terms: list[str]
+    languages: list[str]
 
 
 def _slug(model: str) -> str:
@@ -68,7 +135,7 @@ class LoadedCache:
 
     def memory_bytes(self) -> int:
         with self._lock:
-            return sum(item.store.memory_bytes() for item in self._items.values())
+            return sum(item.memory_bytes() for item in self._items.values())
 
     def shrink(self) -> None:
         """Evict after an index grew in place."""
@@ -76,14 +143,65 @@ class LoadedCache:
             self._evict(keep=None)
 
     def _evict(self, keep: tuple[str, str] | None) -> None:
-        total = sum(item.store.memory_bytes() for item in self._items.values())
+        total = sum(item.memory_bytes() for item in self._items.values())
         for key in list(self._items):
             if total <= self.budget_bytes:
                 break
             if key == keep:
                 continue  # the index in use stays, even alone over budget
-            total -= self._items.pop(key).store.memory_bytes()
+            total -= self._items.pop(key).memory_bytes()
             log.info("evicted the index of %s/%s from memory (budget %d bytes)", key[0], key[1], self.budget_bytes)
+
+
+class BackgroundSaver:
+    """Writes changed indexes to disk off the request path, coalescing quick successive changes.
+
+    The files are derived data: a crash before a save only means the next process finds no file
+    for the current generation and rebuilds it from the stored chunks.
+    """
+
+    def __init__(self, save, delay_secs: float = 1.0):
+        self._save = save
+        self._delay = delay_secs
+        self._dirty: dict[tuple[str, str], LoadedIndex] = {}
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="kb-index-saver", daemon=True)
+        self._thread.start()
+
+    def schedule(self, key: tuple[str, str], loaded: LoadedIndex) -> None:
+        with self._cond:
+            self._dirty[key] = loaded
+            self._cond.notify()
+
+    def flush(self) -> None:
+        with self._cond:
+            pending, self._dirty = self._dirty, {}
+        for key, loaded in pending.items():
+            self._write(key, loaded)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        self._thread.join(30)
+        self.flush()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._dirty and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+            time.sleep(self._delay)  # let a burst of changes land, then write once
+            self.flush()
+
+    def _write(self, key: tuple[str, str], loaded: LoadedIndex) -> None:
+        try:
+            self._save(key[0], key[1], loaded)
+        except Exception:
+            log.exception("could not save the index of %s/%s; it will be rebuilt when next loaded", *key)
 
 
 class VectorIndexes:
@@ -91,6 +209,7 @@ class VectorIndexes:
         self.db = db
         self.root = Path(root)
         self._loaded = LoadedCache(budget_bytes)
+        self._saver = BackgroundSaver(self._save)
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -99,8 +218,9 @@ class VectorIndexes:
         with self._locks_guard:
             return self._locks.setdefault((workspace_id, model), threading.Lock())
 
-    def _path(self, workspace_id: str, model: str, generation: int) -> Path:
-        return self.root / workspace_id / f"{_slug(model)}.g{generation}.faiss"
+    def _path(self, workspace_id: str, model: str, generation: int, kind: str = "faiss") -> Path:
+        """`kind` "faiss" (the vectors) or "bm25" (the lexical index) of one generation."""
+        return self.root / workspace_id / f"{_slug(model)}.g{generation}.{kind}"
 
     # --- generations -------------------------------------------------------------------------
 
@@ -127,47 +247,58 @@ class VectorIndexes:
     # --- reading -----------------------------------------------------------------------------
 
     def get(self, workspace_id: str, model: str, dimension: int) -> VectorStore:
-        """The current index, loading or rebuilding it if this process's copy is behind."""
+        """The current vector store, loading or rebuilding it if this process's copy is behind."""
+        return self.get_loaded(workspace_id, model, dimension).store
+
+    def get_loaded(self, workspace_id: str, model: str, dimension: int) -> LoadedIndex:
+        """The current indexes (vector store, and lexical index when present) of a workspace and model."""
         generation = self.current_generation(workspace_id, model)
         loaded = self._loaded.get((workspace_id, model))
         if loaded is not None and loaded.generation == generation:
-            return loaded.store
+            return loaded
         with self.lock(workspace_id, model):
             loaded = self._loaded.get((workspace_id, model))
             generation = self.current_generation(workspace_id, model)
             if loaded is None or loaded.generation != generation:
                 loaded = self._load_or_rebuild(workspace_id, model, dimension, generation)
                 self._loaded.put((workspace_id, model), loaded)
-            return loaded.store
+            return loaded
 
     def _load_or_rebuild(self, workspace_id: str, model: str, dimension: int, generation: int) -> LoadedIndex:
-        path = self._path(workspace_id, model, generation)
-        if path.exists():
+        path, lexical_path = self._path(workspace_id, model, generation), self._path(workspace_id, model, generation, "bm25")
+        if path.exists() and lexical_path.exists():
             try:
                 store = load_store(path)
-                if store.dimension == dimension:
-                    return LoadedIndex(store, generation)
-                log.warning("index file %s has dimension %s, expected %s; rebuilding", path, store.dimension, dimension)
+                lexical = LexicalIndex.from_bytes(lexical_path.read_bytes())
+                if store.dimension == dimension and len(store) == len(lexical.index):
+                    return LoadedIndex(store, generation, lexical)
+                log.warning("index files %s do not match (dimension or size); rebuilding", path)
             except Exception as exc:
                 log.warning("index file %s is unreadable (%s); rebuilding from stored embeddings", path, exc)
         elif generation > 0:
-            log.info("no index file for %s/%s generation %s; building from stored embeddings", workspace_id, model, generation)
-        store = self.build_from_db(workspace_id, model, dimension)
-        self._save(workspace_id, model, store, generation)
-        return LoadedIndex(store, generation)
+            log.info("no index files for %s/%s generation %s; building from stored chunks", workspace_id, model, generation)
+        loaded = self.build_from_db(workspace_id, model, dimension, generation=generation)
+        self._save(workspace_id, model, loaded)
+        return loaded
 
     def build_from_db(
-        self, workspace_id: str, model: str, dimension: int, on_progress=None, conn: Connection | None = None
-    ) -> VectorStore:
-        """A fresh index from every stored embedding of the workspace's succeeded indexes for `model`."""
+        self,
+        workspace_id: str,
+        model: str,
+        dimension: int,
+        on_progress=None,
+        conn: Connection | None = None,
+        generation: int = 0,
+    ) -> LoadedIndex:
+        """Fresh vector and lexical indexes from every stored chunk of the workspace for `model`."""
         if conn is None:
             with self.db.read() as read_conn:
-                return self.build_from_db(workspace_id, model, dimension, on_progress, read_conn)
-        store = create_store(dimension)
+                return self.build_from_db(workspace_id, model, dimension, on_progress, read_conn, generation)
+        store, lexical = create_store(dimension), LexicalIndex()
         # Chunks are written only when an index is published, so every stored chunk is searchable
         # (a document being re-indexed keeps serving its current chunks until the new ones land).
         query = (
-            select(chunks.c.key, chunks.c.embedding)
+            select(chunks.c.key, chunks.c.embedding, chunks.c.lexical_terms, chunks.c.language)
             .where(chunks.c.workspace_id == workspace_id, chunks.c.model == model)
             .order_by(chunks.c.key)
         )
@@ -176,22 +307,24 @@ class VectorIndexes:
             ids = np.fromiter((row.key for row in batch), dtype=np.int64, count=len(batch))
             vectors = np.frombuffer(b"".join(row.embedding for row in batch), dtype=np.float32)
             store.add(ids, vectors.reshape(len(batch), dimension))
+            lexical.add(ids, [row.lexical_terms for row in batch], [row.language for row in batch])
             if on_progress:
                 on_progress(len(batch))
-        return store
+        return LoadedIndex(store, generation, lexical)
 
     def rebuild(self, workspace_id: str, model: str, dimension: int, on_progress=None) -> int:
-        """Rebuild from stored embeddings, publish as a new generation; returns the vector count.
+        """Rebuild from stored chunks, publish as a new generation; returns the vector count.
 
         The build runs inside a write transaction, so no other writer can change the chunks between
         reading them and publishing the generation that says the index reflects them.
         """
         with self.lock(workspace_id, model):
             with self.db.write() as conn:
-                store = self.build_from_db(workspace_id, model, dimension, on_progress, conn)
-                generation = self.bump_generation(conn, workspace_id, model)
-            self.replace(workspace_id, model, store, generation)
-        return len(store)
+                loaded = self.build_from_db(workspace_id, model, dimension, on_progress, conn)
+                loaded.generation = self.bump_generation(conn, workspace_id, model)
+            self._save(workspace_id, model, loaded)
+            self._loaded.put((workspace_id, model), loaded)
+        return len(loaded.store)
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -201,7 +334,7 @@ class VectorIndexes:
         model: str,
         generation: int,
         *,
-        add: tuple[np.ndarray, np.ndarray] | None = None,
+        add: ChunkVectors | None = None,
         remove: list[int] | None = None,
     ) -> None:
         """Apply a change already committed as `generation` to this process's copy and save it.
@@ -214,27 +347,35 @@ class VectorIndexes:
         if loaded is None or loaded.generation != generation - 1:
             self._loaded.pop(key)
             return
-        if remove:
-            loaded.store.remove(remove)
-        if add is not None:
-            loaded.store.add(*add)
-        loaded.generation = generation
-        self._save(workspace_id, model, loaded.store, generation)
+        with loaded.lock.writing():
+            if remove:
+                loaded.store.remove(remove)
+                loaded.lexical.remove(remove)
+            if add is not None:
+                loaded.store.add(add.keys, add.vectors)
+                loaded.lexical.add(add.keys, add.terms, add.languages)
+            loaded.generation = generation
+        self._saver.schedule(key, loaded)
         self._loaded.shrink()
 
-    def replace(self, workspace_id: str, model: str, store: VectorStore, generation: int) -> None:
-        """Install a rebuilt index as `generation` (used by `kb reindex`)."""
-        self._save(workspace_id, model, store, generation)
-        self._loaded.put((workspace_id, model), LoadedIndex(store, generation))
-
-    def _save(self, workspace_id: str, model: str, store: VectorStore, generation: int) -> None:
+    def _save(self, workspace_id: str, model: str, loaded: LoadedIndex) -> None:
+        """Write both files of the generation atomically, then drop older generations' files."""
+        generation, vectors, lexical = loaded.snapshot()
         path = self._path(workspace_id, model, generation)
-        store.save(path)
-        for old in path.parent.glob(f"{_slug(model)}.g*.faiss"):
-            if old != path:
-                old_generation = old.name.rsplit(".g", 1)[-1].removesuffix(".faiss")
-                if old_generation.isdigit() and int(old_generation) < generation:
-                    old.unlink(missing_ok=True)
+        write_atomically(path, vectors)
+        write_atomically(self._path(workspace_id, model, generation, "bm25"), lexical)
+        for old in path.parent.glob(f"{_slug(model)}.g*.*"):
+            stem, _, kind = old.name.rpartition(".")
+            old_generation = stem.rsplit(".g", 1)[-1]
+            if kind in ("faiss", "bm25") and old_generation.isdigit() and int(old_generation) < generation:
+                old.unlink(missing_ok=True)
+
+    def flush(self) -> None:
+        """Write every index changed since its last save (at shutdown; the saver does it meanwhile)."""
+        self._saver.flush()
+
+    def close(self) -> None:
+        self._saver.stop()
 
     def forget_workspace(self, workspace_id: str) -> None:
         for key in [k for k in self._loaded.keys() if k[0] == workspace_id]:

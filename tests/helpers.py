@@ -47,7 +47,7 @@ class LiveServer:
 
     def start(self) -> "LiveServer":
         self.thread.start()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # generous: the model loads at start, and CI machines are shared
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("kb server did not start")

@@ -1,4 +1,4 @@
-"""The three retrieval limits, over HTTP, on real embeddings."""
+"""The three retrieval limits, over HTTP, on real embeddings: the same meaning in every search mode."""
 
 from __future__ import annotations
 
@@ -15,37 +15,53 @@ FACTS = [
 ]
 
 
+MODES = ["hybrid", "dense", "lexical"]
+
+
 @pytest.fixture
 def planets(client):
     return {name: add_text(client, text, name) for name, text in FACTS}
 
 
-def test_max_retrieved_rag_chunks_count_caps_the_hits(client, planets):
-    everything = retrieve(client, "planets of the solar system", max_vector_distance=2.0)
-    assert len(everything["chunks"]) == len(FACTS)
-    distances = [c["vector_distance"] for c in everything["chunks"]]
-    assert distances == sorted(distances)
-    two = retrieve(client, "planets of the solar system", max_vector_distance=2.0, max_retrieved_rag_chunks_count=2)
-    assert [c["chunk_id"] for c in two["chunks"]] == [c["chunk_id"] for c in everything["chunks"][:2]]
+def ids(chunks: list[dict]) -> list[str]:
+    return [c["chunk_id"] for c in chunks]
 
 
-def test_max_vector_distance_drops_far_chunks(client, planets):
-    everything = retrieve(client, "which planet has rings", max_vector_distance=2.0)["chunks"]
-    cut = (everything[1]["vector_distance"] + everything[2]["vector_distance"]) / 2
-    near = retrieve(client, "which planet has rings", max_vector_distance=cut)["chunks"]
-    assert [c["chunk_id"] for c in near] == [c["chunk_id"] for c in everything[:2]]
-    assert all(c["vector_distance"] <= cut for c in near)
-    assert near[0]["document_id"] == planets["saturn"]
-    assert retrieve(client, "which planet has rings", max_vector_distance=0.0)["chunks"] == []
+@pytest.mark.parametrize("mode", MODES)
+def test_max_retrieved_rag_chunks_count_caps_the_ranking(client, planets, mode):
+    everything = retrieve(client, "the planet Saturn and other planets", max_vector_distance=2.0, search_mode=mode)["chunks"]
+    assert len(everything) >= 3
+    if mode != "lexical":  # the pasta text shares no word with the query
+        assert len(everything) == len(FACTS)
+    if mode == "dense":
+        distances = [c["vector_distance"] for c in everything]
+        assert distances == sorted(distances)
+    two = retrieve(client, "the planet Saturn and other planets", max_vector_distance=2.0,
+                   max_retrieved_rag_chunks_count=2, search_mode=mode)
+    assert ids(two["chunks"]) == ids(everything[:2])
+    assert two["search_mode"] == mode
 
 
-def test_max_documents_length_keeps_a_prefix_within_the_budget(client, planets):
-    everything = retrieve(client, "planets", max_vector_distance=2.0)["chunks"]
+@pytest.mark.parametrize("mode", MODES)
+def test_max_vector_distance_drops_far_chunks(client, planets, mode):
+    everything = retrieve(client, "which planet has rings", max_vector_distance=2.0, search_mode=mode)["chunks"]
+    distances = sorted(c["vector_distance"] for c in everything)
+    cut = (distances[0] + distances[1]) / 2
+    near = retrieve(client, "which planet has rings", max_vector_distance=cut, search_mode=mode)["chunks"]
+    assert ids(near) == [c["chunk_id"] for c in everything if c["vector_distance"] <= cut]
+    assert len(near) == 1 and near[0]["document_id"] == planets["saturn"]
+    assert retrieve(client, "which planet has rings", max_vector_distance=0.0, search_mode=mode)["chunks"] == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_max_documents_length_keeps_a_prefix_within_the_budget(client, planets, mode):
+    everything = retrieve(client, "planets", max_vector_distance=2.0, search_mode=mode)["chunks"]
+    assert len(everything) >= 3
     budget = len(everything[0]["text"]) + len(everything[1]["text"]) + len(everything[2]["text"]) // 2
-    limited = retrieve(client, "planets", max_vector_distance=2.0, max_documents_length=budget)["chunks"]
-    assert [c["chunk_id"] for c in limited] == [c["chunk_id"] for c in everything[:2]]
+    limited = retrieve(client, "planets", max_vector_distance=2.0, max_documents_length=budget, search_mode=mode)["chunks"]
+    assert ids(limited) == ids(everything[:2])
     assert sum(len(c["text"]) for c in limited) <= budget
-    assert retrieve(client, "planets", max_documents_length=1, max_vector_distance=2.0)["chunks"] == []
+    assert retrieve(client, "planets", max_documents_length=1, max_vector_distance=2.0, search_mode=mode)["chunks"] == []
 
 
 def test_limits_are_validated(client, planets):

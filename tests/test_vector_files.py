@@ -30,6 +30,7 @@ def test_corrupt_or_missing_index_file_is_rebuilt_from_stored_embeddings(tmp_pat
     _index_all(kb, workspace)
     expected = _top(kb, workspace, "lava and ash")
     assert expected[0][0] == "volcano"
+    kb.vectors.flush()  # files are written in the background; make sure they are there
     [index_file] = (tmp_path / "indexes" / workspace.id).glob("*.faiss")
     kb.close()
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from index.retrieval import RetrievalLimits
 
 from kb.errors import KBError
+from kb.retrieval import SearchOptions
 
 from .. import presenters
 from ..deps import KB, CurrentWorkspace
@@ -42,12 +43,16 @@ def retrieve(body: RetrieveRequest, kb: KB, workspace: CurrentWorkspace) -> Retr
             max_documents_length=body.max_documents_length,
             max_retrieved_rag_chunks_count=body.max_retrieved_rag_chunks_count,
         ),
+        options=SearchOptions(body.search_mode, body.num_candidates, body.budget_ms, body.context_chunks),
     )
     return RetrieveResponse(
         chunks=[c.__dict__ for c in result.chunks],
         embedding_model=result.embedding_model,
         retrieval_query=result.retrieval_query,
         rag_latency_secs=round(result.rag_latency_secs, 6),
+        search_mode=body.search_mode,
+        timings_ms=result.timings_ms,
+        skipped=result.skipped,
     )
 
 
