@@ -292,8 +292,8 @@ class RetrieveResponse(BaseModel):
     embedding_model: str
     retrieval_query: str
     rag_latency_secs: float
-    search_mode: str
-    timings_ms: Timings
+    search_mode: str = "hybrid"
+    timings_ms: Timings | None = Field(default=None, description="Milliseconds spent in each step.")
     skipped: list[str] = Field(default=[], description="Optional steps skipped to meet budget_ms.")
 
 
