@@ -71,6 +71,8 @@ class Settings:
     tiers_file: Path = DEFAULT_TIERS_FILE
     default_tier: str = "free"  # of workspaces created without --tier (the `default` one included)
     index_cache_mb: float = 1024  # memory for loaded FAISS indexes; least recently used leave first
+    vector_store: str = "auto"  # "auto" (exact while small, HNSW from hnsw_threshold), "flat", "hnsw"
+    hnsw_threshold: int = 20_000  # vectors at which an "auto" store moves to HNSW (back below half)
 
     @property
     def tiers(self) -> dict[str, dict[str, int]]:
@@ -124,6 +126,8 @@ ENV_VARS: dict[str, str] = {
     "tiers_file": "KB_TIERS_FILE",
     "default_tier": "KB_DEFAULT_TIER",
     "index_cache_mb": "KB_INDEX_CACHE_MB",
+    "vector_store": "KB_VECTOR_STORE",
+    "hnsw_threshold": "KB_HNSW_THRESHOLD",
 }
 
 
@@ -164,6 +168,8 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     settings = Settings(**values).with_overrides(**overrides)
     if settings.default_tier not in settings.tiers:
         raise ValueError(f"default tier {settings.default_tier!r} is not in {settings.tiers_file}")
+    if settings.vector_store not in ("auto", "flat", "hnsw"):
+        raise ValueError(f"KB_VECTOR_STORE must be auto, flat or hnsw, not {settings.vector_store!r}")
     if settings.default_model not in settings.models:
         raise ValueError(
             f"default model {settings.default_model!r} is not configured; known models: {', '.join(settings.models)}"

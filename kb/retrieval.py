@@ -153,15 +153,16 @@ class Retriever:
         allowed = self._allowed_keys(workspace.id, model, document_ids) if document_ids is not None else None
 
         pool = max(options.num_candidates, limits.max_retrieved_rag_chunks_count)
+        ann_pool: int | None = pool  # an HNSW store's efSearch; None: the store's default
         if options.budget_ms is not None and options.budget_ms - clock.total_ms() < LARGE_POOL_COST_MS + EXPANSION_COST_MS:
             if pool > limits.max_retrieved_rag_chunks_count:
-                pool = limits.max_retrieved_rag_chunks_count
+                pool, ann_pool = limits.max_retrieved_rag_chunks_count, None
                 skipped.append("large_candidate_pool")
 
         with loaded.lock.reading():  # the indexes may be changing under a concurrent upload
             dense_keys = np.zeros(0, dtype=np.int64)
             if options.mode in ("dense", "hybrid"):
-                dense_keys, _ = loaded.store.search(query_vector, pool, allowed)
+                dense_keys, _ = loaded.store.search(query_vector, pool, allowed, num_candidates=ann_pool)
             clock.lap("dense")
             lexical_keys = np.zeros(0, dtype=np.int64)
             query_terms: list[str] = []

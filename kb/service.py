@@ -49,7 +49,13 @@ class KnowledgeBase:
         self.blobs = LocalBlobStore(settings.data_dir / "blobs")
         self.queue = JobQueue(self.db, on_give_up=lambda job, error: ri.set_state(self.db, job.payload["rag_index_id"], status="failed", error=error))
         self.models = ModelRegistry(settings)
-        self.vectors = VectorIndexes(self.db, settings.data_dir / "indexes", int(settings.index_cache_mb * 2**20))
+        self.vectors = VectorIndexes(
+            self.db,
+            settings.data_dir / "indexes",
+            int(settings.index_cache_mb * 2**20),
+            settings.vector_store,
+            {"hnsw_threshold": settings.hnsw_threshold} if settings.vector_store == "auto" else {},
+        )
         self.indexer = Indexer(settings, self.db, self.blobs, self.models, self.vectors)
         self.retriever = Retriever(self.db, self.models, self.vectors)
         self.fulltext = FullTextIndex(self.db)

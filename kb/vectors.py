@@ -22,50 +22,13 @@ import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from index.locks import ReadWriteLock
 from index.stores import FlatStore, VectorStore, create_store, load_store, write_atomically
 
 from .db import Database, chunks, vector_generations
 from .lexical import LexicalIndex
 
 log = logging.getLogger(__name__)
-
-
-class ReadWriteLock:
-    """Many readers or one writer; a waiting writer holds back new readers (no writer starvation)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writing = False
-        self._writers_waiting = 0
-
-    @contextmanager
-    def reading(self):
-        with self._cond:
-            while self._writing or self._writers_waiting:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def writing(self):
-        with self._cond:
-            self._writers_waiting += 1
-            while self._writing or self._readers:
-                self._cond.wait()
-            self._writers_waiting -= 1
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writing = False
-                self._cond.notify_all()
 
 
 @dataclass
@@ -205,9 +168,19 @@ class BackgroundSaver:
 
 
 class VectorIndexes:
-    def __init__(self, db: Database, root: Path, budget_bytes: int = 1 << 30):
+    def __init__(
+        self,
+        db: Database,
+        root: Path,
+        budget_bytes: int = 1 << 30,
+        store_kind: str = "auto",
+        store_options: dict | None = None,
+    ):
+        """`store_kind` and `store_options` say how vectors are searched (`index.stores.create_store`)."""
         self.db = db
         self.root = Path(root)
+        self.store_kind = store_kind
+        self.store_options = dict(store_options or {})
         self._loaded = LoadedCache(budget_bytes)
         self._saver = BackgroundSaver(self._save)
         self._locks: dict[tuple[str, str], threading.Lock] = {}
@@ -268,7 +241,7 @@ class VectorIndexes:
         path, lexical_path = self._path(workspace_id, model, generation), self._path(workspace_id, model, generation, "bm25")
         if path.exists() and lexical_path.exists():
             try:
-                store = load_store(path)
+                store = load_store(path, self.store_kind, **self.store_options)
                 lexical = LexicalIndex.from_bytes(lexical_path.read_bytes())
                 if store.dimension == dimension and len(store) == len(lexical.index):
                     return LoadedIndex(store, generation, lexical)
@@ -294,7 +267,7 @@ class VectorIndexes:
         if conn is None:
             with self.db.read() as read_conn:
                 return self.build_from_db(workspace_id, model, dimension, on_progress, read_conn, generation)
-        store, lexical = create_store(dimension), LexicalIndex()
+        store, lexical = create_store(dimension, self.store_kind, **self.store_options), LexicalIndex()
         # Chunks are written only when an index is published, so every stored chunk is searchable
         # (a document being re-indexed keeps serving its current chunks until the new ones land).
         query = (

@@ -2,19 +2,43 @@
 
 from pathlib import Path
 
-from .base import VectorStore, write_atomically
+from .base import VectorStore, envelope_kind, write_atomically
 from .faiss_flat import FlatStore
+from .faiss_hnsw import HNSWStore
+from .tiered import TieredStore
 
-STORE_KINDS: dict[str, type[VectorStore]] = {"flat": FlatStore}
-
-
-def create_store(dimension: int, kind: str = "flat") -> VectorStore:
-    return STORE_KINDS[kind](dimension)
-
-
-def load_store(path: Path, kind: str = "flat") -> VectorStore:
-    """Load a saved store; raises on a missing or corrupt file (callers rebuild then)."""
-    return STORE_KINDS[kind].from_bytes(Path(path).read_bytes())
+# "auto": exact while small, HNSW from TieredStore's threshold on (see tiered.py).
+STORE_KINDS: dict[str, type[VectorStore]] = {"flat": FlatStore, "hnsw": HNSWStore, "auto": TieredStore}
 
 
-__all__ = ["VectorStore", "FlatStore", "create_store", "load_store", "write_atomically", "STORE_KINDS"]
+def create_store(dimension: int, kind: str = "flat", **options: object) -> VectorStore:
+    """A new empty store; `options` go to its constructor (for "auto": `hnsw_threshold`)."""
+    if kind not in STORE_KINDS:
+        raise ValueError(f"unknown vector store kind {kind!r}; known: {', '.join(STORE_KINDS)}")
+    return STORE_KINDS[kind](dimension, **options)
+
+
+def load_store(path: Path, kind: str = "flat", **options: object) -> VectorStore:
+    """Load a saved store; raises on a missing or corrupt file (callers rebuild then).
+
+    A file says which kind it holds, and is read as that kind; `kind` decides only how a bare
+    FAISS index (a FlatStore's file) is read. With kind "auto" every file is read into a
+    TieredStore, so files written by "flat" or "hnsw" carry on under "auto", and `options`
+    (`hnsw_threshold`) replace the saved ones.
+    """
+    data = Path(path).read_bytes()
+    if kind == TieredStore.kind:
+        return TieredStore.from_bytes(data, **options)
+    return STORE_KINDS[envelope_kind(data) or kind].from_bytes(data)
+
+
+__all__ = [
+    "VectorStore",
+    "FlatStore",
+    "HNSWStore",
+    "TieredStore",
+    "create_store",
+    "load_store",
+    "write_atomically",
+    "STORE_KINDS",
+]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -29,11 +31,16 @@ class VectorStore(ABC):
 
     @abstractmethod
     def search(
-        self, query: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+        self,
+        query: np.ndarray,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        num_candidates: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return (ids, cosine distances) of the `k` nearest vectors, nearest first.
 
         With `allowed_ids`, only those ids are considered (filtered inside the search).
+        `num_candidates` is an approximate store's candidate pool; exact stores ignore it.
         """
 
     def memory_bytes(self) -> int:
@@ -69,3 +76,33 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+# --- serialised form of the stores that are more than one FAISS index -------------------------
+
+ENVELOPE_MAGIC = b"KBVS"  # a bare FAISS index (FlatStore's form) never starts with these bytes
+
+
+def pack_envelope(kind: str, meta: dict, *blobs: bytes | memoryview) -> bytes:
+    """`kind` and `meta` in a JSON header, then the blobs: the form that says which kind it holds."""
+    header = json.dumps({"kind": kind, "meta": meta, "blobs": [memoryview(b).nbytes for b in blobs]}).encode()
+    return b"".join([ENVELOPE_MAGIC, struct.pack("<I", len(header)), header, *blobs])
+
+
+def envelope_kind(data: bytes) -> str | None:
+    """The kind a serialised store holds, or None for a bare FAISS index (a FlatStore)."""
+    return unpack_envelope(data)[0] if data[:4] == ENVELOPE_MAGIC else None
+
+
+def unpack_envelope(data: bytes) -> tuple[str, dict, list[memoryview]]:
+    if data[:4] != ENVELOPE_MAGIC:
+        raise ValueError("not a kb vector store envelope")
+    (size,) = struct.unpack_from("<I", data, 4)
+    header = json.loads(bytes(data[8 : 8 + size]))
+    view, offset, blobs = memoryview(data), 8 + size, []
+    for length in header["blobs"]:
+        blobs.append(view[offset : offset + length])
+        offset += length
+    if offset != len(data):
+        raise ValueError(f"vector store envelope is {len(data)} bytes, its header describes {offset}")
+    return header["kind"], header["meta"], blobs

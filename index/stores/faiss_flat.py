@@ -33,7 +33,11 @@ class FlatStore(VectorStore):
         return int(self._index.remove_ids(faiss.IDSelectorBatch(id_array)))
 
     def search(
-        self, query: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+        self,
+        query: np.ndarray,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        num_candidates: int | None = None,  # exact search: no candidate pool
     ) -> tuple[np.ndarray, np.ndarray]:
         if k <= 0 or len(self) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
@@ -50,7 +54,10 @@ class FlatStore(VectorStore):
 
     def vectors_for(self, ids: np.ndarray) -> np.ndarray:
         """Stored vectors of `ids` (for exact distances of hits found another way)."""
-        return np.vstack([self._index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, self.dimension), np.float32)
+        if not len(ids):
+            return np.zeros((0, self.dimension), np.float32)
+        # One call per id: reconstruct_batch opens an OpenMP region, slower for a few hundred ids.
+        return np.vstack([self._index.reconstruct(int(i)) for i in ids])
 
     def to_bytes(self) -> bytes:
         return faiss.serialize_index(self._index).tobytes()

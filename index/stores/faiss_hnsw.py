@@ -1,0 +1,381 @@
+"""Approximate search with FAISS HNSW, with deletes (tombstones, then compaction) and filters.
+
+HNSW cannot remove a vector from its graph, so a removed vector stays in the graph as a
+tombstone: it still routes searches but is never returned. Tombstones address a stored copy
+(a position), not an id, so an id removed and added again has a dead copy and a live one, and
+only the live one is returned. That is why this store keeps its own position → id table
+instead of wrapping the graph in `IndexIDMap2`: an `IndexIDMap2` hands every selector the
+external id of a candidate (it wraps it in `IDSelectorTranslated`), which cannot tell the two
+copies apart. Once tombstones pass `compact_fraction` of the stored vectors, a new graph is
+built from the live vectors (read back from the graph's own flat storage) in the background,
+the changes made meanwhile are replayed onto it, and it replaces the old one.
+
+Filters (`allowed_ids`) are applied inside the search with an `IDSelectorBitmap` over positions
+(FAISS HNSW still walks through unselected nodes; it only keeps selected ones as results). As
+fewer vectors are selected, fewer of the `efSearch` nodes the walk visits can be results, so
+`efSearch` is scaled by (stored / selected). That grows without bound for a small selection
+(one document's chunks), which is searched exactly instead: its vectors are read back from
+the graph's storage and compared with the query directly (`exact_limit`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Iterable
+
+import faiss
+import numpy as np
+
+from ..locks import ReadWriteLock
+from .base import VectorStore, pack_envelope, unpack_envelope
+
+log = logging.getLogger(__name__)
+
+# Chosen from bench/hnsw_recall.py (see BENCHMARKS.md, "Vector stores").
+DEFAULT_M = 32
+DEFAULT_EF_CONSTRUCTION = 200
+DEFAULT_EF_SEARCH = 96
+DEFAULT_EXACT_BELOW = 1024
+DEFAULT_EXACT_SCALE = 2.0
+DEFAULT_COMPACT_FRACTION = 0.2
+SEARCH_SETTINGS = ("ef_search", "exact_below", "exact_scale")
+EXACT_BLOCK = 1024  # vectors scored per step of an exact search: 1.5 MB at 384 dimensions
+
+_EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cosine distances) of the `k` highest inner products in `scores`, nearest first."""
+    k = min(k, len(scores))
+    rows = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    rows = rows[np.argsort(-scores[rows], kind="stable")]
+    return rows, (1.0 - scores[rows]).astype(np.float32)
+
+
+class _Graph:
+    """An HNSW graph, the id at each position, and which positions are live. Not thread-safe."""
+
+    def __init__(self, index: faiss.IndexHNSWFlat, labels: np.ndarray, live: np.ndarray):
+        self.index, self.labels, self.live = index, labels, live
+        self.changed()
+
+    @classmethod
+    def empty(cls, dimension: int, m: int, ef_construction: int) -> "_Graph":
+        index = faiss.IndexHNSWFlat(dimension, m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = ef_construction
+        return cls(index, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
+
+    def changed(self) -> None:
+        self.n_live = int(np.count_nonzero(self.live))
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self._live_bitmap: np.ndarray | None = None
+
+    @property
+    def stored(self) -> int:
+        return len(self.labels)
+
+    def positions_of(self, ids: np.ndarray) -> np.ndarray:
+        """Position of each id's live copy, -1 for an id not stored (or removed)."""
+        if self._sorted is None:  # live ids sorted, with their positions; built on first use
+            positions = np.flatnonzero(self.live)
+            order = np.argsort(self.labels[positions], kind="stable")
+            self._sorted = (self.labels[positions][order], positions[order])
+        sorted_ids, positions = self._sorted
+        if len(sorted_ids) == 0 or len(ids) == 0:
+            return np.full(len(ids), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+        return np.where(sorted_ids[at] == ids, positions[at], -1)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add (ids unique); an id already live is replaced: its old copy becomes a tombstone."""
+        replaced = self.positions_of(ids)
+        self.live[replaced[replaced >= 0]] = False
+        self.index.add(vectors)
+        self.labels = np.concatenate([self.labels, ids])
+        self.live = np.concatenate([self.live, np.ones(len(ids), dtype=bool)])
+        self.changed()
+
+    def remove(self, ids: np.ndarray) -> int:
+        positions = self.positions_of(ids)
+        positions = positions[positions >= 0]
+        if len(positions):
+            self.live[positions] = False
+            self.changed()
+        return len(positions)
+
+    def vectors(self) -> np.ndarray:
+        """A view (no copy) of every stored vector, by position; valid until the next add.
+
+        Reading through it beats `reconstruct_batch`, which opens an OpenMP parallel region:
+        ~10 ms on a busy machine, even for a few vectors."""
+        if self.stored == 0:
+            return np.zeros((0, self.index.d), dtype=np.float32)
+        storage = faiss.downcast_index(self.index.storage)
+        return faiss.rev_swig_ptr(storage.get_xb(), self.stored * self.index.d).reshape(self.stored, self.index.d)
+
+    def live_contents(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of the live copies, in the order they were added; copies."""
+        positions = np.flatnonzero(self.live)
+        return self.labels[positions], self.vectors()[positions]
+
+    def live_bitmap(self) -> np.ndarray:
+        if self._live_bitmap is None:
+            self._live_bitmap = np.packbits(self.live, bitorder="little")
+        return self._live_bitmap
+
+
+class HNSWStore(VectorStore):
+    """Approximate nearest neighbours on normalised vectors (inner product), with deletes.
+
+    Thread safety: searches run concurrently; `add` and `remove` are serialised and exclude
+    searches only while the graph changes in place. A compaction is built beside the current
+    graph, which keeps answering, by a background thread (`background_compaction=False`: by
+    the `add` or `remove` that calls for it).
+
+    `SEARCH_SETTINGS` (ef_search, exact_below, exact_scale) are not saved with the store, so a
+    loaded store searches with the current defaults; `m`, `ef_construction` and
+    `compact_fraction` describe the graph and are saved.
+    """
+
+    kind = "hnsw"
+
+    def __init__(
+        self,
+        dimension: int,
+        *,
+        m: int = DEFAULT_M,
+        ef_construction: int = DEFAULT_EF_CONSTRUCTION,
+        ef_search: int = DEFAULT_EF_SEARCH,
+        exact_below: int = DEFAULT_EXACT_BELOW,
+        exact_scale: float = DEFAULT_EXACT_SCALE,
+        compact_fraction: float = DEFAULT_COMPACT_FRACTION,
+        background_compaction: bool = True,
+    ):
+        super().__init__(dimension)
+        self.m = m
+        self.ef_construction = ef_construction
+        self.ef_search = ef_search
+        self.exact_below = exact_below
+        self.exact_scale = exact_scale
+        self.compact_fraction = compact_fraction
+        self.background_compaction = background_compaction
+        self.compactions = 0
+        self._graph = _Graph.empty(dimension, m, ef_construction)
+        self._rw = ReadWriteLock()  # searches read; in-place changes and swaps write
+        self._mutex = threading.Lock()  # one change at a time
+        self._replay: list[tuple[np.ndarray, np.ndarray | None]] | None = None  # changes since a compaction began
+        self._compaction: threading.Thread | None = None
+
+    def __len__(self) -> int:
+        return self._graph.n_live
+
+    @property
+    def tombstones(self) -> int:
+        return self._graph.stored - self._graph.n_live
+
+    # --- changes ---------------------------------------------------------------------------------
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors; an id already stored is replaced (its old vector becomes a tombstone)."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+        if len(ids) == 0:
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dimension)
+        _, last = np.unique(ids[::-1], return_index=True)
+        if len(last) < len(ids):  # within the batch, the last vector of an id wins
+            keep = np.sort(len(ids) - 1 - last)
+            ids, vectors = ids[keep], np.ascontiguousarray(vectors[keep])
+        self._change(ids, vectors)
+
+    def remove(self, ids: Iterable[int]) -> int:
+        return self._change(np.unique(np.fromiter(ids, dtype=np.int64)), None)
+
+    def _change(self, ids: np.ndarray, vectors: np.ndarray | None) -> int:
+        """Add (with `vectors`) or remove `ids`; compact when tombstones pass the fraction."""
+        with self._mutex:
+            with self._rw.writing():
+                changed = self._graph.add(ids, vectors) if vectors is not None else self._graph.remove(ids)
+            if self._replay is not None:
+                self._replay.append((ids, vectors))
+            elif self.tombstones > self.compact_fraction * self._graph.stored:
+                self._start_compaction()
+            return len(ids) if vectors is not None else changed
+
+    def _start_compaction(self) -> None:
+        # Mutex held. The live vectors are copied now; changes from now on are kept for replay.
+        ids, vectors = self._graph.live_contents()
+        if not self.background_compaction:
+            self._finish_compaction(ids, vectors, replay=False)
+            return
+        self._replay = []
+        # Not a daemon: at exit Python waits for it. A daemon thread still inside FAISS when the
+        # interpreter finalises is unwound through C++ frames, and the process aborts.
+        self._compaction = threading.Thread(target=self._finish_compaction, args=(ids, vectors), name="hnsw-compaction")
+        self._compaction.start()
+
+    def _finish_compaction(self, ids: np.ndarray, vectors: np.ndarray, replay: bool = True) -> None:
+        try:
+            fresh = _Graph.empty(self.dimension, self.m, self.ef_construction)
+            if len(ids):
+                fresh.add(ids, vectors)
+        except Exception:  # out of memory, say: keep the tombstones, try at a later change
+            log.exception("HNSW compaction failed; the store keeps its tombstones")
+            fresh = None
+        if not replay:
+            self._install(fresh)
+            return
+        with self._mutex:
+            for change_ids, change_vectors in self._replay if fresh is not None else ():
+                fresh.add(change_ids, change_vectors) if change_vectors is not None else fresh.remove(change_ids)
+            self._replay = None
+            self._install(fresh)
+
+    def _install(self, fresh: _Graph | None) -> None:
+        if fresh is not None:
+            with self._rw.writing():
+                self._graph = fresh
+            self.compactions += 1
+
+    def wait_for_compaction(self, timeout: float | None = None) -> None:
+        """Return once no compaction is running (tests, and callers that must measure after one)."""
+        thread = self._compaction
+        if thread is not None:
+            thread.join(timeout)
+
+    def compact(self) -> None:
+        """Rebuild the graph from the live vectors now, dropping every tombstone."""
+        self.wait_for_compaction()
+        with self._mutex:
+            if self.tombstones:
+                self._finish_compaction(*self._graph.live_contents(), replay=False)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def contents(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of every live vector, in the order they were added."""
+        with self._rw.reading():
+            return self._graph.live_contents()
+
+    def vectors_for(self, ids: np.ndarray) -> np.ndarray:
+        """Stored vectors of `ids` (for exact distances of hits found another way)."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        with self._rw.reading():
+            positions = self._graph.positions_of(ids)
+            if (positions < 0).any():
+                raise KeyError(f"ids not in the store: {ids[positions < 0][:10].tolist()}")
+            return self._graph.vectors()[positions]
+
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        num_candidates: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The `k` nearest live vectors (among `allowed_ids`, if given), nearest first.
+
+        `num_candidates` is the HNSW candidate pool: efSearch = max(k, num_candidates), by
+        default `ef_search`. It is scaled by stored / selected when tombstones or a filter
+        exclude part of the graph; a filter small enough (`exact_limit`) is searched exactly.
+        """
+        if k <= 0:
+            return _EMPTY
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimension)
+        ef = max(k, num_candidates or self.ef_search)
+        with self._rw.reading():
+            graph = self._graph
+            stored = graph.stored
+            if allowed_ids is None:
+                selected = graph.n_live
+                bitmap = None if selected == stored else graph.live_bitmap()
+            else:
+                positions = graph.positions_of(np.asarray(allowed_ids, dtype=np.int64).reshape(-1))
+                mask = np.zeros(stored, dtype=bool)
+                mask[positions[positions >= 0]] = True
+                positions = np.flatnonzero(mask)  # each once, in storage order
+                selected = len(positions)
+                if 0 < selected <= self.exact_limit(ef, stored):
+                    return self._exact_search(graph, positions, query[0], k)
+                bitmap = np.packbits(mask, bitorder="little")
+            if selected == 0:
+                return _EMPTY
+            k = min(k, selected)
+            params = faiss.SearchParametersHNSW(efSearch=min(stored, math.ceil(ef * stored / selected)))
+            if bitmap is not None:
+                selector = faiss.IDSelectorBitmap(stored, faiss.swig_ptr(bitmap))
+                params.sel = selector  # `selector` and `bitmap` stay referenced until the search returns
+            scores, found = graph.index.search(query, k, params=params)
+            keep = found[0] >= 0
+            return graph.labels[found[0][keep]], (1.0 - scores[0][keep]).astype(np.float32)
+
+    def exact_limit(self, ef: int, stored: int) -> int:
+        """Most allowed ids searched exactly rather than inside the graph.
+
+        Exact search costs ~ selected; a filtered graph search ~ ef * stored / selected. They
+        cost the same at selected = c * sqrt(ef * stored); `exact_scale` is that c, measured
+        (2: 4,000 to 8,000 of 100,000 at efSearch 64), and `exact_below` a floor.
+        """
+        return max(self.exact_below, int(self.exact_scale * math.sqrt(ef * stored)))
+
+    @staticmethod
+    def _exact_search(graph: _Graph, positions: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Brute force over the vectors at `positions`, a block at a time (stays in cache).
+
+        `einsum`, not `@`: a matrix-vector product goes to multi-threaded BLAS, whose threads
+        wait for each other (many milliseconds on a busy machine) for ~1 ms of work."""
+        vectors, scores = graph.vectors(), np.empty(len(positions), dtype=np.float32)
+        for start in range(0, len(positions), EXACT_BLOCK):
+            block = positions[start : start + EXACT_BLOCK]
+            scores[start : start + len(block)] = np.einsum("ij,j->i", vectors[block], query)
+        rows, distances = top_k(scores, k)
+        return graph.labels[positions[rows]], distances
+
+    def memory_bytes(self) -> int:
+        """Vectors (tombstones included), graph links, and the id tables."""
+        graph = self._graph
+        hnsw = graph.index.hnsw
+        links = hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
+        return graph.stored * (self.dimension * 4 + 8 + 1) + graph.n_live * 16 + links
+
+    # --- serialisation ---------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        with self._rw.reading():
+            graph = self._graph
+            meta = {
+                "dimension": self.dimension,
+                "m": self.m,
+                "ef_construction": self.ef_construction,
+                "compact_fraction": self.compact_fraction,
+                "stored": graph.stored,
+            }
+            return pack_envelope(
+                self.kind,
+                meta,
+                memoryview(faiss.serialize_index(graph.index)),  # joined once, not copied first
+                graph.labels.astype("<i8").tobytes(),
+                np.packbits(graph.live, bitorder="little").tobytes(),
+            )
+
+    @classmethod
+    def from_bytes(cls, data: bytes, **search_settings) -> "HNSWStore":
+        kind, meta, (index_bytes, label_bytes, live_bytes) = unpack_envelope(data)
+        if kind != cls.kind:
+            raise ValueError(f"serialised store holds {kind!r}, not {cls.kind!r}")
+        store = cls(
+            meta["dimension"],
+            m=meta["m"],
+            ef_construction=meta["ef_construction"],
+            compact_fraction=meta["compact_fraction"],
+            **search_settings,
+        )
+        stored = meta["stored"]
+        index = faiss.deserialize_index(np.frombuffer(index_bytes, dtype=np.uint8))
+        labels = np.frombuffer(label_bytes, dtype="<i8").astype(np.int64)
+        live = np.unpackbits(np.frombuffer(live_bytes, dtype=np.uint8), count=stored, bitorder="little").astype(bool)
+        if index.ntotal != stored or len(labels) != stored or index.d != store.dimension:
+            raise ValueError("serialised HNSW store is inconsistent")
+        store._graph = _Graph(index, labels, live)
+        return store

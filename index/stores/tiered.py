@@ -1,0 +1,153 @@
+"""Exact search while a workspace is small, HNSW once it is large: the switch callers never see."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+import faiss
+import numpy as np
+
+from ..locks import ReadWriteLock
+from .base import VectorStore, envelope_kind, pack_envelope, unpack_envelope
+from .faiss_flat import FlatStore
+from .faiss_hnsw import SEARCH_SETTINGS, HNSWStore
+
+# Chosen from bench/hnsw_recall.py (see BENCHMARKS.md, "Vector stores").
+DEFAULT_HNSW_THRESHOLD = 20_000
+
+
+def flat_contents(store: FlatStore) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of a FlatStore, in the order they were added."""
+    index = store._index  # IndexIDMap2(IndexFlatIP): the id map and the flat vectors
+    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    flat = faiss.downcast_index(index.index)
+    return ids, flat.reconstruct_n(0, flat.ntotal) if len(ids) else np.zeros((0, store.dimension), np.float32)
+
+
+class TieredStore(VectorStore):
+    """A FlatStore below `hnsw_threshold` vectors, an HNSWStore from there on.
+
+    It moves to HNSW when an `add` brings it to `hnsw_threshold` vectors, and back to flat when
+    a `remove` brings it below `flat_below` (half the threshold unless given), so a workspace
+    near the threshold does not flip at every change. Ids and vectors move across unchanged.
+    The new store is built beside the current one, which keeps answering searches meanwhile.
+    `hnsw_options` go to the HNSWStore (m, ef_construction, ef_search, ...).
+    """
+
+    kind = "auto"
+
+    def __init__(
+        self,
+        dimension: int,
+        *,
+        hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD,
+        flat_below: int | None = None,
+        hnsw_options: dict | None = None,
+        inner: VectorStore | None = None,
+    ):
+        super().__init__(dimension)
+        self.hnsw_threshold = hnsw_threshold
+        self.flat_below = hnsw_threshold // 2 if flat_below is None else flat_below
+        if self.flat_below > self.hnsw_threshold:
+            raise ValueError("flat_below must not exceed hnsw_threshold")
+        self.hnsw_options = dict(hnsw_options or {})
+        self._inner: VectorStore = inner if inner is not None else FlatStore(dimension)
+        self._rw = ReadWriteLock()  # searches read; changes to a FlatStore and swaps write
+        self._mutex = threading.Lock()  # one change at a time
+
+    @property
+    def holds(self) -> str:
+        """Which store answers now: "flat" or "hnsw"."""
+        return "hnsw" if isinstance(self._inner, HNSWStore) else "flat"
+
+    @property
+    def inner(self) -> VectorStore:
+        return self._inner
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        with self._mutex:
+            self._change(lambda store: store.add(ids, vectors))
+            if self.holds == "flat" and len(self._inner) >= self.hnsw_threshold:
+                hnsw = HNSWStore(self.dimension, **self.hnsw_options)
+                hnsw.add(*flat_contents(self._inner))
+                self._swap(hnsw)
+
+    def remove(self, ids: Iterable[int]) -> int:
+        with self._mutex:
+            removed = self._change(lambda store: store.remove(ids))
+            if self.holds == "hnsw" and len(self._inner) < self.flat_below:
+                flat = FlatStore(self.dimension)
+                flat.add(*self._inner.contents())
+                self._swap(flat)
+            return removed
+
+    def _change(self, change):
+        if self.holds == "hnsw":
+            return change(self._inner)  # HNSWStore excludes its searches itself, only while needed
+        with self._rw.writing():
+            return change(self._inner)
+
+    def _swap(self, store: VectorStore) -> None:
+        with self._rw.writing():
+            self._inner = store
+
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        num_candidates: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """As `VectorStore.search`; `num_candidates` is the HNSW candidate pool (unused while flat)."""
+        with self._rw.reading():
+            return self._inner.search(query, k, allowed_ids, num_candidates)
+
+    def vectors_for(self, ids: np.ndarray) -> np.ndarray:
+        with self._rw.reading():
+            return self._inner.vectors_for(ids)
+
+    def memory_bytes(self) -> int:
+        return self._inner.memory_bytes()
+
+    def to_bytes(self) -> bytes:
+        with self._rw.reading():
+            meta = {
+                "dimension": self.dimension,
+                "hnsw_threshold": self.hnsw_threshold,
+                "flat_below": self.flat_below,
+                "hnsw_options": self.hnsw_options,
+                "holds": self.holds,
+            }
+            return pack_envelope(self.kind, meta, self._inner.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, hnsw_threshold: int | None = None) -> "TieredStore":
+        """Read a TieredStore, or wrap a bare FlatStore or HNSWStore (files written before "auto").
+
+        `hnsw_threshold`, when given, replaces the saved one (a changed setting applies to
+        stores saved before), and `flat_below` becomes half of it.
+        """
+        kind = envelope_kind(data)
+        if kind is None or kind == HNSWStore.kind:
+            inner = FlatStore.from_bytes(data) if kind is None else HNSWStore.from_bytes(data)
+            return cls(inner.dimension, inner=inner, **({"hnsw_threshold": hnsw_threshold} if hnsw_threshold else {}))
+        if kind != cls.kind:
+            raise ValueError(f"serialised store holds {kind!r}, not {cls.kind!r}")
+        _, meta, (inner_bytes,) = unpack_envelope(data)
+        options = meta["hnsw_options"]
+        if meta["holds"] == "hnsw":
+            search_settings = {k: options[k] for k in SEARCH_SETTINGS if k in options}
+            inner = HNSWStore.from_bytes(inner_bytes, **search_settings)
+        else:
+            inner = FlatStore.from_bytes(inner_bytes)
+        return cls(
+            meta["dimension"],
+            hnsw_threshold=hnsw_threshold or meta["hnsw_threshold"],
+            flat_below=None if hnsw_threshold else meta["flat_below"],
+            hnsw_options=options,
+            inner=inner,
+        )
