@@ -3,7 +3,11 @@
 Usage (from the repository root):
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/context_prefix.py [--json PATH] [--no-msmarco]
-        [--qa bench/data/structured_qa.jsonl] [--corpus DIR]
+        [--ablation] [--cache FILE.npz] [--qa bench/data/structured_qa.jsonl] [--corpus DIR]
+
+The first run embeds about 4,700 chunks of the structured documents and 5,000 msmarco passages:
+several minutes on 2 idle cores, far more on a busy machine. `--cache FILE.npz` keeps the
+document embeddings (keyed by model name and text) so a rerun only embeds the queries.
 
 Two variants, both built with kb's own code and the bundled all-MiniLM-L6-v2:
 
@@ -20,9 +24,12 @@ Two variants, both built with kb's own code and the bundled all-MiniLM-L6-v2:
    vectors = cosine), like one workspace. A retrieved chunk is relevant when it comes from the
    question's document and contains the question's quote (exact substring), or, for a question
    without a quote, when its heading path starts with the labelled section. Reported: hit@1,
-   hit@5, MRR@10, per document and overall; the questions on which the variants rank the first
-   relevant chunk differently; an exact two-sided sign test and a paired bootstrap 95% interval
-   of the MRR@10 difference.
+   hit@5, MRR@10, per document and overall, and the same at section level (a retrieved chunk
+   lies in the labelled section; coarser, independent of chunk boundaries); the questions on
+   which the variants rank the first relevant chunk differently; an exact two-sided sign test and
+   a paired bootstrap 95% interval of the MRR@10 difference. `--ablation` adds a third variant,
+   the prefix variant's 224-token chunks without the prefix, to tell the effect of the prefix
+   from that of the smaller chunks.
 2. Sanity check on msmarco-5k (BEIR format): every passage is a text document
    (`ingest.parse_text`), chunked for both variants. The passages have no title and text
    documents no headings, so the prefix is empty and only the smaller budget (224 instead of 256)
