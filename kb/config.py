@@ -58,6 +58,10 @@ class Settings:
     context_tokens: int = 32  # tokens kept free in each chunk for that prefix
     workers: int = 1  # background indexing threads
     embed_batch_size: int = 32
+    embed_backend: str = "onnx-int8"  # "torch", "onnx" (fp32) or "onnx-int8"; see BENCHMARKS.md
+    embed_threads: int = 0  # threads of background embedding (at low priority); 0: every CPU
+    query_threads: int = 1  # threads embedding one query (its own session, never behind a batch)
+    model_cache_dir: Path | None = None  # exported ONNX models; default <data_dir>/models
     max_upload_bytes: int = 50_000_000
     max_pages: int = 2000  # PDF pages
     max_zip_entries: int = 10_000  # entries in a DOCX or EPUB
@@ -73,6 +77,18 @@ class Settings:
     index_cache_mb: float = 1024  # memory for loaded FAISS indexes; least recently used leave first
     vector_store: str = "auto"  # "auto" (exact while small, HNSW from hnsw_threshold), "flat", "hnsw"
     hnsw_threshold: int = 20_000  # vectors at which an "auto" store moves to HNSW (back below half)
+
+    @property
+    def onnx_cache_dir(self) -> Path:
+        return self.model_cache_dir or self.data_dir / "models"
+
+    @property
+    def batch_threads(self) -> int:
+        """Threads for background embedding: every CPU this process may use. Workers run them at a
+        lower priority (`kb.jobs.lower_thread_priority`), so queries still get a core at once."""
+        if self.embed_threads > 0:
+            return self.embed_threads
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
     @property
     def tiers(self) -> dict[str, dict[str, int]]:
@@ -113,6 +129,10 @@ ENV_VARS: dict[str, str] = {
     "context_tokens": "KB_CONTEXT_TOKENS",
     "workers": "KB_WORKERS",
     "embed_batch_size": "KB_EMBED_BATCH_SIZE",
+    "embed_backend": "KB_EMBED_BACKEND",
+    "embed_threads": "KB_EMBED_THREADS",
+    "query_threads": "KB_QUERY_THREADS",
+    "model_cache_dir": "KB_MODEL_CACHE_DIR",
     "max_upload_bytes": "KB_MAX_UPLOAD_BYTES",
     "max_pages": "KB_MAX_PAGES",
     "max_zip_entries": "KB_MAX_ZIP_ENTRIES",
@@ -155,7 +175,7 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
             values[name] = _parse_models(raw)
         elif name == "url_allow_hosts":
             values[name] = tuple(h.strip() for h in raw.split(",") if h.strip())
-        elif name in ("data_dir", "tiers_file"):
+        elif name in ("data_dir", "tiers_file", "model_cache_dir"):
             values[name] = Path(raw)
         elif types[name] in ("bool", bool):
             values[name] = raw.strip().lower() in ("1", "true", "yes", "on")
@@ -168,6 +188,8 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     settings = Settings(**values).with_overrides(**overrides)
     if settings.default_tier not in settings.tiers:
         raise ValueError(f"default tier {settings.default_tier!r} is not in {settings.tiers_file}")
+    if settings.embed_backend not in ("torch", "onnx", "onnx-int8"):
+        raise ValueError(f"KB_EMBED_BACKEND must be torch, onnx or onnx-int8, not {settings.embed_backend!r}")
     if settings.vector_store not in ("auto", "flat", "hnsw"):
         raise ValueError(f"KB_VECTOR_STORE must be auto, flat or hnsw, not {settings.vector_store!r}")
     if settings.default_model not in settings.models:

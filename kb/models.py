@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 # Loaded models are shared by every registry in the process: a model is loaded once.
-_LOADED: dict[tuple[str, str], Embedder] = {}
+_LOADED: dict[tuple[str, str, str], Embedder] = {}
 _LOAD_LOCK = threading.Lock()
 
 
@@ -51,16 +51,23 @@ class ModelRegistry:
     def get(self, name: str) -> Embedder:
         """The loaded model; loads it on first use. Raises ModelUnavailable with a clear message."""
         self.require_known(name)
-        key = (name, self.settings.models[name])
+        key = (name, self.settings.models[name], self.settings.embed_backend)
         embedder = _LOADED.get(key)
         if embedder is not None:
             return embedder
         with _LOAD_LOCK:
             if key not in _LOADED:
                 source = self.settings.model_source(name)
-                log.info("loading embedding model %s from %s", name, source)
+                log.info("loading embedding model %s from %s (%s backend)", name, source, self.settings.embed_backend)
                 try:
-                    _LOADED[key] = load_embedder(name, source)
+                    _LOADED[key] = load_embedder(
+                        name,
+                        source,
+                        self.settings.embed_backend,
+                        onnx_cache_dir=self.settings.onnx_cache_dir,
+                        query_threads=self.settings.query_threads,
+                        batch_threads=self.settings.batch_threads,
+                    )
                 except ModelUnavailable as exc:
                     raise ModelUnavailable(
                         f"{exc}. Nothing is downloaded at run time: put the model on this machine "

@@ -24,6 +24,9 @@ CORPUS = REPO.parent / "shared" / "corpus"
 # set in the environment so that `kb` subprocesses started by tests get it too.
 PERMISSIVE_TIERS = Path(__file__).with_name("permissive_tiers.toml")
 os.environ["KB_TIERS_FILE"] = str(PERMISSIVE_TIERS)
+# The ONNX export of the model is made once and shared by every test's data dir (and subprocess).
+MODEL_CACHE = REPO / ".pytest_cache" / "kb-models"
+os.environ["KB_MODEL_CACHE_DIR"] = str(MODEL_CACHE)
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -65,6 +68,7 @@ class LiveServer:
 
 def make_kb(data_dir: Path, **overrides) -> KnowledgeBase:
     overrides.setdefault("tiers_file", PERMISSIVE_TIERS)
+    overrides.setdefault("model_cache_dir", MODEL_CACHE)
     return KnowledgeBase(load_settings(environ={}, data_dir=data_dir, **overrides))
 
 

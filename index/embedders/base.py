@@ -18,6 +18,7 @@ class Embedder(ABC):
     name: str
     dimension: int
     max_tokens: int  # longest input, in the model's own tokens, that is embedded without truncation
+    backend: str = "torch"  # how vectors are computed: "torch", "onnx" (fp32) or "onnx-int8"
 
     @abstractmethod
     def count_tokens(self, text: str) -> int:

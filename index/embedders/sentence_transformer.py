@@ -37,6 +37,24 @@ class SentenceTransformerEmbedder(Embedder):
         self.max_tokens = int(self._model.max_seq_length)
         self._query_prompt = self._prompt("query")
         self._document_prompt = self._prompt("document") or self._prompt("passage")
+        self._length_tokenizer = self._fixed_tokenizer()
+
+    def _fixed_tokenizer(self):
+        """A private copy of the Rust tokenizer without truncation or padding, used to count tokens.
+
+        The HF tokenizer object changes its backend's truncation settings on every call, so two
+        threads using it at once (a count here, an `encode` there) can collide; this copy is never
+        changed after it is made. None for a slow (Python) tokenizer: the HF one is used then.
+        """
+        backend = getattr(self._tokenizer, "backend_tokenizer", None) if getattr(self._tokenizer, "is_fast", False) else None
+        if backend is None:
+            return None
+        from tokenizers import Tokenizer
+
+        copy = Tokenizer.from_str(backend.to_str())
+        copy.no_truncation()
+        copy.no_padding()
+        return copy
 
     def _prompt(self, kind: str) -> str | None:
         prompts = getattr(self._model, "prompts", None) or {}
@@ -44,7 +62,16 @@ class SentenceTransformerEmbedder(Embedder):
 
     def count_tokens(self, text: str) -> int:
         prefix = self._document_prompt or ""
+        if self._length_tokenizer is not None:
+            return len(self._length_tokenizer.encode(prefix + text, add_special_tokens=True).ids)
         return len(self._tokenizer(prefix + text, add_special_tokens=True, truncation=False)["input_ids"])
+
+    def _token_lengths(self, texts: Sequence[str]) -> list[int]:
+        prefix = self._document_prompt or ""
+        prefixed = [prefix + t for t in texts]
+        if self._length_tokenizer is not None:
+            return [len(e.ids) for e in self._length_tokenizer.encode_batch(prefixed, add_special_tokens=True)]
+        return [len(ids) for ids in self._tokenizer(prefixed, add_special_tokens=True, truncation=False)["input_ids"]]
 
     def embed_documents(
         self,
@@ -53,15 +80,23 @@ class SentenceTransformerEmbedder(Embedder):
         batch_size: int = 32,
         on_progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
+        """Embed passages batched by token length across the whole input, returned in the input's order.
+
+        All texts are sorted by token length (longest first) before being cut into batches, so
+        each batch holds texts of similar length and little padding is computed; `encode` alone
+        sorts only within the slice it is given. `on_progress(done)` runs after each batch.
+        """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        parts: list[np.ndarray] = []
-        for start in range(0, len(texts), batch_size):
-            batch = list(texts[start : start + batch_size])
-            parts.append(self._encode(batch, self._document_prompt, batch_size))
+        lengths = self._token_lengths(texts)
+        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            out[rows] = self._encode([texts[i] for i in rows], self._document_prompt, batch_size)
             if on_progress:
-                on_progress(start + len(batch))
-        return np.vstack(parts)
+                on_progress(start + len(rows))
+        return out
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._encode([text], self._query_prompt, 1)[0]
