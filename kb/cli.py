@@ -228,12 +228,7 @@ def _index_added(kb, target, added) -> None:
     last_reap = time.monotonic()
     with tqdm(total=len(pending), desc="indexing", unit="doc", disable=not pending) as bar:
         while pending:
-            job = kb.queue.claim()
-            if job is not None:
-                from .jobs import run_job
-
-                run_job(kb.queue, kb.handle_job, job)
-            else:
+            if not kb.run_queued_jobs():
                 time.sleep(0.2)  # a running server may have taken it: wait for it to finish
                 if time.monotonic() - last_reap > 5:  # ...unless that server died: take its jobs back
                     kb.queue.requeue_interrupted()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import select
@@ -25,6 +27,7 @@ from .db import Database, chunks, documents, rag_indexes
 from .documents import load_parsed
 from .models import ModelRegistry
 from .rag_indexes import RagIndex, load_index, set_state
+from .jobs import Interrupted
 from .lexical import chunk_terms, document_language
 from .vectors import ChunkVectors, VectorIndexes
 from .workspaces import new_id
@@ -39,6 +42,7 @@ class Indexer:
         self.blobs = blobs
         self.models = models
         self.vectors = vectors
+        self.stopping: threading.Event | None = None  # set: stop embedding, the jobs run again later
 
     def chunk_budget(self, embedder: Embedder) -> int:
         """Tokens a chunk may use: what is left of the model's input after the context prefix."""
@@ -46,15 +50,47 @@ class Indexer:
         return budget - self.settings.context_tokens if self.settings.embed_context else budget
 
     def run(self, rag_index_id: str, *, reuse_embeddings: bool = True) -> None:
-        """Build one document's index for one model. Failures end in `failed` with a message.
+        """Build one document's index for one model (see `run_many`)."""
+        self.run_many([rag_index_id], reuse_embeddings=reuse_embeddings)
 
-        Chunks whose exact embedded text was embedded before in this workspace (an identical
-        re-upload, an unchanged part of an edited document) reuse that embedding; only new text
-        goes through the model. `reuse_embeddings=False` embeds everything again.
+    def run_many(self, rag_index_ids: list[str], *, reuse_embeddings: bool = True) -> None:
+        """Build several indexes together; each that fails ends `failed` with a message.
+
+        The texts of all of them that need embedding go through the model in one call (sorted by
+        length, so many small documents fill whole batches), and the indexes of one workspace and
+        model are published in one transaction. Chunks whose exact embedded text was embedded
+        before in the same workspace (an identical re-upload, an unchanged part of an edited
+        document) reuse that embedding; `reuse_embeddings=False` embeds everything again.
         """
+        jobs = [job for job in (self._prepare(i, reuse_embeddings) for i in rag_index_ids) if job is not None]
+        by_model: dict[str, list[PendingIndex]] = {}
+        for job in jobs:
+            by_model.setdefault(job.index.model, []).append(job)
+        for model, group in by_model.items():
+            try:
+                self._embed_missing(group, self.models.get(model))
+            except Stopping:
+                log.info("stopping: %d document(s) left to index at the next start", len(group))
+                raise Interrupted() from None
+            except Exception as exc:
+                log.exception("embedding with %s failed", model)
+                self._fail(group, f"internal error while embedding: {exc}")
+                continue
+            by_workspace: dict[str, list[PendingIndex]] = {}
+            for job in group:
+                by_workspace.setdefault(job.workspace_id, []).append(job)
+            for workspace_id, pending in by_workspace.items():
+                try:
+                    self._publish(workspace_id, model, pending)
+                except Exception as exc:
+                    log.exception("publishing indexes of %s with %s failed", workspace_id, model)
+                    self._fail(pending, f"internal error while saving the index: {exc}")
+
+    def _prepare(self, rag_index_id: str, reuse_embeddings: bool) -> "PendingIndex | None":
+        """Chunk one document and find the embeddings it can reuse; None if gone or failed."""
         found = load_index(self.db, rag_index_id)
         if found is None:
-            return  # deleted while queued
+            return None  # deleted while queued
         index, workspace_id = found
         set_state(self.db, index.id, status="processing", progress=0.0)
         try:
@@ -74,16 +110,16 @@ class Indexer:
                 texts = [with_context(title, c, embedder.count_tokens, embedder.max_tokens) for c in pieces]
             hashes = [text_hash(index.model, t) for t in texts]
             known = self._stored_embeddings(workspace_id, index.model, hashes) if reuse_embeddings else {}
-            missing = [i for i, h in enumerate(hashes) if h not in known]
             vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+            missing = []
             for i, h in enumerate(hashes):
                 if h in known:
                     vectors[i] = np.frombuffer(known[h], dtype=np.float32)
-            if missing:
-                vectors[missing] = self._embed([texts[i] for i in missing], embedder, index.id)
+                else:
+                    missing.append(i)
             language = document_language(parsed.text)
             terms = chunk_terms([c.text for c in pieces], language)
-            self._publish(workspace_id, index, pieces, vectors, hashes, terms, language, embedded=len(missing))
+            return PendingIndex(workspace_id, index, pieces, texts, hashes, vectors, missing, terms, language)
         except (ModelUnavailable, IngestError, FileNotFoundError) as exc:
             message = getattr(exc, "message", None) or str(exc)
             log.warning("indexing %s with %s failed: %s", index.document_id, index.model, message)
@@ -91,6 +127,10 @@ class Indexer:
         except Exception as exc:
             log.exception("indexing %s with %s failed", index.document_id, index.model)
             set_state(self.db, index.id, status="failed", error=f"internal error while indexing: {exc}")
+        return None
+
+    def _fail(self, pending: list["PendingIndex"], message: str) -> None:
+        set_state(self.db, [job.index.id for job in pending], status="failed", error=message)
 
     def _document_name(self, document_id: str) -> str:
         with self.db.read() as conn:
@@ -112,36 +152,109 @@ class Indexer:
                 found.update((row.text_hash, row.embedding) for row in rows)
         return found
 
-    def _embed(self, texts: list[str], embedder: Embedder, rag_index_id: str) -> np.ndarray:
+    def _embed_missing(self, group: list["PendingIndex"], embedder: Embedder) -> None:
+        """Embed every text of the group not embedded before, each distinct text once, in one call."""
+        unique: dict[str, str] = {}  # hash -> text (the same hash is the same text within a model)
+        for job in group:
+            for i in job.missing:
+                unique.setdefault(job.hashes[i], job.texts[i])
+        if not unique:
+            return
         last_update = 0.0
 
         def progress(done: int) -> None:
             nonlocal last_update
-            if time.monotonic() - last_update > 0.5 or done == len(texts):
+            if self.stopping is not None and self.stopping.is_set():
+                raise Stopping()
+            if time.monotonic() - last_update > 0.5 or done == len(unique):
                 last_update = time.monotonic()
                 # 99 at most: 100 means committed, which happens in _publish.
-                set_state(self.db, rag_index_id, progress=min(99.0, 100.0 * done / len(texts)))
+                set_state(self.db, [job.index.id for job in group], progress=min(99.0, 100.0 * done / len(unique)))
 
-        return embedder.embed_documents(texts, batch_size=self.settings.embed_batch_size, on_progress=progress)
+        vectors = embedder.embed_documents(list(unique.values()), batch_size=self.settings.embed_batch_size, on_progress=progress)
+        by_hash = dict(zip(unique, vectors))
+        for job in group:
+            for i in job.missing:
+                job.vectors[i] = by_hash[job.hashes[i]]
 
-    def _publish(
-        self,
-        workspace_id: str,
-        index: RagIndex,
-        pieces,
-        vectors: np.ndarray,
-        hashes: list[str],
-        terms: list[str],
-        language: str,
-        embedded: int,
-    ) -> None:
-        rows = [
+    def _publish(self, workspace_id: str, model: str, pending: list["PendingIndex"]) -> None:
+        """Commit the chunks of every pending index of one workspace and model, then update the
+        loaded search indexes once: one transaction and one generation for the whole batch."""
+        with self.vectors.lock(workspace_id, model):
+            with self.db.write() as conn:
+                published: list[PendingIndex] = []
+                old_keys: list[int] = []
+                new_keys: list[int] = []
+                for job in pending:
+                    alive = conn.execute(
+                        select(rag_indexes.c.id)
+                        .join(documents, documents.c.id == rag_indexes.c.document_id)
+                        .where(rag_indexes.c.id == job.index.id)
+                    ).first()
+                    if alive is None:
+                        continue  # the document or index was deleted while embedding
+                    old_keys += [r.key for r in conn.execute(select(chunks.c.key).where(chunks.c.rag_index_id == job.index.id))]
+                    conn.execute(chunks.delete().where(chunks.c.rag_index_id == job.index.id))
+                    new_keys += [
+                        r.key
+                        for r in conn.execute(chunks.insert().returning(chunks.c.key, sort_by_parameter_order=True), job.rows())
+                    ]
+                    conn.execute(
+                        rag_indexes.update()
+                        .where(rag_indexes.c.id == job.index.id)
+                        .values(
+                            status="succeeded",
+                            progress_percentage=100.0,
+                            error=None,
+                            chunks_embedded=len(job.missing),
+                            chunks_reused=len(job.pieces) - len(job.missing),
+                            updated_at=time.time(),
+                        )
+                    )
+                    published.append(job)
+                if not published:
+                    return
+                generation = self.vectors.bump_generation(conn, workspace_id, model)
+            self.vectors.apply(
+                workspace_id,
+                model,
+                generation,
+                add=ChunkVectors(
+                    np.asarray(new_keys, dtype=np.int64),
+                    np.vstack([job.vectors for job in published]),
+                    [t for job in published for t in job.terms],
+                    [job.language for job in published for _ in job.terms],
+                ),
+                remove=old_keys,
+            )
+
+
+class Stopping(Exception):
+    """The service is stopping: the jobs are handed back and run again at the next start."""
+
+
+@dataclass
+class PendingIndex:
+    """One document's index between chunking and publishing."""
+
+    workspace_id: str
+    index: RagIndex
+    pieces: list[Chunk]
+    texts: list[str]  # what is embedded (the chunk text, with the context prefix if enabled)
+    hashes: list[str]
+    vectors: np.ndarray  # filled for reused embeddings first, for the rest after embedding
+    missing: list[int]  # positions still to embed
+    terms: list[str]
+    language: str
+
+    def rows(self) -> list[dict]:
+        return [
             {
                 "id": new_id("ch_"),
-                "workspace_id": workspace_id,
-                "document_id": index.document_id,
-                "rag_index_id": index.id,
-                "model": index.model,
+                "workspace_id": self.workspace_id,
+                "document_id": self.index.document_id,
+                "rag_index_id": self.index.id,
+                "model": self.index.model,
                 "ordinal": i,
                 "text": piece.text,
                 "start": piece.start,
@@ -150,50 +263,13 @@ class Indexer:
                 "page_start": piece.page_start,
                 "page_end": piece.page_end,
                 "token_count": piece.token_count,
-                "text_hash": hashes[i],
-                "language": language,
-                "lexical_terms": terms[i],
-                "embedding": vectors[i].astype(np.float32).tobytes(),
+                "text_hash": self.hashes[i],
+                "language": self.language,
+                "lexical_terms": self.terms[i],
+                "embedding": self.vectors[i].astype(np.float32).tobytes(),
             }
-            for i, piece in enumerate(pieces)
+            for i, piece in enumerate(self.pieces)
         ]
-        with self.vectors.lock(workspace_id, index.model):
-            with self.db.write() as conn:
-                alive = conn.execute(
-                    select(rag_indexes.c.id)
-                    .join(documents, documents.c.id == rag_indexes.c.document_id)
-                    .where(rag_indexes.c.id == index.id)
-                ).first()
-                if alive is None:
-                    return  # the document or index was deleted while embedding
-                old_keys = [
-                    r.key for r in conn.execute(select(chunks.c.key).where(chunks.c.rag_index_id == index.id))
-                ]
-                conn.execute(chunks.delete().where(chunks.c.rag_index_id == index.id))
-                keys = [
-                    r.key
-                    for r in conn.execute(chunks.insert().returning(chunks.c.key, sort_by_parameter_order=True), rows)
-                ]
-                conn.execute(
-                    rag_indexes.update()
-                    .where(rag_indexes.c.id == index.id)
-                    .values(
-                        status="succeeded",
-                        progress_percentage=100.0,
-                        error=None,
-                        chunks_embedded=embedded,
-                        chunks_reused=len(pieces) - embedded,
-                        updated_at=time.time(),
-                    )
-                )
-                generation = self.vectors.bump_generation(conn, workspace_id, index.model)
-            self.vectors.apply(
-                workspace_id,
-                index.model,
-                generation,
-                add=ChunkVectors(np.asarray(keys, dtype=np.int64), vectors, terms, [language] * len(keys)),
-                remove=old_keys,
-            )
 
 
 def with_context(title: str, chunk: Chunk, count_tokens, max_tokens: int) -> str:

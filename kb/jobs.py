@@ -10,10 +10,12 @@ for another host). A job interrupted `max_attempts` times is failed instead of r
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -143,6 +145,37 @@ class JobQueue:
             raise
         return Job(row.id, row.kind, json.loads(row.payload), row.attempts + 1)
 
+    def claim_more(self, kind: str, limit: int) -> list[Job]:
+        """Take up to `limit` more queued jobs of `kind`, oldest first, for a worker that runs
+        several together (many small documents are indexed in one embedding call)."""
+        if limit <= 0:
+            return []
+        owner, taken = process_owner(), []
+        try:
+            with self.db.write() as conn:
+                rows = conn.execute(
+                    select(jobs.c.id, jobs.c.kind, jobs.c.payload, jobs.c.attempts)
+                    .where(jobs.c.status == "queued", jobs.c.kind == kind)
+                    .order_by(jobs.c.id)
+                    .limit(limit)
+                ).fetchall()
+                if not rows:
+                    return []
+                t = now()
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id.in_([r.id for r in rows]), jobs.c.status == "queued")
+                    .values(status="running", attempts=jobs.c.attempts + 1, owner=owner, heartbeat_at=t, updated_at=t)
+                )
+                taken = [(self._db_key, r.id) for r in rows]
+                with _running_lock:
+                    _running.update(taken)
+        except BaseException:
+            for item in taken:
+                _forget(item)
+            raise
+        return [Job(r.id, r.kind, json.loads(r.payload), r.attempts + 1) for r in rows]
+
     def _mine(self, job_id: int) -> tuple:
         return (jobs.c.id == job_id, jobs.c.status == "running", jobs.c.owner == process_owner())
 
@@ -151,21 +184,26 @@ class JobQueue:
         with self.db.write() as conn:
             return conn.execute(update(jobs).where(*self._mine(job_id)).values(heartbeat_at=now())).rowcount == 1
 
+    def heartbeat_many(self, job_ids: list[int]) -> list[int]:
+        """Refresh jobs this process runs; returns those that are no longer this process's."""
+        return [job_id for job_id in job_ids if not self.heartbeat(job_id)]
+
     @contextmanager
-    def keep_alive(self, job_id: int) -> Iterator[None]:
-        """Refresh the job's heartbeat every `heartbeat_secs` from a thread, while the block runs."""
+    def keep_alive(self, job_ids: list[int]) -> Iterator[None]:
+        """Refresh the jobs' heartbeats every `heartbeat_secs` from a thread, while the block runs."""
         stop = threading.Event()
+        alive = list(job_ids)
 
         def beat() -> None:
-            while not stop.wait(self.heartbeat_secs):
+            while alive and not stop.wait(self.heartbeat_secs):
                 try:
-                    if not self.heartbeat(job_id):
+                    for job_id in self.heartbeat_many(alive):
                         log.warning("job %s was taken over by another process (this one looked dead)", job_id)
-                        return
+                        alive.remove(job_id)
                 except Exception:
-                    log.warning("could not refresh the heartbeat of job %s", job_id, exc_info=True)
+                    log.warning("could not refresh the heartbeats of jobs %s", alive, exc_info=True)
 
-        thread = threading.Thread(target=beat, name=f"kb-heartbeat-{job_id}", daemon=True)
+        thread = threading.Thread(target=beat, name=f"kb-heartbeat-{job_ids[0]}", daemon=True)
         thread.start()
         try:
             yield
@@ -253,25 +291,31 @@ class JobQueue:
 
 
 class WorkerPool:
-    """Threads that run queued jobs with `handler(job)` until stopped, and a thread that queues
-    again, every `reap_secs`, the jobs of owners that died meanwhile (a crashed `kb ingest`)."""
+    """Threads that run queued jobs with `handler(jobs)` until stopped, and a thread that queues
+    again, every `reap_secs`, the jobs of owners that died meanwhile (a crashed `kb ingest`).
+
+    A worker takes the oldest queued job and up to `batch_size - 1` more of the same kind, and
+    hands them to the handler together."""
 
     def __init__(
         self,
         queue: JobQueue,
-        handler: Callable[[Job], None],
+        handler: Callable[[list[Job]], None],
         size: int = 1,
         poll_secs: float = 1.0,
         reap_secs: float = REAP_SECS,
+        batch_size: int = 1,
     ):
         self.queue = queue
         self.handler = handler
         self.size = size
+        self.batch_size = max(1, batch_size)
         self.poll_secs = poll_secs
         self.reap_secs = reap_secs
         self._stop = threading.Event()
+        self.stopping = self._stop  # set once stop() begins: long jobs may check it and give up
         self._threads: list[threading.Thread] = []
-        self._current: dict[int, int] = {}  # worker number -> id of the job it runs
+        self._current: dict[int, list[int]] = {}  # worker number -> ids of the jobs it runs
 
     def start(self) -> None:
         targets = [(self._run, (i,), f"kb-worker-{i}") for i in range(self.size)] + [(self._reap, (), "kb-job-reaper")]
@@ -279,28 +323,34 @@ class WorkerPool:
             thread = threading.Thread(target=target, args=args, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        # A process that exits without stop() would kill a worker in the middle of native code
+        # (onnxruntime aborts the process then): stop at exit, giving running jobs a moment.
+        atexit.register(self.stop, EXIT_GRACE_SECS)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking jobs; wait up to `timeout` for each running one, then give back the rest."""
+        atexit.unregister(self.stop)
         self._stop.set()
         self.queue.notify()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
-        unfinished = list(self._current.values())
+        unfinished = [job_id for ids in self._current.values() for job_id in ids]
         if unfinished:
             released = self.queue.release(unfinished)
             log.warning("stopping with %d job(s) unfinished; they run again at the next start", released)
 
     def _run(self, number: int) -> None:
+        lower_thread_priority()
         while not self._stop.is_set():
             try:
                 job = self.queue.claim()
                 if job is not None:
-                    self._current[number] = job.id
+                    batch = [job] + self.queue.claim_more(job.kind, self.batch_size - 1)
+                    self._current[number] = [j.id for j in batch]
                     try:
-                        run_job(self.queue, self.handler, job)
+                        run_jobs(self.queue, self.handler, batch)
                     finally:
                         self._current.pop(number, None)
                     continue
@@ -317,15 +367,41 @@ class WorkerPool:
                 log.warning("could not look for interrupted jobs", exc_info=True)
 
 
-def run_job(queue: JobQueue, handler: Callable[[Job], None], job: Job) -> None:
-    """Run one claimed job, keeping its heartbeat fresh; a handler exception marks the job failed
-    instead of killing the worker."""
-    with queue.keep_alive(job.id):
+BACKGROUND_NICENESS = 10
+EXIT_GRACE_SECS = 10.0
+
+
+def lower_thread_priority(niceness: int = BACKGROUND_NICENESS) -> None:
+    """Let the OS run this thread only when request threads leave a core free.
+
+    Linux schedules threads one by one, so a worker thread (and the embedding it runs on itself)
+    can yield to the threads answering queries. Elsewhere this does nothing.
+    """
+    if not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except OSError as exc:
+        log.info("could not lower the priority of a worker thread: %s", exc)
+
+
+class Interrupted(Exception):
+    """Raised by a handler that gave up because the pool is stopping: its jobs are queued again."""
+
+
+def run_jobs(queue: JobQueue, handler: Callable[[list[Job]], None], batch: list[Job]) -> None:
+    """Run claimed jobs together, keeping their heartbeats fresh; a handler exception marks them
+    failed instead of killing the worker (`Interrupted` queues them again instead)."""
+    with queue.keep_alive([job.id for job in batch]):
         try:
-            handler(job)
+            handler(batch)
+        except Interrupted:
+            queue.release([job.id for job in batch])
+            return
         except Exception as exc:  # the handler records domain failures itself; this is the last resort
-            log.exception("job %s (%s) failed", job.id, job.kind)
+            log.exception("jobs %s (%s) failed", [job.id for job in batch], batch[0].kind)
             error = f"{type(exc).__name__}: {exc}"
         else:
             error = None
-    queue.finish(job.id, error=error)
+    for job in batch:
+        queue.finish(job.id, error=error)

@@ -117,7 +117,7 @@ def load_index(db: Database, rag_index_id: str) -> tuple[RagIndex, str] | None:
 
 
 def set_state(
-    db: Database, rag_index_id: str, *, status: str | None = None, progress: float | None = None, error: str | None = None
+    db: Database, rag_index_id: str | list[str], *, status: str | None = None, progress: float | None = None, error: str | None = None
 ) -> None:
     values: dict = {"updated_at": now()}
     if status is not None:
@@ -125,8 +125,9 @@ def set_state(
         values["error"] = error
     if progress is not None:
         values["progress_percentage"] = round(progress, 1)
+    ids = [rag_index_id] if isinstance(rag_index_id, str) else rag_index_id
     with db.write() as conn:
-        conn.execute(update(rag_indexes).where(rag_indexes.c.id == rag_index_id).values(**values))
+        conn.execute(update(rag_indexes).where(rag_indexes.c.id.in_(ids)).values(**values))
 
 
 def indexes_of(conn: Connection, workspace_id: str, document_id: str) -> list[RagIndex]:

@@ -13,6 +13,7 @@ import time
 from sqlalchemy import select, update
 
 from index.retrieval import RetrievalLimits
+from index.stores import set_search_threads
 
 from . import documents as docs
 from . import quotas
@@ -27,7 +28,7 @@ from .errors import Conflict, InvalidRequest, NotFound
 from .fulltext import FullTextIndex, SearchHit
 from .ingestion import Ingestion, Prepared
 from .indexing import Indexer
-from .jobs import Job, JobQueue, WorkerPool, run_job
+from .jobs import Job, JobQueue, WorkerPool, run_jobs
 from .models import ModelRegistry
 from .rag_indexes import RagIndex
 from .removal import remove_documents, remove_rag_index
@@ -39,6 +40,7 @@ from .workspaces import Workspace
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKSPACE = "default"
+INDEX_BATCH_JOBS = 64  # queued indexing jobs one worker takes at once (embedded together)
 
 
 class KnowledgeBase:
@@ -49,12 +51,14 @@ class KnowledgeBase:
         self.blobs = LocalBlobStore(settings.data_dir / "blobs")
         self.queue = JobQueue(self.db, on_give_up=lambda job, error: ri.set_state(self.db, job.payload["rag_index_id"], status="failed", error=error))
         self.models = ModelRegistry(settings)
+        set_search_threads(1)
         self.vectors = VectorIndexes(
             self.db,
             settings.data_dir / "indexes",
             int(settings.index_cache_mb * 2**20),
             settings.vector_store,
-            {"hnsw_threshold": settings.hnsw_threshold} if settings.vector_store == "auto" else {},
+            # "auto" stores switch when kb says so, outside the lock searches wait on (kb.vectors.apply)
+            {"hnsw_threshold": settings.hnsw_threshold, "auto_switch": False} if settings.vector_store == "auto" else {},
         )
         self.indexer = Indexer(settings, self.db, self.blobs, self.models, self.vectors)
         self.retriever = Retriever(self.db, self.models, self.vectors)
@@ -71,7 +75,8 @@ class KnowledgeBase:
         resumed = self.queue.requeue_interrupted()
         if resumed:
             log.info("resuming %d interrupted indexing job(s)", resumed)
-        self._workers = WorkerPool(self.queue, self.handle_job, size=self.settings.workers)
+        self._workers = WorkerPool(self.queue, self.handle_jobs, size=self.settings.workers, batch_size=INDEX_BATCH_JOBS)
+        self.indexer.stopping = self._workers.stopping  # embedding stops early when the pool stops
         self._workers.start()
 
     def warm_up(self) -> None:
@@ -85,17 +90,27 @@ class KnowledgeBase:
         self.vectors.close()  # writes indexes changed since their last save
         self.db.dispose()
 
-    def handle_job(self, job: Job) -> None:
-        if job.kind == ri.INDEX_JOB:
-            self.indexer.run(job.payload["rag_index_id"])
-        else:
-            raise ValueError(f"unknown job kind {job.kind!r}")
+    def handle_jobs(self, batch: list[Job]) -> None:
+        """Run jobs of one kind together (a worker hands over the queued jobs of the kind it took)."""
+        unknown = [job.kind for job in batch if job.kind != ri.INDEX_JOB]
+        if unknown:
+            raise ValueError(f"unknown job kind {unknown[0]!r}")
+        self.indexer.run_many([job.payload["rag_index_id"] for job in batch])
+
+    def run_queued_jobs(self) -> int:
+        """Run the oldest queued job and others of its kind here, as a worker would; returns how many."""
+        job = self.queue.claim()
+        if job is None:
+            return 0
+        batch = [job] + self.queue.claim_more(job.kind, INDEX_BATCH_JOBS - 1)
+        run_jobs(self.queue, self.handle_jobs, batch)
+        return len(batch)
 
     def run_job_now(self, job_id: int) -> None:
         """Run a queued job in this process (the CLI does this); waits if a worker already took it."""
         job = self.queue.claim(job_id)
         if job is not None:
-            run_job(self.queue, self.handle_job, job)
+            run_jobs(self.queue, self.handle_jobs, [job])
             return
         while self.queue.status(job_id) in ("queued", "running"):
             time.sleep(0.2)

@@ -283,6 +283,9 @@ class VectorIndexes:
             lexical.add(ids, [row.lexical_terms for row in batch], [row.language for row in batch])
             if on_progress:
                 on_progress(len(batch))
+        switch = getattr(store, "pending_switch", None)
+        if switch is not None and (settled := switch()) is not None:
+            store.swap(settled)
         return LoadedIndex(store, generation, lexical)
 
     def rebuild(self, workspace_id: str, model: str, dimension: int, on_progress=None) -> int:
@@ -328,6 +331,13 @@ class VectorIndexes:
                 loaded.store.add(add.keys, add.vectors)
                 loaded.lexical.add(add.keys, add.terms, add.languages)
             loaded.generation = generation
+        switch = getattr(loaded.store, "pending_switch", None)
+        if switch is not None and (store := switch()) is not None:
+            # Built while searches went on against the current store (no change can come in
+            # between: the caller holds this index's change lock); only the swap excludes them.
+            log.info("index %s/%s moves to %s search at %d vectors", workspace_id, model, type(store).__name__, len(store))
+            with loaded.lock.writing():
+                loaded.store.swap(store)
         self._saver.schedule(key, loaded)
         self._loaded.shrink()
 

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from helpers import REPO, make_kb
 from kb.db import Database, jobs, now
-from kb.jobs import HOST, MAX_ATTEMPTS, JobQueue, WorkerPool, pid_alive, process_owner, run_job
+from kb.jobs import HOST, MAX_ATTEMPTS, JobQueue, WorkerPool, pid_alive, process_owner, run_jobs
 
 # Claims one job in a separate process, then dies as a crashing indexer would: SIGKILL, no cleanup.
 CRASHER = """
@@ -258,12 +258,13 @@ def test_running_job_keeps_its_heartbeat_fresh_and_the_heartbeat_thread_stops(db
     [job_id] = add_jobs(queue)
     beats = []
 
-    def handler(job) -> None:
+    def handler(batch) -> None:
+        [job] = batch
         for _ in range(8):
             beats.append(job_row(db, job.id).heartbeat_at)
             time.sleep(0.05)
 
-    run_job(queue, handler, queue.claim())
+    run_jobs(queue, handler, [queue.claim()])
     assert len(set(beats)) >= 3 and beats == sorted(beats)
     assert job_row(db, job_id).status == "done"
     assert not [t for t in threading.enumerate() if t.name.startswith("kb-heartbeat")]
@@ -287,7 +288,7 @@ def test_worker_pool_periodically_picks_up_jobs_of_dead_owners(db, live_pid):
     set_running(db, other, f"{HOST}:{live_pid}")
     python(CRASHER, db.url, check_exit=-signal.SIGKILL)
     ran = []
-    pool = WorkerPool(queue, lambda job: ran.append(job.id), poll_secs=0.05, reap_secs=0.2)
+    pool = WorkerPool(queue, lambda batch: ran.extend(job.id for job in batch), poll_secs=0.05, reap_secs=0.2)
     pool.start()
     try:
         deadline = time.monotonic() + 30
@@ -306,7 +307,7 @@ def test_pool_stopped_politely_gives_back_the_job_it_could_not_finish(db):
     [job_id] = add_jobs(queue)
     started, release = threading.Event(), threading.Event()
 
-    def slow(job) -> None:
+    def slow(batch) -> None:
         started.set()
         release.wait(30)
 
@@ -325,3 +326,22 @@ def test_pool_stopped_politely_gives_back_the_job_it_could_not_finish(db):
         time.sleep(0.05)
     assert job_row(db, job_id).status == "queued"  # the late end changed nothing
     assert queue.claim().id == job_id
+
+
+def test_a_worker_takes_queued_jobs_of_one_kind_together(db):
+    """Many small documents are indexed in one embedding call: the worker hands them over at once."""
+    queue = JobQueue(db)
+    with db.write() as conn:
+        ids = [queue.enqueue(conn, "index", {"n": n}) for n in range(5)]
+        other = queue.enqueue(conn, "other", {})
+    batches: list[list[int]] = []
+    pool = WorkerPool(queue, lambda batch: batches.append([job.id for job in batch]), poll_secs=0.05, batch_size=4)
+    pool.start()
+    try:
+        deadline = time.monotonic() + 30
+        while any(queue.status(i) != "done" for i in [*ids, other]):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        pool.stop()
+    assert batches == [ids[:4], ids[4:], [other]]  # oldest first, at most 4, never mixed kinds

@@ -15,9 +15,9 @@ def _index_all(kb, workspace) -> None:
     for name, text in TEXTS.items():
         kb.add_text(workspace, text, name)
     while (job := kb.queue.claim()) is not None:
-        from kb.jobs import run_job
+        from kb.jobs import run_jobs
 
-        run_job(kb.queue, kb.handle_job, job)
+        run_jobs(kb.queue, kb.handle_jobs, [job])
 
 
 def _top(kb, workspace, query: str) -> list[tuple[str, float]]:

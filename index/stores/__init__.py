@@ -11,6 +11,15 @@ from .tiered import TieredStore
 STORE_KINDS: dict[str, type[VectorStore]] = {"flat": FlatStore, "hnsw": HNSWStore, "auto": TieredStore}
 
 
+def set_search_threads(threads: int) -> None:
+    """OpenMP threads FAISS uses. One suits a server answering single queries on few cores: a
+    flat search of one query with two threads waits for the second one whenever the machine is
+    busy (8–66 ms against 0.1–12 ms at 5,000–100,000 vectors, BENCHMARKS.md "Vector stores")."""
+    import faiss
+
+    faiss.omp_set_num_threads(max(1, threads))
+
+
 def create_store(dimension: int, kind: str = "flat", **options: object) -> VectorStore:
     """A new empty store; `options` go to its constructor (for "auto": `hnsw_threshold`)."""
     if kind not in STORE_KINDS:
@@ -38,6 +47,7 @@ __all__ = [
     "HNSWStore",
     "TieredStore",
     "create_store",
+    "set_search_threads",
     "load_store",
     "write_atomically",
     "STORE_KINDS",

@@ -33,6 +33,10 @@ class TieredStore(VectorStore):
     near the threshold does not flip at every change. Ids and vectors move across unchanged.
     The new store is built beside the current one, which keeps answering searches meanwhile.
     `hnsw_options` go to the HNSWStore (m, ef_construction, ef_search, ...).
+
+    With `auto_switch=False`, `add` and `remove` never switch; the owner calls `pending_switch()`
+    (which builds the other store, if one is due, without installing it) and then `swap()`, so
+    it can build outside a lock of its own that searches wait on. No change may happen between.
     """
 
     kind = "auto"
@@ -45,8 +49,10 @@ class TieredStore(VectorStore):
         flat_below: int | None = None,
         hnsw_options: dict | None = None,
         inner: VectorStore | None = None,
+        auto_switch: bool = True,
     ):
         super().__init__(dimension)
+        self.auto_switch = auto_switch
         self.hnsw_threshold = hnsw_threshold
         self.flat_below = hnsw_threshold // 2 if flat_below is None else flat_below
         if self.flat_below > self.hnsw_threshold:
@@ -71,19 +77,38 @@ class TieredStore(VectorStore):
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         with self._mutex:
             self._change(lambda store: store.add(ids, vectors))
-            if self.holds == "flat" and len(self._inner) >= self.hnsw_threshold:
-                hnsw = HNSWStore(self.dimension, **self.hnsw_options)
-                hnsw.add(*flat_contents(self._inner))
-                self._swap(hnsw)
+            if self.auto_switch and (store := self._build_switch()) is not None:
+                self._swap(store)
 
     def remove(self, ids: Iterable[int]) -> int:
         with self._mutex:
             removed = self._change(lambda store: store.remove(ids))
-            if self.holds == "hnsw" and len(self._inner) < self.flat_below:
-                flat = FlatStore(self.dimension)
-                flat.add(*self._inner.contents())
-                self._swap(flat)
+            if self.auto_switch and (store := self._build_switch()) is not None:
+                self._swap(store)
             return removed
+
+    def pending_switch(self) -> VectorStore | None:
+        """The store to move to now (built from the current vectors), or None if none is due."""
+        with self._mutex:
+            return self._build_switch()
+
+    def swap(self, store: VectorStore) -> None:
+        """Install a store from `pending_switch()`; searches wait only for the swap itself."""
+        with self._mutex:
+            self._swap(store)
+
+    def _build_switch(self) -> VectorStore | None:
+        if self.holds == "flat" and len(self._inner) >= self.hnsw_threshold:
+            with self._rw.reading():
+                contents = flat_contents(self._inner)
+            hnsw = HNSWStore(self.dimension, **self.hnsw_options)
+            hnsw.add(*contents)
+            return hnsw
+        if self.holds == "hnsw" and len(self._inner) < self.flat_below:
+            flat = FlatStore(self.dimension)
+            flat.add(*self._inner.contents())
+            return flat
+        return None
 
     def _change(self, change):
         if self.holds == "hnsw":
@@ -125,7 +150,7 @@ class TieredStore(VectorStore):
             return pack_envelope(self.kind, meta, self._inner.to_bytes())
 
     @classmethod
-    def from_bytes(cls, data: bytes, hnsw_threshold: int | None = None) -> "TieredStore":
+    def from_bytes(cls, data: bytes, hnsw_threshold: int | None = None, auto_switch: bool = True) -> "TieredStore":
         """Read a TieredStore, or wrap a bare FlatStore or HNSWStore (files written before "auto").
 
         `hnsw_threshold`, when given, replaces the saved one (a changed setting applies to
@@ -134,7 +159,8 @@ class TieredStore(VectorStore):
         kind = envelope_kind(data)
         if kind is None or kind == HNSWStore.kind:
             inner = FlatStore.from_bytes(data) if kind is None else HNSWStore.from_bytes(data)
-            return cls(inner.dimension, inner=inner, **({"hnsw_threshold": hnsw_threshold} if hnsw_threshold else {}))
+            threshold = {"hnsw_threshold": hnsw_threshold} if hnsw_threshold else {}
+            return cls(inner.dimension, inner=inner, auto_switch=auto_switch, **threshold)
         if kind != cls.kind:
             raise ValueError(f"serialised store holds {kind!r}, not {cls.kind!r}")
         _, meta, (inner_bytes,) = unpack_envelope(data)
@@ -150,4 +176,5 @@ class TieredStore(VectorStore):
             flat_below=None if hnsw_threshold else meta["flat_below"],
             hnsw_options=options,
             inner=inner,
+            auto_switch=auto_switch,
         )
