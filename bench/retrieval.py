@@ -32,6 +32,11 @@ msmarco       The 5,000 msmarco-5k passages are uploaded as text documents (`POS
               normalised embeddings, numpy dot product) and their reciprocal-rank fusion (k=60, top 100
               of each). Also checks that every returned `vector_distance` is the true cosine distance
               (compared with the in-process embeddings, for chunks that are a whole passage).
+busy          Retrieval latency while a large document is being indexed on the same cores: `--busy-file`
+              (default epub/moby-dick.epub, about 1,600 chunks) is uploaded to the msmarco workspace, and
+              while its index is not done one client sends cold hybrid retrieve calls back to back
+              (the 50 queries, each text distinct). p50/p99 of those calls beside the same client's
+              figures on the idle server just before, and how long the indexing took. Target p99 <= 50 ms.
 latency       On the msmarco workspace (built first if the msmarco part did not run), per mode:
               `--latency-requests` retrieve calls (the 50 queries cycled) for each of cold (every query
               text distinct: " #<n>" appended, so the server's query-embedding cache never hits) and
@@ -108,8 +113,8 @@ ML_DIR = BENCH / "data" / "multilingual"
 KB = "/v1/convai/knowledge-base"
 RETRIEVE = f"{KB}/rag/retrieve"
 MODES = ("hybrid", "dense", "lexical")
-PARTS = ("msmarco", "latency", "scale", "multilingual", "backends")
-DEFAULT_PARTS = ("msmarco", "latency", "multilingual")
+PARTS = ("msmarco", "latency", "busy", "scale", "multilingual", "backends")
+DEFAULT_PARTS = ("msmarco", "latency", "busy", "multilingual")
 TERMINAL = ("succeeded", "failed", "rag_limit_exceeded", "document_too_small")
 TOP_K = 10
 BIG_LENGTH = 10_000_000  # max_documents_length: the API's maximum, so no chunk is cut for length
@@ -939,6 +944,57 @@ def part_latency(args, target: Target, ms: Msmarco, state: dict) -> dict:
     return result
 
 
+# ---- busy: latency while indexing -----------------------------------------------------------------------------
+
+
+def part_busy(args, target: Target, ms: Msmarco, state: dict) -> dict:
+    ws = build_msmarco_workspace(args, target, ms, state)
+    key, queries = ws["key"], [q["text"] for q in ms.queries]
+    stream = QueryStream(queries, f"{target.run_tag}b")
+    idle = timed_requests(args, target.url, key, stream, "hybrid", True, 200, 1)
+    path = args.corpus / args.busy_file
+    latencies: list[float] = []
+    embed: list[float] = []
+    with client(target.url, key, timeout=args.request_timeout) as http:
+        started = time.perf_counter()
+        response = http.post("/v1/convai/knowledge-base/file", files={"file": (path.name, path.read_bytes())})
+        response.raise_for_status()
+        document_id = response.json()["id"]
+        upload_secs = time.perf_counter() - started
+        status, i, last_poll = "created", 0, 0.0
+        while status not in ("succeeded", "failed") and time.perf_counter() - started < args.index_timeout:
+            if time.perf_counter() - last_poll > 0.5:
+                indexes = http.get(f"/v1/convai/knowledge-base/{document_id}/rag-index").json()["indexes"]
+                status, last_poll = (indexes[0]["status"] if indexes else "created"), time.perf_counter()
+                progress = indexes[0].get("progress_percentage") if indexes else None
+            t0 = time.perf_counter()
+            data = retrieve(http, retrieve_body(args, stream.get(i, True), "hybrid"))
+            latencies.append(1000 * (time.perf_counter() - t0))
+            if (data.get("timings_ms") or {}).get("embed") is not None:
+                embed.append(data["timings_ms"]["embed"])
+            i += 1
+        indexing_secs = time.perf_counter() - started
+        delete_documents(target.url, key, [document_id])
+    log(f"busy: {len(latencies)} requests while indexing {path.name} ({status}, {indexing_secs:.0f} s): "
+        f"p50 {ms(p(latencies, 50))} ms, p99 {ms(p(latencies, 99))} ms")
+    return {
+        "file": args.busy_file, "status": status, "upload_secs": upload_secs, "indexing_secs": indexing_secs,
+        "last_progress": progress, "requests": len(latencies),
+        "p50_ms": p(latencies, 50), "p99_ms": p(latencies, 99), "max_ms": max(latencies) if latencies else None,
+        "embed_p50_ms": p(embed, 50), "embed_p99_ms": p(embed, 99),
+        "idle_p50_ms": idle["p50_ms"], "idle_p99_ms": idle["p99_ms"], "idle_embed_p50_ms": idle["embed_p50_ms"],
+    }
+
+
+def print_busy(r: dict) -> None:
+    print(f"\n== retrieval while {r['file']} is being indexed ({r['status']} after {r['indexing_secs']:.0f} s) ==")
+    print_table(["server", "requests", "p50 ms", "p99 ms", "max ms", "embed p50 ms"], [
+        ["idle", "200", ms(r["idle_p50_ms"]), ms(r["idle_p99_ms"]), "-", ms(r["idle_embed_p50_ms"])],
+        ["indexing", str(r["requests"]), ms(r["p50_ms"]), ms(r["p99_ms"]), ms(r["max_ms"]), ms(r["embed_p50_ms"])],
+    ])
+    print("one client, cold hybrid queries back to back; target p99 <= 50 ms while indexing")
+
+
 # ---- scale ---------------------------------------------------------------------------------------------------
 
 
@@ -1307,6 +1363,7 @@ def main() -> int:
     ap.add_argument("--request-timeout", type=float, default=60.0)
     ap.add_argument("--num-candidates", type=int, help="send num_candidates (default: the server's)")
     ap.add_argument("--budget-ms", type=float, help="send budget_ms in the latency runs (default: none)")
+    ap.add_argument("--busy-file", default="epub/moby-dick.epub", help="busy part: the large document indexed meanwhile")
     ap.add_argument("--scale", type=int, default=100_000, help="chunks of the scale workspace (default 100000)")
     ap.add_argument("--scale-sections", type=int, default=100, help="sections (~chunks) per synthetic document")
     ap.add_argument("--scale-timeout", type=float, default=5400.0, help="max seconds to wait for the scale indexing")
@@ -1361,7 +1418,7 @@ def main() -> int:
 
     runners = {"msmarco": (part_msmarco, print_msmarco), "latency": (part_latency, lambda r: print_latency(
         r, f"latency over HTTP, msmarco-5k workspace ({r.get('chunks')} chunks)")),
-        "scale": (part_scale, print_scale), "multilingual": (part_multilingual, lambda r: print_multilingual(r, names)),
+        "busy": (part_busy, print_busy), "scale": (part_scale, print_scale), "multilingual": (part_multilingual, lambda r: print_multilingual(r, names)),
         "backends": (part_backends, print_backends)}
     print(f"kb retrieval benchmark — {results['machine']}, kb {results['git']}, parts {','.join(args.parts)}, "
           f"modes {','.join(args.modes)}" + (f", env {results['kb_env']}" if results["kb_env"] else ""))
