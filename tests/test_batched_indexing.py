@@ -1,0 +1,96 @@
+"""Queued documents are indexed together: one embedding call and one published generation per batch,
+each document's own failure stays its own, and a stopping service hands unfinished jobs back."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from helpers import make_kb
+from index.retrieval import RetrievalLimits
+
+MODEL = "all-MiniLM-L6-v2"
+NOTES = [f"Note {n}: the spare part number {1000 + n} fits pump model {chr(65 + n % 26)}." for n in range(30)]
+
+
+def statuses(kb, workspace, documents) -> list[str]:
+    return [kb.list_rag_indexes(workspace, d.id)[0].status for d in documents]
+
+
+def test_queued_documents_are_embedded_and_published_together(tmp_path):
+    kb = make_kb(tmp_path / "data")
+    try:
+        workspace, _ = kb.create_workspace("batch")
+        added = [kb.add_text(workspace, text, f"note {n}") for n, text in enumerate(NOTES)]
+        calls: list[int] = []
+        embedder = kb.models.get(MODEL)
+        original = embedder.embed_documents
+
+        def counting(texts, **options):
+            calls.append(len(texts))
+            return original(texts, **options)
+
+        embedder.embed_documents = counting  # observe the real embedder; it still does the work
+        try:
+            assert kb.run_queued_jobs() == len(NOTES)  # one worker turn takes every queued job
+        finally:
+            del embedder.embed_documents
+        assert calls == [len(NOTES)]
+        assert statuses(kb, workspace, added) == ["succeeded"] * len(NOTES)
+        assert kb.vectors.current_generation(workspace.id, MODEL) == 1  # one publication for all
+        loaded = kb.vectors.get_loaded(workspace.id, MODEL, embedder.dimension)
+        assert len(loaded.store) == len(loaded.lexical.index) == len(NOTES)
+        # Each stored vector is the vector of its own chunk, as if embedded alone.
+        hit = kb.retrieve(workspace, "spare part number 1017", limits=RetrievalLimits(max_vector_distance=2)).chunks[0]
+        assert hit.text == NOTES[17]
+        alone = embedder.embed_documents([NOTES[17]])[0]
+        query = embedder.embed_query("spare part number 1017")
+        assert 1 - float(np.dot(query, alone)) == pytest.approx(hit.vector_distance, abs=1e-5)
+    finally:
+        kb.close()
+
+
+def test_one_bad_document_fails_alone(tmp_path):
+    kb = make_kb(tmp_path / "data")
+    try:
+        workspace, _ = kb.create_workspace("batch")
+        good = [kb.add_text(workspace, text, f"note {n}") for n, text in enumerate(NOTES[:3])]
+        bad = kb.add_text(workspace, "Short but fine text.", "to be broken")
+        (kb.settings.data_dir / "blobs" / workspace.id / bad.id).rename(tmp_path / "gone")  # its stored text is lost
+        kb.run_queued_jobs()
+        assert statuses(kb, workspace, good) == ["succeeded"] * 3
+        [index] = kb.list_rag_indexes(workspace, bad.id)
+        assert index.status == "failed" and index.error
+    finally:
+        kb.close()
+
+
+def test_stopping_service_hands_unfinished_jobs_back(tmp_path):
+    kb = make_kb(tmp_path / "data", embed_batch_size=1)
+    workspace, _ = kb.create_workspace("batch")
+    long_text = "\n\n".join(f"Paragraph {n} about a different pump, valve and gasket." * 8 for n in range(200))
+    document = kb.add_text(workspace, long_text, "long")
+    stop = threading.Event()
+    kb.indexer.stopping = stop
+    embedder = kb.models.get(MODEL)
+    original = embedder.embed_documents
+
+    def stop_after_first_batch(texts, **options):
+        def progress(done):
+            stop.set()  # the service starts stopping while the document is being embedded
+            options["on_progress"](done)
+
+        return original(texts, **{**options, "on_progress": progress})
+
+    embedder.embed_documents = stop_after_first_batch
+    try:
+        kb.run_queued_jobs()
+    finally:
+        del embedder.embed_documents
+    assert kb.list_rag_indexes(workspace, document.id)[0].status == "processing"
+    kb.indexer.stopping = None
+    assert kb.run_queued_jobs() == 1  # queued again, and this time it finishes
+    assert kb.list_rag_indexes(workspace, document.id)[0].status == "succeeded"
+    kb.close()
