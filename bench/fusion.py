@@ -268,7 +268,7 @@ class Candidates:
     in_dense: np.ndarray  # bool: among the dense top POOL
     in_lexical: np.ndarray  # bool: among the lexical top POOL
     dense_knows_language: bool
-    term_scores: list[np.ndarray] | None  # each distinct query term's BM25 score (where kb computes them)
+    matched: np.ndarray | None  # distinct query terms each candidate contains (where kb counts them)
 
 
 def gather(workspace: Workspace, text: str, vector: np.ndarray, check: bool = True) -> Candidates:
@@ -282,9 +282,9 @@ def gather(workspace: Workspace, text: str, vector: np.ndarray, check: bool = Tr
     lexical = loaded.lexical.scores(terms, keys)
     covers = loaded.lexical.model_covers(MODEL, text)
     coordinate = fusion.adaptive_weights(similarity, lexical, dense_knows_language=covers).coordinate
-    term_scores = loaded.lexical.term_scores(terms, keys) if coordinate else None
+    matched = loaded.lexical.matched_terms(terms, keys) if coordinate else None
     found = Candidates(keys, similarity, lexical, np.isin(keys, dense_keys), np.isin(keys, lexical_keys), covers,
-                       term_scores)
+                       matched)
     if check:  # the hybrid ranking here must be kb's own (_rank uses no state of the Retriever)
         kb_order = [k for k, _ in Retriever.__new__(Retriever)._rank(
             "hybrid", text, vector, terms, loaded, dense_keys, lexical_keys, MODEL)]
@@ -296,7 +296,7 @@ def hybrid_scores(c: Candidates, constants: fusion.FusionConstants = fusion.DEFA
     """kb's hybrid score, as Retriever._rank computes it (the sensitivity grid varies the constants and coordination)."""
     weights = fusion.adaptive_weights(c.similarity, c.lexical, dense_knows_language=c.dense_knows_language,
                                       constants=constants)
-    return fusion.fuse(c.similarity, c.lexical, weights, c.term_scores if coordination else None)
+    return fusion.fuse(c.similarity, c.lexical, weights, c.matched if coordination else None)
 
 
 def rrf_scores(c: Candidates, k: int = RRF_K) -> np.ndarray:

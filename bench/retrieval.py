@@ -947,9 +947,9 @@ def part_latency(args, target: Target, ms: Msmarco, state: dict) -> dict:
 # ---- busy: latency while indexing -----------------------------------------------------------------------------
 
 
-def part_busy(args, target: Target, ms: Msmarco, state: dict) -> dict:
-    ws = build_msmarco_workspace(args, target, ms, state)
-    key, queries = ws["key"], [q["text"] for q in ms.queries]
+def part_busy(args, target: Target, msmarco: Msmarco, state: dict) -> dict:
+    ws = build_msmarco_workspace(args, target, msmarco, state)
+    key, queries = ws["key"], [q["text"] for q in msmarco.queries]
     stream = QueryStream(queries, f"{target.run_tag}b")
     idle = timed_requests(args, target.url, key, stream, "hybrid", True, 200, 1)
     path = args.corpus / args.busy_file

@@ -107,16 +107,16 @@ def fuse(
     dense_similarity: np.ndarray,
     lexical_score: np.ndarray,
     weights: FusionWeights,
-    term_scores: Sequence[np.ndarray] | None = None,
+    matched: np.ndarray | None = None,
 ) -> np.ndarray:
     """One score per candidate: the weighted sum of the two normalised scores.
 
-    `term_scores` holds each distinct query term's BM25 score per candidate (as
-    `LexicalIndex.scores([term], keys)` gives it); with it, and `weights.coordinate`, the lexical
-    side counts matched terms (coordination). Without it, plain BM25 is used.
+    `matched` holds how many distinct query terms each candidate contains (as
+    `BM25Index.matched_terms` counts them); with it, and `weights.coordinate`, the lexical side is
+    BM25 times that count (coordination). Without it, plain BM25 is used.
     """
     lexical = np.asarray(lexical_score, dtype=np.float64)
-    if weights.coordinate and term_scores:
-        lexical = lexical * matched_terms(term_scores, lexical.size)
+    if weights.coordinate and matched is not None:
+        lexical = lexical * np.asarray(matched, dtype=np.float64)
     dense = normalise(dense_similarity)
     return weights.dense * dense + weights.lexical * normalise(lexical) + TIE_BREAK * dense

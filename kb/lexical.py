@@ -44,9 +44,9 @@ class LexicalIndex:
         by_key = dict(zip(found.tolist(), scores.tolist()))
         return np.array([by_key.get(int(k), 0.0) for k in keys], dtype=np.float64)
 
-    def term_scores(self, terms: list[str], keys: np.ndarray) -> list[np.ndarray]:
-        """`scores` of each distinct query term alone: which candidates contain which terms."""
-        return [self.scores([term], keys) for term in dict.fromkeys(terms)]
+    def matched_terms(self, terms: list[str], keys: np.ndarray) -> np.ndarray:
+        """How many distinct query terms each of `keys` contains, aligned with `keys`."""
+        return self.index.matched_terms(terms, keys)
 
     def model_covers(self, model: str, query: str) -> bool:
         """Whether the embedding model knows the query's language and the workspace's main one."""

@@ -205,8 +205,8 @@ class Retriever:
                 weights = adaptive_weights(
                     similarity, lexical, dense_knows_language=loaded.lexical.model_covers(model, query)
                 )
-                per_term = loaded.lexical.term_scores(query_terms, keys) if weights.coordinate else None
-                order = np.argsort(-fuse(similarity, lexical, weights, per_term), kind="stable")
+                matched = loaded.lexical.matched_terms(query_terms, keys) if weights.coordinate else None
+                order = np.argsort(-fuse(similarity, lexical, weights, matched), kind="stable")
         return [(int(keys[i]), float(max(0.0, 1.0 - similarity[i]))) for i in order]
 
     def _allowed_keys(self, workspace_id: str, model: str, document_ids: list[str]) -> np.ndarray:

@@ -603,7 +603,9 @@ class OnnxEmbedder(Embedder):
         yield to the threads answering queries."""
         with self._batch_lock:
             if self._batch_session_ is None:
-                self._batch_session_ = self._session(self._model_data, self.batch_threads)
+                # int8 runs `batch_threads` texts side by side, each on one thread
+                threads = 1 if self.variant == "int8" else self.batch_threads
+                self._batch_session_ = self._session(self._model_data, threads)
                 self._model_data = None
             return self._batch_session_
 
@@ -670,23 +672,42 @@ class OnnxEmbedder(Embedder):
         would not give back the same vectors. Alone, a text always gets the same vector, and on
         this CPU it is no slower (no padding at all).
         """
-        if self.variant == "int8":
-            batch_size = 1
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         encodings = self._encode_batch(self._with_prompt(texts, self._document_prompt))
         truncated = sum(1 for e in encodings if e.overflowing)
         if truncated:
             log.warning("%d of %d texts were longer than %d tokens and were truncated", truncated, len(texts), self.max_tokens)
-        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
         session = self._batch_session()
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        if self.variant == "int8":
+            self._embed_one_by_one(session, encodings, out, on_progress)
+            return out
+        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             out[rows] = self._run(session, [encodings[i] for i in rows])
             if on_progress:
                 on_progress(start + len(rows))
         return out
+
+    def _embed_one_by_one(self, session, encodings: Sequence, out: np.ndarray, on_progress) -> None:
+        """One text per run, `batch_threads` runs at once (onnxruntime releases the GIL while it
+        runs): on a few cores, texts side by side beat threads splitting one small matrix."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def embed(i: int) -> int:
+            out[i] = self._run(session, [encodings[i]])[0]
+            return i
+
+        # The pool's threads are started by the calling thread, so they share its OS priority.
+        pool = ThreadPoolExecutor(max_workers=self.batch_threads, thread_name_prefix="kb-embed")
+        try:
+            for done, _ in enumerate(pool.map(embed, range(len(encodings))), start=1):
+                if on_progress and (done % 32 == 0 or done == len(encodings)):
+                    on_progress(done)  # may raise to stop early: the texts not started are dropped
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._embed_with(self._query_session, self._with_prompt([text], self._query_prompt))[0]

@@ -280,6 +280,26 @@ class BM25Index:
             slots, scores = slots[hits], scores[hits]
         return self._top(slots, scores, k)
 
+    def matched_terms(self, query_tokens: Sequence[str], ids: np.ndarray) -> np.ndarray:
+        """How many distinct query terms each of `ids` contains, aligned with `ids` (0: none, or
+        not indexed). One pass over each term's postings; no scoring."""
+        get = self._slot_of.get
+        slots = np.fromiter((get(i, -1) for i in np.asarray(ids, dtype=np.int64).tolist()), dtype=np.int64, count=len(ids))
+        counts = np.zeros(len(slots), dtype=np.float64)
+        known = slots >= 0
+        if not known.any():
+            return counts
+        present = np.zeros(self._n_slots, dtype=bool)
+        for term in dict.fromkeys(query_tokens):
+            term_id = self._vocab.get(term)
+            if term_id is None:
+                continue
+            start = int(self._t_start[term_id])
+            present[:] = False
+            present[self._p_slot[start : start + int(self._t_len[term_id])]] = True
+            counts[known] += present[slots[known]]
+        return counts
+
     def _norms(self) -> np.ndarray:
         """k1 * (1 - b + b * dl / avgdl) per slot, kept until the next change."""
         if self._norm_cache is None:

@@ -16,6 +16,7 @@ class FlatStore(VectorStore):
     def __init__(self, dimension: int, index: faiss.Index | None = None):
         super().__init__(dimension)
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self._positions: tuple[np.ndarray, np.ndarray] | None = None  # sorted ids, their rows; lazily
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -25,11 +26,13 @@ class FlatStore(VectorStore):
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dimension)
         self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+        self._positions = None
 
     def remove(self, ids: Iterable[int]) -> int:
         id_array = np.fromiter(ids, dtype=np.int64)
         if id_array.size == 0:
             return 0
+        self._positions = None
         return int(self._index.remove_ids(faiss.IDSelectorBatch(id_array)))
 
     def search(
@@ -56,8 +59,20 @@ class FlatStore(VectorStore):
         """Stored vectors of `ids` (for exact distances of hits found another way)."""
         if not len(ids):
             return np.zeros((0, self.dimension), np.float32)
-        # One call per id: reconstruct_batch opens an OpenMP region, slower for a few hundred ids.
-        return np.vstack([self._index.reconstruct(int(i)) for i in ids])
+        # Read the flat storage directly (reconstruct_batch opens an OpenMP region, and one
+        # reconstruct call per id costs microseconds each).
+        if self._positions is None:
+            stored = faiss.vector_to_array(self._index.id_map)
+            order = np.argsort(stored, kind="stable")
+            self._positions = (stored[order], order)
+        sorted_ids, rows = self._positions
+        ids = np.asarray(ids, dtype=np.int64)
+        at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+        if len(sorted_ids) == 0 or not np.array_equal(sorted_ids[at], ids):
+            raise KeyError(f"ids not in the store: {sorted(set(ids.tolist()) - set(sorted_ids.tolist()))[:5]}")
+        flat = faiss.downcast_index(self._index.index)
+        stored_vectors = faiss.rev_swig_ptr(flat.get_xb(), len(self) * self.dimension).reshape(len(self), self.dimension)
+        return stored_vectors[rows[at]].copy()
 
     def to_bytes(self) -> bytes:
         return faiss.serialize_index(self._index).tobytes()

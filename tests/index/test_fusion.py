@@ -21,8 +21,8 @@ def ranking(similarity, lexical, *, covers=True, term_scores=None) -> list[int]:
     """Candidate indexes best first, as kb/retrieval.py ranks hybrid results."""
     similarity, lexical = np.asarray(similarity, float), np.asarray(lexical, float)
     weights = adaptive_weights(similarity, lexical, dense_knows_language=covers)
-    terms = [np.asarray(t, float) for t in term_scores] if term_scores is not None else None
-    return np.argsort(-fuse(similarity, lexical, weights, terms), kind="stable").tolist()
+    matched = matched_terms([np.asarray(t, float) for t in term_scores], len(lexical)) if term_scores is not None else None
+    return np.argsort(-fuse(similarity, lexical, weights, matched), kind="stable").tolist()
 
 
 def test_normalise_is_min_max_and_flat_scores_give_zeros():

@@ -278,6 +278,17 @@ def test_allowed_ids_filter(sample: dict) -> None:
             assert set(index.search(query, 50, allowed)[0].tolist()) <= set(allowed.tolist()) - {3, 4}
 
 
+def test_matched_terms_counts_distinct_query_terms(sample: dict) -> None:
+    docs, queries = sample["docs"], sample["queries"]
+    index = BM25Index()
+    index.add(list(docs), list(docs.values()), "english")
+    index.remove([3, 4])
+    ids = np.array([0, 1, 2, 3, 4, 5, 99_999] + list(range(10, 60)))
+    for query in queries[:20]:
+        expected = [len({t for t in query if t in docs[i]}) if i in docs and i not in (3, 4) else 0 for i in ids.tolist()]
+        assert index.matched_terms(query, ids).tolist() == expected
+
+
 def test_serialisation_round_trip(sample: dict, tmp_path: Path) -> None:
     docs, queries = sample["docs"], sample["queries"]
     index = BM25Index(k1=1.2, b=0.75)
