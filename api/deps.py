@@ -13,14 +13,15 @@ from kb.workspaces import Workspace
 api_key_header = APIKeyHeader(name="xi-api-key", auto_error=False, description="Workspace API key")
 
 
-def get_kb(request: Request) -> KnowledgeBase:
+async def get_kb(request: Request) -> KnowledgeBase:
+    """No I/O: async, so FastAPI does not hand it to the thread pool (a hop per request)."""
     return request.app.state.kb
 
 
 def get_workspace(
     request: Request, api_key: Annotated[str | None, Security(api_key_header)] = None
 ) -> Workspace:
-    return get_kb(request).authenticate(api_key)
+    return request.app.state.kb.authenticate(api_key)
 
 
 KB = Annotated[KnowledgeBase, Depends(get_kb)]

@@ -220,10 +220,10 @@ class Retriever:
             missing = [i for i in ids if i not in found]
             if missing:
                 raise NotFound(f"documents not found in this workspace: {', '.join(missing)}")
+            # The documents are this workspace's (checked above); by document alone, SQLite uses the
+            # document index instead of scanning the workspace's entries.
             keys = conn.execute(
-                select(chunks.c.key).where(
-                    chunks.c.workspace_id == workspace_id, chunks.c.model == model, chunks.c.document_id.in_(ids)
-                )
+                select(chunks.c.key).where(chunks.c.document_id.in_(ids), chunks.c.model == model)
             ).scalars()
             return np.fromiter(keys, dtype=np.int64)
 
@@ -242,12 +242,15 @@ class Retriever:
                     chunks.c.page_end,
                     chunks.c.start,
                     chunks.c.end,
+                    chunks.c.workspace_id,
                     documents.c.name,
                 )
                 .join(documents, documents.c.id == chunks.c.document_id)
-                .where(chunks.c.key.in_(keys), chunks.c.workspace_id == workspace_id)
+                # By key alone, so SQLite looks the keys up (rowid) instead of scanning the
+                # workspace's index entries (13 ms at 100,000 chunks); the workspace is checked here.
+                .where(chunks.c.key.in_(keys))
             ).fetchall()
-        return {row.key: row for row in rows}
+        return {row.key: row for row in rows if row.workspace_id == workspace_id}
 
     @staticmethod
     def _as_result(row, distance: float) -> RetrievedChunk:
@@ -288,10 +291,11 @@ class Retriever:
             own = {
                 row.id: row
                 for row in conn.execute(
-                    select(chunks.c.id, chunks.c.rag_index_id, chunks.c.ordinal).where(
-                        chunks.c.workspace_id == workspace_id, chunks.c.id.in_([h.chunk_id for h in hits])
+                    select(chunks.c.id, chunks.c.rag_index_id, chunks.c.ordinal, chunks.c.workspace_id).where(
+                        chunks.c.id.in_([h.chunk_id for h in hits])  # unique index; workspace checked below
                     )
                 )
+                if row.workspace_id == workspace_id
             }
             result: dict[str, list] = {}
             for hit in hits:
