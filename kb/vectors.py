@@ -36,7 +36,9 @@ class LoadedIndex:
     """A workspace+model's vector store and BM25 index, over the same chunk keys, at one generation.
 
     FAISS and the BM25 arrays are not safe to search while they change: searches hold
-    `lock.reading()`, changes `lock.writing()`.
+    `lock.reading()`, changes `lock.writing()` (in slices, see `change`). Between slices a search
+    may see part of a change (new vectors without their lexical entries yet); `generation`
+    moves on when the whole change is in.
     """
 
     store: VectorStore
@@ -46,6 +48,31 @@ class LoadedIndex:
 
     def memory_bytes(self) -> int:
         return self.store.memory_bytes() + self.lexical.memory_bytes()
+
+    def change(
+        self, generation: int, add: "ChunkVectors | None" = None, remove: list[int] | None = None, slice_size: int = 16
+    ) -> None:
+        """Apply a committed change, letting searches in between slices of it.
+
+        An HNSW graph takes about a millisecond per vector inserted, and searches must not run
+        while it changes: one batch of thousands of chunks at once would hold every search of
+        the workspace for seconds. Vectors go in `slice_size` at a time instead, each slice
+        under the write lock on its own. The lexical side is changed so that every key it holds
+        is in the vector store at all times (removed from it first, added to it last), since
+        searches read the vectors of lexical hits.
+        """
+        if remove:
+            with self.lock.writing():
+                self.lexical.remove(remove)
+                self.store.remove(remove)
+        if add is not None:
+            for start in range(0, len(add.keys), slice_size):
+                with self.lock.writing():
+                    self.store.add(add.keys[start : start + slice_size], add.vectors[start : start + slice_size])
+        with self.lock.writing():
+            if add is not None:
+                self.lexical.add(add.keys, add.terms, add.languages)
+            self.generation = generation
 
     def snapshot(self) -> tuple[int, bytes, bytes]:
         """(generation, vector file bytes, lexical file bytes), consistent with each other."""
@@ -323,14 +350,7 @@ class VectorIndexes:
         if loaded is None or loaded.generation != generation - 1:
             self._loaded.pop(key)
             return
-        with loaded.lock.writing():
-            if remove:
-                loaded.store.remove(remove)
-                loaded.lexical.remove(remove)
-            if add is not None:
-                loaded.store.add(add.keys, add.vectors)
-                loaded.lexical.add(add.keys, add.terms, add.languages)
-            loaded.generation = generation
+        loaded.change(generation, add, remove)
         switch = getattr(loaded.store, "pending_switch", None)
         if switch is not None and (store := switch()) is not None:
             # Built while searches went on against the current store (no change can come in
