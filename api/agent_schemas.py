@@ -45,7 +45,7 @@ class RagConfig(BaseModel):
     max_vector_distance: float | None = _bounded("max_vector_distance", "Default 0.6.")
     max_documents_length: int | None = _bounded("max_documents_length", "Characters of chunk text, default 50,000.")
     max_retrieved_rag_chunks_count: int | None = _bounded("max_retrieved_rag_chunks_count", "Default 20.")
-    num_candidates: int | None = _bounded("num_candidates", "Stored; not used yet.")
+    num_candidates: int | None = _bounded("num_candidates", "Candidates each search side contributes (default 100).")
     query_rewrite_prompt_override: str | None = Field(default=None, description="Stored; not used yet.")
 
 

@@ -10,7 +10,8 @@ An agent is the ElevenLabs agent object: a `conversation_config` (and optional `
   these defaults at retrieval time (the stored config itself is returned as it was given):
   `enabled` false; `embedding_model` the workspace's default model; `max_vector_distance` 0.6;
   `max_documents_length` 50,000; `max_retrieved_rag_chunks_count` 20 (kb's retrieval defaults).
-  `num_candidates` and `query_rewrite_prompt_override` are stored but not used yet.
+  `num_candidates` sets the candidate pool of each search side (default 100);
+  `query_rewrite_prompt_override` is stored but not used yet.
 
 Usage modes: `auto` (also when `usage_mode` is absent) documents are searched by retrieval; `prompt`
 documents are handed to the runtime whole, on every turn. A folder locator stands for every document
@@ -35,7 +36,7 @@ from index.retrieval import RetrievalLimits
 from . import documents as docs
 from .db import documents, metadata, now
 from .errors import InvalidRequest, NotFound
-from .retrieval import RetrievedChunk
+from .retrieval import RetrievedChunk, SearchOptions
 from .workspaces import Workspace, new_id
 
 if TYPE_CHECKING:
@@ -494,7 +495,10 @@ class Agents:
                         overrides.max_retrieved_rag_chunks_count, base.max_retrieved_rag_chunks_count
                     ),
                 )
-                result = self.kb.retrieve(workspace, query, document_ids=auto_ids, embedding_model=model, limits=limits)
+                options = SearchOptions(num_candidates=base.num_candidates) if base.num_candidates else SearchOptions()
+                result = self.kb.retrieve(
+                    workspace, query, document_ids=auto_ids, embedding_model=model, limits=limits, options=options
+                )
                 chunks = result.chunks
         return AgentRetrieval(
             chunks, prompt_documents, model, query.strip(), time.perf_counter() - started, rag.enabled
