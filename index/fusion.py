@@ -32,7 +32,6 @@ sensitivity grid). A model with another cosine scale needs its own anchors.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,14 +92,6 @@ def adaptive_weights(
         return FusionWeights(0.0, 1.0)  # dense similarity is noise: lexical ranks, dense breaks ties
     dense = confidence(dense_similarity, constants)
     return FusionWeights(dense, 1.0 - dense, coordinate=True)
-
-
-def matched_terms(term_scores: Sequence[np.ndarray], size: int) -> np.ndarray:
-    """How many of the query's distinct terms each candidate contains (a term's score > 0)."""
-    counts = np.zeros(size, dtype=np.float64)
-    for scores in term_scores:
-        counts += np.asarray(scores) > 0
-    return counts
 
 
 def fuse(

@@ -6,7 +6,7 @@ import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from index.stores import write_atomically
+from index.files import write_atomically
 
 
 class BlobStore(ABC):

@@ -62,6 +62,7 @@ class Indexer:
         before in the same workspace (an identical re-upload, an unchanged part of an edited
         document) reuse that embedding; `reuse_embeddings=False` embeds everything again.
         """
+        set_state(self.db, rag_index_ids, status="processing", progress=0.0)  # one transaction for all
         jobs = [job for job in (self._prepare(i, reuse_embeddings) for i in rag_index_ids) if job is not None]
         by_model: dict[str, list[PendingIndex]] = {}
         for job in jobs:
@@ -92,7 +93,6 @@ class Indexer:
         if found is None:
             return None  # deleted while queued
         index, workspace_id = found
-        set_state(self.db, index.id, status="processing", progress=0.0)
         try:
             embedder = self.models.get(index.model)
             parsed = load_parsed(self.blobs, workspace_id, index.document_id)

@@ -23,7 +23,8 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from index.locks import ReadWriteLock
-from index.stores import FlatStore, VectorStore, create_store, load_store, write_atomically
+from index.files import write_atomically
+from index.stores import FlatStore, VectorStore, create_store, load_store
 
 from .db import Database, chunks, vector_generations
 from .lexical import LexicalIndex
@@ -88,6 +89,20 @@ class ChunkVectors:
     vectors: np.ndarray
     terms: list[str]
     languages: list[str]
+
+
+def switch_store_if_due(store: VectorStore, lock: ReadWriteLock) -> None:
+    """Move an "auto" store to exact or HNSW search when its size calls for it.
+
+    The new store is built while searches go on against the current one (no change can come in
+    between: callers hold the index's change lock, or no one else has the index yet); only the
+    swap excludes searches.
+    """
+    pending_switch = getattr(store, "pending_switch", None)  # only TieredStore switches
+    if pending_switch is not None and (target := pending_switch()) is not None:
+        log.info("vector store moves to %s search at %d vectors", type(target).__name__, len(target))
+        with lock.writing():
+            store.swap(target)
 
 
 def _slug(model: str) -> str:
@@ -310,10 +325,9 @@ class VectorIndexes:
             lexical.add(ids, [row.lexical_terms for row in batch], [row.language for row in batch])
             if on_progress:
                 on_progress(len(batch))
-        switch = getattr(store, "pending_switch", None)
-        if switch is not None and (settled := switch()) is not None:
-            store.swap(settled)
-        return LoadedIndex(store, generation, lexical)
+        loaded = LoadedIndex(store, generation, lexical)
+        switch_store_if_due(loaded.store, loaded.lock)
+        return loaded
 
     def rebuild(self, workspace_id: str, model: str, dimension: int, on_progress=None) -> int:
         """Rebuild from stored chunks, publish as a new generation; returns the vector count.
@@ -351,13 +365,7 @@ class VectorIndexes:
             self._loaded.pop(key)
             return
         loaded.change(generation, add, remove)
-        switch = getattr(loaded.store, "pending_switch", None)
-        if switch is not None and (store := switch()) is not None:
-            # Built while searches went on against the current store (no change can come in
-            # between: the caller holds this index's change lock); only the swap excludes them.
-            log.info("index %s/%s moves to %s search at %d vectors", workspace_id, model, type(store).__name__, len(store))
-            with loaded.lock.writing():
-                loaded.store.swap(store)
+        switch_store_if_due(loaded.store, loaded.lock)
         self._saver.schedule(key, loaded)
         self._loaded.shrink()
 

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import fsync_dir, write_atomically
 from .base import Embedder, ModelUnavailable
 
 log = logging.getLogger(__name__)
@@ -125,31 +126,6 @@ def pool(token_embeddings: np.ndarray, attention_mask: np.ndarray, modes: Sequen
     vectors = np.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return np.ascontiguousarray(vectors / np.clip(norms, 1e-12, None), dtype=np.float32)
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 @contextlib.contextmanager
@@ -421,7 +397,7 @@ class OnnxEmbedder(Embedder):
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         manifest = {
             "fingerprint": fingerprint,
             "size": len(data),
@@ -429,7 +405,7 @@ class OnnxEmbedder(Embedder):
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **extra,
         }
-        _atomic_write_bytes(path.with_name(path.name + ".json"), json.dumps(manifest, indent=1).encode())
+        write_atomically(path.with_name(path.name + ".json"), json.dumps(manifest, indent=1).encode(), mode=0o644)
         return data
 
     def _model_bytes(self) -> bytes:

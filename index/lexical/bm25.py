@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import write_atomically
+
 FORMAT = "kb-bm25"
 VERSION = 1
 _EMPTY_IDS = np.zeros(0, dtype=np.int64)
@@ -446,7 +448,6 @@ class BM25Index:
 
     def save(self, path: Path) -> None:
         """Write atomically: a temporary file in the same folder, fsync, then rename over `path`."""
-        from ..stores.base import write_atomically  # here: importing the stores loads FAISS
 
         write_atomically(Path(path), self.to_bytes())
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from ..files import write_atomically
 
 
 class VectorStore(ABC):
@@ -57,25 +57,6 @@ class VectorStore(ABC):
     def save(self, path: Path) -> None:
         """Write atomically: a temporary file in the same folder, fsync, then rename over `path`."""
         write_atomically(path, self.to_bytes())
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 # --- serialised form of the stores that are more than one FAISS index -------------------------

@@ -12,9 +12,13 @@ from index.fusion import (
     adaptive_weights,
     confidence,
     fuse,
-    matched_terms,
     normalise,
 )
+
+
+def matched_terms(term_scores: list[np.ndarray], size: int) -> np.ndarray:
+    """How many query terms each candidate contains, from per-term scores (as BM25Index.matched_terms counts)."""
+    return np.sum([np.asarray(t) > 0 for t in term_scores], axis=0, dtype=np.float64) if term_scores else np.zeros(size)
 
 
 def ranking(similarity, lexical, *, covers=True, term_scores=None) -> list[int]:
