@@ -127,12 +127,21 @@ def test_fp32_matches_torch(fp32: OnnxEmbedder, torch_embedder, texts) -> None:
 
 
 def test_int8_close_to_torch(int8: OnnxEmbedder, torch_embedder, texts) -> None:
+    """Documents run the faster all-int8 model, queries the one with the FFN down-projections in fp32."""
     reference = torch_embedder.embed_documents(texts)
     vectors = int8.embed_documents(texts)
     cos = cosines(vectors, reference)
-    assert cos.min() >= 0.98, [(round(float(c), 4), t[:60]) for c, t in zip(cos, texts) if c < 0.98]
+    # MiniLM is an English model: Japanese, Arabic and Chinese texts (whose dense ranking is near
+    # random, and which kb ranks lexically) lose a little more to int8 than the Latin-script ones.
+    latin = np.array([not any(0x0590 <= ord(ch) < 0x0800 or 0x3000 <= ord(ch) < 0xA000 for ch in t) for t in texts])
+    assert latin.sum() >= 25
+    assert cos[latin].min() >= 0.98, [(round(float(c), 4), t[:60]) for c, t in zip(cos[latin], np.array(texts)[latin]) if c < 0.98]
+    assert cos.min() >= 0.97, [(round(float(c), 4), t[:60]) for c, t in zip(cos, texts) if c < 0.97]
     assert cos.mean() >= 0.99
-    assert float(int8.embed_query(texts[0]) @ torch_embedder.embed_query(texts[0])) >= 0.98
+    queries = np.vstack([int8.embed_query(t) for t in texts])
+    query_cos = cosines(queries, reference)
+    assert query_cos.min() >= 0.98 and query_cos.mean() >= cos.mean()  # the more accurate model
+    assert not np.array_equal(queries, vectors)  # two models: the same text, two slightly different vectors
 
 
 def test_overlong_input_is_truncated_like_torch(fp32: OnnxEmbedder, torch_embedder, texts, caplog) -> None:
@@ -205,7 +214,8 @@ def test_progress_callback_counts(backend: str, fp32, torch_embedder, texts) -> 
 
 
 def test_export_cache_is_reused(fp32: OnnxEmbedder, int8: OnnxEmbedder, cache_dir: Path, texts) -> None:
-    files = ["model.onnx", "model.onnx.json", "model.int8.onnx", "model.int8.onnx.json"]
+    files = ["model.onnx", "model.onnx.json", "model.int8.onnx", "model.int8.onnx.json",
+             "model.int8-documents.onnx", "model.int8-documents.onnx.json"]
     before = {name: (cache_dir / name).stat().st_mtime_ns for name in files}
     again = OnnxEmbedder("all-MiniLM-L6-v2", model_source(), cache_dir, variant="fp32")
     again8 = OnnxEmbedder("all-MiniLM-L6-v2", model_source(), cache_dir, variant="int8")
@@ -259,16 +269,19 @@ def test_partial_model_file_is_exported_again(fp32: OnnxEmbedder, cache_dir: Pat
     assert cosines(embedder.embed_documents(texts[:8]), fp32.embed_documents(texts[:8])).min() >= 0.9999
 
 
-def test_corrupt_int8_file_is_quantised_again_from_the_cached_export(int8: OnnxEmbedder, cache_dir: Path, tmp_path: Path, texts) -> None:
+@pytest.mark.parametrize("name", ["model.int8.onnx", "model.int8-documents.onnx"])
+def test_corrupt_int8_file_is_quantised_again_from_the_cached_export(name: str, int8: OnnxEmbedder, cache_dir: Path, tmp_path: Path, texts) -> None:
     cache = copy_cache(cache_dir, tmp_path / "cache")
-    fp32_mtime = (cache / "model.onnx").stat().st_mtime_ns
-    data = bytearray((cache / "model.int8.onnx").read_bytes())
+    untouched = {n: (cache / n).stat().st_mtime_ns for n in ("model.onnx", "model.int8.onnx", "model.int8-documents.onnx") if n != name}
+    data = bytearray((cache / name).read_bytes())
     data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
-    (cache / "model.int8.onnx").write_bytes(bytes(data))
+    (cache / name).write_bytes(bytes(data))
     embedder = OnnxEmbedder("all-MiniLM-L6-v2", model_source(), cache, variant="int8")
     assert embedder.exported
-    assert (cache / "model.onnx").stat().st_mtime_ns == fp32_mtime  # the fp32 export was reused
+    # the fp32 export and the other int8 model were reused, the broken one quantised again
+    assert {n: (cache / n).stat().st_mtime_ns for n in untouched} == untouched
     assert cosines(embedder.embed_documents(texts[:8]), int8.embed_documents(texts[:8])).min() >= 0.999
+    assert float(embedder.embed_query(texts[0]) @ int8.embed_query(texts[0])) >= 0.999
 
 
 def test_two_processes_exporting_at_once_share_one_export(tmp_path: Path) -> None:
