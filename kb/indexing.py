@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from index.embedders import Embedder, ModelUnavailable
 from ingest import Chunk, chunk_document
@@ -26,7 +26,7 @@ from .config import Settings
 from .db import Database, chunks, documents, rag_indexes
 from .documents import load_parsed
 from .models import ModelRegistry
-from .rag_indexes import RagIndex, load_index, set_state
+from .rag_indexes import RagIndex, load_indexes, set_state
 from .jobs import Interrupted
 from .lexical import chunk_terms, document_language
 from .vectors import ChunkVectors, VectorIndexes
@@ -63,12 +63,15 @@ class Indexer:
         document) reuse that embedding; `reuse_embeddings=False` embeds everything again.
         """
         set_state(self.db, rag_index_ids, status="processing", progress=0.0)  # one transaction for all
-        jobs = [job for job in (self._prepare(i, reuse_embeddings) for i in rag_index_ids) if job is not None]
+        found = load_indexes(self.db, rag_index_ids)  # those deleted while queued are gone
+        jobs = [job for job in (self._prepare(*found[i]) for i in rag_index_ids if i in found) if job is not None]
         by_model: dict[str, list[PendingIndex]] = {}
         for job in jobs:
             by_model.setdefault(job.index.model, []).append(job)
         for model, group in by_model.items():
             try:
+                if reuse_embeddings:
+                    self._reuse_stored_embeddings(group)
                 self._embed_missing(group, self.models.get(model))
             except Stopping:
                 log.info("stopping: %d document(s) left to index at the next start", len(group))
@@ -87,12 +90,8 @@ class Indexer:
                     log.exception("publishing indexes of %s with %s failed", workspace_id, model)
                     self._fail(pending, f"internal error while saving the index: {exc}")
 
-    def _prepare(self, rag_index_id: str, reuse_embeddings: bool) -> "PendingIndex | None":
-        """Chunk one document and find the embeddings it can reuse; None if gone or failed."""
-        found = load_index(self.db, rag_index_id)
-        if found is None:
-            return None  # deleted while queued
-        index, workspace_id = found
+    def _prepare(self, index: RagIndex, workspace_id: str) -> "PendingIndex | None":
+        """Chunk one document (every chunk still to embed); None if that failed."""
         try:
             embedder = self.models.get(index.model)
             parsed = load_parsed(self.blobs, workspace_id, index.document_id)
@@ -109,14 +108,8 @@ class Indexer:
                 title = parsed.title or self._document_name(index.document_id)
                 texts = [with_context(title, c, embedder.count_tokens, embedder.max_tokens) for c in pieces]
             hashes = [text_hash(index.model, t) for t in texts]
-            known = self._stored_embeddings(workspace_id, index.model, hashes) if reuse_embeddings else {}
             vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
-            missing = []
-            for i, h in enumerate(hashes):
-                if h in known:
-                    vectors[i] = np.frombuffer(known[h], dtype=np.float32)
-                else:
-                    missing.append(i)
+            missing = list(range(len(texts)))
             language = document_language(parsed.text)
             terms = chunk_terms([c.text for c in pieces], language)
             return PendingIndex(workspace_id, index, pieces, texts, hashes, vectors, missing, terms, language)
@@ -135,6 +128,19 @@ class Indexer:
     def _document_name(self, document_id: str) -> str:
         with self.db.read() as conn:
             return conn.execute(select(documents.c.name).where(documents.c.id == document_id)).scalar() or ""
+
+    def _reuse_stored_embeddings(self, group: list["PendingIndex"]) -> None:
+        """Take the embeddings already stored for their texts, each workspace's from its own chunks."""
+        by_workspace: dict[str, list[PendingIndex]] = {}
+        for job in group:
+            by_workspace.setdefault(job.workspace_id, []).append(job)
+        for workspace_id, pending in by_workspace.items():
+            known = self._stored_embeddings(workspace_id, pending[0].index.model, [h for job in pending for h in job.hashes])
+            for job in pending:
+                job.missing = [i for i in job.missing if job.hashes[i] not in known]
+                for i, h in enumerate(job.hashes):
+                    if h in known:
+                        job.vectors[i] = np.frombuffer(known[h], dtype=np.float32)
 
     def _stored_embeddings(self, workspace_id: str, model: str, hashes: list[str]) -> dict[str, bytes]:
         """Embeddings already stored in this workspace for these texts (never across workspaces)."""
@@ -182,38 +188,30 @@ class Indexer:
         loaded search indexes once: one transaction and one generation for the whole batch."""
         with self.vectors.lock(workspace_id, model):
             with self.db.write() as conn:
-                published: list[PendingIndex] = []
-                old_keys: list[int] = []
-                new_keys: list[int] = []
-                for job in pending:
-                    alive = conn.execute(
-                        select(rag_indexes.c.id)
-                        .join(documents, documents.c.id == rag_indexes.c.document_id)
-                        .where(rag_indexes.c.id == job.index.id)
-                    ).first()
-                    if alive is None:
-                        continue  # the document or index was deleted while embedding
-                    old_keys += [r.key for r in conn.execute(select(chunks.c.key).where(chunks.c.rag_index_id == job.index.id))]
-                    conn.execute(chunks.delete().where(chunks.c.rag_index_id == job.index.id))
-                    new_keys += [
-                        r.key
-                        for r in conn.execute(chunks.insert().returning(chunks.c.key, sort_by_parameter_order=True), job.rows())
-                    ]
-                    conn.execute(
-                        rag_indexes.update()
-                        .where(rag_indexes.c.id == job.index.id)
-                        .values(
-                            status="succeeded",
-                            progress_percentage=100.0,
-                            error=None,
-                            chunks_embedded=len(job.missing),
-                            chunks_reused=len(job.pieces) - len(job.missing),
-                            updated_at=time.time(),
-                        )
-                    )
-                    published.append(job)
+                ids = [job.index.id for job in pending]
+                alive = set(conn.execute(  # documents or indexes deleted while embedding are skipped
+                    select(rag_indexes.c.id)
+                    .join(documents, documents.c.id == rag_indexes.c.document_id)
+                    .where(rag_indexes.c.id.in_(ids))
+                ).scalars())
+                published = [job for job in pending if job.index.id in alive]
                 if not published:
                     return
+                ids = [job.index.id for job in published]
+                old_keys = list(conn.execute(select(chunks.c.key).where(chunks.c.rag_index_id.in_(ids))).scalars())
+                conn.execute(chunks.delete().where(chunks.c.rag_index_id.in_(ids)))
+                new_keys = list(conn.execute(
+                    chunks.insert().returning(chunks.c.key, sort_by_parameter_order=True),
+                    [row for job in published for row in job.rows()],
+                ).scalars())
+                conn.execute(
+                    rag_indexes.update()
+                    .where(rag_indexes.c.id == bindparam("index_id"))
+                    .values(status="succeeded", progress_percentage=100.0, error=None, updated_at=time.time(),
+                            chunks_embedded=bindparam("embedded"), chunks_reused=bindparam("reused")),
+                    [{"index_id": job.index.id, "embedded": len(job.missing), "reused": len(job.pieces) - len(job.missing)}
+                     for job in published],
+                )
                 generation = self.vectors.bump_generation(conn, workspace_id, model)
             self.vectors.apply(
                 workspace_id,

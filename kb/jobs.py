@@ -176,17 +176,20 @@ class JobQueue:
             raise
         return [Job(r.id, r.kind, json.loads(r.payload), r.attempts + 1) for r in rows]
 
-    def _mine(self, job_id: int) -> tuple:
-        return (jobs.c.id == job_id, jobs.c.status == "running", jobs.c.owner == process_owner())
-
     def heartbeat(self, job_id: int) -> bool:
         """Refresh a job this process runs; False if it is no longer this process's."""
-        with self.db.write() as conn:
-            return conn.execute(update(jobs).where(*self._mine(job_id)).values(heartbeat_at=now())).rowcount == 1
+        return not self.heartbeat_many([job_id])
 
     def heartbeat_many(self, job_ids: list[int]) -> list[int]:
-        """Refresh jobs this process runs; returns those that are no longer this process's."""
-        return [job_id for job_id in job_ids if not self.heartbeat(job_id)]
+        """Refresh jobs this process runs (one transaction); returns those that are no longer this process's."""
+        with self.db.write() as conn:
+            refreshed = set(conn.execute(
+                update(jobs)
+                .where(jobs.c.id.in_(job_ids), jobs.c.status == "running", jobs.c.owner == process_owner())
+                .values(heartbeat_at=now())
+                .returning(jobs.c.id)
+            ).scalars())
+        return [job_id for job_id in job_ids if job_id not in refreshed]
 
     @contextmanager
     def keep_alive(self, job_ids: list[int]) -> Iterator[None]:
@@ -213,17 +216,24 @@ class JobQueue:
 
     def finish(self, job_id: int, error: str | None = None) -> None:
         """Record the end of a job this process runs (a job another process took over is left to it)."""
+        self.finish_many([job_id], error)
+
+    def finish_many(self, job_ids: list[int], error: str | None = None) -> None:
+        """`finish` for several jobs, in one transaction."""
         try:
             with self.db.write() as conn:
-                finished = conn.execute(
+                finished = set(conn.execute(
                     update(jobs)
-                    .where(*self._mine(job_id))
+                    .where(jobs.c.id.in_(job_ids), jobs.c.status == "running", jobs.c.owner == process_owner())
                     .values(status="failed" if error else "done", error=error, updated_at=now())
-                )
+                    .returning(jobs.c.id)
+                ).scalars())
         finally:
-            _forget((self._db_key, job_id))
-        if finished.rowcount != 1:
-            log.warning("job %s ended here after another process took it over; it runs again there", job_id)
+            for job_id in job_ids:
+                _forget((self._db_key, job_id))
+        for job_id in job_ids:
+            if job_id not in finished:
+                log.warning("job %s ended here after another process took it over; it runs again there", job_id)
 
     def release(self, job_ids: list[int]) -> int:
         """Give back jobs this process runs but will not finish (it is stopping politely): queued
@@ -403,5 +413,4 @@ def run_jobs(queue: JobQueue, handler: Callable[[list[Job]], None], batch: list[
             error = f"{type(exc).__name__}: {exc}"
         else:
             error = None
-    for job in batch:
-        queue.finish(job.id, error=error)
+    queue.finish_many([job.id for job in batch], error=error)

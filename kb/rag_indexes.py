@@ -109,11 +109,14 @@ def list_indexes(db: Database, workspace_id: str, document_id: str) -> list[RagI
     return [RagIndex.from_row(r) for r in rows]
 
 
-def load_index(db: Database, rag_index_id: str) -> tuple[RagIndex, str] | None:
-    """The index and its workspace id, or None if it was deleted."""
+def load_indexes(db: Database, rag_index_ids: list[str]) -> dict[str, tuple[RagIndex, str]]:
+    """The indexes that still exist, with their workspace ids, by id (one query per 500)."""
+    found: dict[str, tuple[RagIndex, str]] = {}
     with db.read() as conn:
-        row = conn.execute(select(rag_indexes).where(rag_indexes.c.id == rag_index_id)).first()
-    return (RagIndex.from_row(row), row.workspace_id) if row else None
+        for start in range(0, len(rag_index_ids), 500):
+            rows = conn.execute(select(rag_indexes).where(rag_indexes.c.id.in_(rag_index_ids[start : start + 500])))
+            found.update((row.id, (RagIndex.from_row(row), row.workspace_id)) for row in rows)
+    return found
 
 
 def set_state(

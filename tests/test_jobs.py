@@ -281,6 +281,27 @@ def test_process_that_lost_its_job_does_not_finish_it(db):
     assert (row.status, row.owner, row.error) == ("running", "another-host:12345", None)
 
 
+def test_a_batch_of_jobs_is_refreshed_and_finished_together_leaving_taken_over_ones_alone(db):
+    queue = JobQueue(db)
+    ids = add_jobs(queue, 4)
+    claimed = [queue.claim(ids[0])] + queue.claim_more("test", 3)
+    assert [job.id for job in claimed] == ids
+    set_running(db, ids[2], "another-host:12345", heartbeat_age=5)  # taken over meanwhile
+    before = job_row(db, ids[0]).heartbeat_at
+    time.sleep(0.01)
+    assert queue.heartbeat_many(ids) == [ids[2]]  # the one that is no longer this process's
+    assert job_row(db, ids[0]).heartbeat_at > before
+    queue.finish_many(ids)
+    rows = [job_row(db, job_id) for job_id in ids]
+    assert [(r.status, r.error) for r in rows] == [("done", None), ("done", None), ("running", None), ("done", None)]
+    assert rows[2].owner == "another-host:12345"
+    assert queue.claim() is None  # nothing was queued again
+    failed = add_jobs(queue, 2)
+    queue.claim(failed[0]), queue.claim(failed[1])
+    queue.finish_many(failed, error="disk full")
+    assert {(job_row(db, j).status, job_row(db, j).error) for j in failed} == {("failed", "disk full")}
+
+
 def test_worker_pool_periodically_picks_up_jobs_of_dead_owners(db, live_pid):
     """No restart needed: a running pool takes over the job of a `kb ingest` that crashed."""
     queue = JobQueue(db)
