@@ -71,7 +71,7 @@ def main(verbose: bool) -> None:
 @click.option("--port", envvar="KB_PORT", default=8000, show_default=True, type=int, help="Port (env KB_PORT).")
 @click.option("--default-model", envvar="KB_DEFAULT_MODEL", default=None, help="Embedding model for new workspaces.")
 @click.option("--chunk-tokens", envvar="KB_CHUNK_TOKENS", default=None, type=int, help="Chunk size in model tokens.")
-@click.option("--workers", envvar="KB_WORKERS", default=None, type=int, help="Background indexing threads.")
+@click.option("--workers", envvar="KB_WORKERS", default=None, type=int, help="Background indexing threads (0: store documents and queue their indexing only).")
 def serve(data_dir: Path, host: str, port: int, default_model: str | None, chunk_tokens: int | None, workers: int | None) -> None:
     """Start the HTTP API. Creates the `default` workspace on first start and prints its API key."""
     import uvicorn

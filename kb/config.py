@@ -188,6 +188,8 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     settings = Settings(**values).with_overrides(**overrides)
     if settings.default_tier not in settings.tiers:
         raise ValueError(f"default tier {settings.default_tier!r} is not in {settings.tiers_file}")
+    if settings.workers < 0:
+        raise ValueError(f"KB_WORKERS must be 0 (no background indexing) or more, not {settings.workers}")
     if settings.embed_backend not in ("torch", "onnx", "onnx-int8"):
         raise ValueError(f"KB_EMBED_BACKEND must be torch, onnx or onnx-int8, not {settings.embed_backend!r}")
     if settings.vector_store not in ("auto", "flat", "hnsw"):

@@ -4,6 +4,7 @@ each document's own failure stays its own, and a stopping service hands unfinish
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -94,3 +95,37 @@ def test_stopping_service_hands_unfinished_jobs_back(tmp_path):
     assert kb.run_queued_jobs() == 1  # queued again, and this time it finishes
     assert kb.list_rag_indexes(workspace, document.id)[0].status == "succeeded"
     kb.close()
+
+
+def test_server_without_workers_stores_and_queues_and_the_next_server_indexes(tmp_path):
+    """`KB_WORKERS=0`: uploads are stored and acknowledged, their indexing waits for a server with workers."""
+    from helpers import LiveServer, add_text, retrieve, wait_indexed
+
+    kb = make_kb(tmp_path / "data", workers=0)
+    workspace, key = kb.create_workspace("stored first")
+    server = LiveServer(kb).start()
+    try:
+        with server.client(key) as client:
+            ids = [add_text(client, text, f"note {n}", wait=False) for n, text in enumerate(NOTES[:12])]
+            time.sleep(1.5)  # a worker, if there were one, would have taken them by now
+            response = client.post("/v1/convai/knowledge-base/rag-index", json={"items": [
+                {"document_id": d, "model": MODEL, "create_if_missing": False} for d in ids]})
+            assert {r["data"]["status"] for r in response.json().values()} == {"created"}
+            assert retrieve(client, "spare part number 1005")["chunks"] == []
+    finally:
+        server.stop()
+        kb.close()
+    kb = make_kb(tmp_path / "data")  # the default: one worker
+    server = LiveServer(kb).start()
+    try:
+        with server.client(key) as client:
+            assert {wait_indexed(client, d)["status"] for d in ids} == {"succeeded"}
+            assert retrieve(client, "spare part number 1005")["chunks"][0]["text"] == NOTES[5]
+    finally:
+        server.stop()
+        kb.close()
+
+
+def test_negative_worker_count_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="KB_WORKERS"):
+        make_kb(tmp_path / "data", workers=-1)
