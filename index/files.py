@@ -18,10 +18,12 @@ def fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes, mode: int | None = None) -> None:
+def write_atomically(path: Path, data: bytes, mode: int | None = None, *, sync_dir: bool = True) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over `path`.
 
     The temporary file is created private (0600); `mode` sets other permissions before the rename.
+    `sync_dir=False` leaves the folder's fsync (which makes the rename durable) to the caller, who
+    may be writing several files into it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,4 +39,5 @@ def write_atomically(path: Path, data: bytes, mode: int | None = None) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)

@@ -6,7 +6,7 @@ import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from index.files import write_atomically
+from index.files import fsync_dir, write_atomically
 
 
 class BlobStore(ABC):
@@ -14,6 +14,11 @@ class BlobStore(ABC):
 
     @abstractmethod
     def put(self, workspace_id: str, document_id: str, name: str, data: bytes) -> None: ...
+
+    def put_many(self, workspace_id: str, document_id: str, files: dict[str, bytes]) -> None:
+        """Several files of one document; all are durable when this returns."""
+        for name, data in files.items():
+            self.put(workspace_id, document_id, name, data)
 
     @abstractmethod
     def get(self, workspace_id: str, document_id: str, name: str) -> bytes: ...
@@ -35,7 +40,21 @@ class LocalBlobStore(BlobStore):
         return self.root / workspace_id / document_id / name
 
     def put(self, workspace_id: str, document_id: str, name: str, data: bytes) -> None:
-        write_atomically(self._path(workspace_id, document_id, name), data)
+        self.put_many(workspace_id, document_id, {name: data})
+
+    def put_many(self, workspace_id: str, document_id: str, files: dict[str, bytes]) -> None:
+        """Each file replaced atomically; the folder synced once for all of them, and the parent of
+        each folder created for them, so that a new document's folder survives a crash too."""
+        folder = self._path(workspace_id, document_id)
+        created = []
+        while not folder.is_dir() and folder != self.root.parent:
+            created.append(folder)
+            folder = folder.parent
+        for name, data in files.items():
+            write_atomically(self._path(workspace_id, document_id, name), data, sync_dir=False)
+        fsync_dir(self._path(workspace_id, document_id))
+        for new in created:
+            fsync_dir(new.parent)
 
     def get(self, workspace_id: str, document_id: str, name: str) -> bytes:
         return self._path(workspace_id, document_id, name).read_bytes()

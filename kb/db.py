@@ -71,6 +71,8 @@ documents = Table(
     Index("ix_documents_workspace_created", "workspace_id", "created_at"),
     Index("ix_documents_workspace_name", "workspace_id", "name"),
     Index("ix_documents_workspace_parent", "workspace_id", "parent_folder_id"),
+    # covers the storage-quota sums of every upload (no table rows read)
+    Index("ix_documents_workspace_usage", "workspace_id", "type", "size_bytes", "char_count"),
 )
 
 rag_indexes = Table(
@@ -89,7 +91,8 @@ rag_indexes = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("document_id", "model", name="uq_rag_index_document_model"),
-    Index("ix_rag_indexes_workspace_model", "workspace_id", "model"),
+    # status and used_bytes cover the storage-quota sums of every upload (no table rows read)
+    Index("ix_rag_indexes_workspace_model", "workspace_id", "model", "status", "used_bytes"),
 )
 
 chunks = Table(

@@ -81,15 +81,17 @@ def content_hash(data: bytes) -> str:
 
 def store_parsed(blobs: BlobStore, workspace_id: str, document_id: str, original: bytes, parsed: ParsedDocument) -> None:
     """Keep the original bytes, the extracted text and its structure: indexing re-reads them later."""
-    blobs.put(workspace_id, document_id, ORIGINAL, original)
-    blobs.put(workspace_id, document_id, TEXT, parsed.text.encode("utf-8"))
     structure = {
         "format": parsed.format,
         "metadata": parsed.metadata,
         "pages": parsed.pages,
         "blocks": [[b.start, b.end, b.kind, list(b.heading_path), b.page] for b in parsed.blocks],
     }
-    blobs.put(workspace_id, document_id, STRUCTURE, json.dumps(structure, ensure_ascii=False).encode("utf-8"))
+    blobs.put_many(workspace_id, document_id, {
+        ORIGINAL: original,
+        TEXT: parsed.text.encode("utf-8"),
+        STRUCTURE: json.dumps(structure, ensure_ascii=False).encode("utf-8"),
+    })
 
 
 def load_parsed(blobs: BlobStore, workspace_id: str, document_id: str) -> ParsedDocument:

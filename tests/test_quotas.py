@@ -246,3 +246,34 @@ def test_identical_bytes_and_unchanged_text_reuse_embeddings(live):
         same = client.patch(f"{KB}/{first}", json={"content": "\n\n".join(sections)})  # unchanged
         assert same.status_code == 200
         assert client.get(f"{KB}/{first}/rag-index").json()["indexes"][0] == changed
+
+
+def test_storage_sums_read_covering_indexes_only(tmp_path):
+    """Every upload sums the workspace's usage: SQLite reads index entries only, never the table
+    rows (whose metadata and text columns make them large)."""
+    from sqlalchemy import event
+
+    from kb.quotas import usage
+
+    kb = make_kb(tmp_path / "data")
+    try:
+        workspace, _ = kb.create_workspace("plans")
+        kb.add_text(workspace, sized_text(300), "one")
+        with kb.db.read() as conn:
+            plans: list[str] = []
+
+            def explain(conn_, cursor, statement, parameters, context, executemany):
+                if statement.lstrip().upper().startswith("SELECT") and "EXPLAIN" not in statement:
+                    rows = cursor.connection.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
+                    plans.append(" | ".join(str(r[-1]) for r in rows))
+
+            event.listen(conn, "before_cursor_execute", explain)
+            try:
+                assert usage(conn, workspace.id).documents == 1
+            finally:
+                event.remove(conn, "before_cursor_execute", explain)
+    finally:
+        kb.close()
+    assert len(plans) == 2, plans
+    assert "COVERING INDEX ix_documents_workspace_usage" in plans[0], plans[0]
+    assert "COVERING INDEX ix_rag_indexes_workspace_model" in plans[1], plans[1]
