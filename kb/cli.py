@@ -233,7 +233,8 @@ def _index_added(kb, target, added) -> None:
                 if time.monotonic() - last_reap > 5:  # ...unless that server died: take its jobs back
                     kb.queue.requeue_interrupted()
                     last_reap = time.monotonic()
-            done = {d for d in pending if kb.list_rag_indexes(target, d)[0].status in TERMINAL_STATUSES}
+            statuses = kb.first_index_statuses(target, list(pending))  # one query per 500, not one per document
+            done = {d for d in pending if statuses.get(d) in TERMINAL_STATUSES}
             bar.update(len(done))
             pending -= done
 

@@ -109,6 +109,21 @@ def list_indexes(db: Database, workspace_id: str, document_id: str) -> list[RagI
     return [RagIndex.from_row(r) for r in rows]
 
 
+def first_index_statuses(db: Database, workspace_id: str, document_ids: list[str]) -> dict[str, str]:
+    """The status of each document's first index (the one its upload created), 500 documents a query."""
+    statuses: dict[str, str] = {}
+    with db.read() as conn:
+        for start in range(0, len(document_ids), 500):
+            rows = conn.execute(
+                select(rag_indexes.c.document_id, rag_indexes.c.status)
+                .where(rag_indexes.c.workspace_id == workspace_id,
+                       rag_indexes.c.document_id.in_(document_ids[start : start + 500]))
+                .order_by(rag_indexes.c.created_at.desc())  # the first one is written last
+            )
+            statuses.update((row.document_id, row.status) for row in rows)
+    return statuses
+
+
 def load_indexes(db: Database, rag_index_ids: list[str]) -> dict[str, tuple[RagIndex, str]]:
     """The indexes that still exist, with their workspace ids, by id (one query per 500)."""
     found: dict[str, tuple[RagIndex, str]] = {}

@@ -485,6 +485,10 @@ class KnowledgeBase:
         self.get_document(workspace, document_id)
         return ri.list_indexes(self.db, workspace.id, document_id)
 
+    def first_index_statuses(self, workspace: Workspace, document_ids: list[str]) -> dict[str, str]:
+        """Status of the index each document's upload created, for many documents (`kb ingest` polls it)."""
+        return ri.first_index_statuses(self.db, workspace.id, document_ids)
+
     def delete_rag_index(self, workspace: Workspace, document_id: str, rag_index_id: str) -> RagIndex:
         index = next((i for i in self.list_rag_indexes(workspace, document_id) if i.id == rag_index_id), None)
         if index is None:

@@ -129,3 +129,20 @@ def test_server_without_workers_stores_and_queues_and_the_next_server_indexes(tm
 def test_negative_worker_count_is_refused(tmp_path):
     with pytest.raises(ValueError, match="KB_WORKERS"):
         make_kb(tmp_path / "data", workers=-1)
+
+
+def test_first_index_statuses_reads_many_documents_at_once(tmp_path):
+    """What `kb ingest` polls: the status of the index each upload created, not of later ones."""
+    kb = make_kb(tmp_path / "data")
+    try:
+        workspace, _ = kb.create_workspace("statuses")
+        other, _ = kb.create_workspace("other")
+        added = [kb.add_text(workspace, text, f"note {n}") for n, text in enumerate(NOTES[:3])]
+        elsewhere = kb.add_text(other, NOTES[3], "not this workspace's")
+        ids = [d.id for d in added]
+        assert kb.first_index_statuses(workspace, ids) == dict.fromkeys(ids, "created")
+        kb.run_queued_jobs()
+        kb.ensure_rag_index(workspace, ids[0], "multilingual_e5_large_instruct")  # a second index, queued
+        assert kb.first_index_statuses(workspace, ids + [elsewhere.id]) == dict.fromkeys(ids, "succeeded")
+    finally:
+        kb.close()
