@@ -185,7 +185,7 @@ class JobQueue:
         with self.db.write() as conn:
             refreshed = set(conn.execute(
                 update(jobs)
-                .where(jobs.c.id.in_(job_ids), jobs.c.status == "running", jobs.c.owner == process_owner())
+                .where(*_running_here(job_ids))
                 .values(heartbeat_at=now())
                 .returning(jobs.c.id)
             ).scalars())
@@ -224,7 +224,7 @@ class JobQueue:
             with self.db.write() as conn:
                 finished = set(conn.execute(
                     update(jobs)
-                    .where(jobs.c.id.in_(job_ids), jobs.c.status == "running", jobs.c.owner == process_owner())
+                    .where(*_running_here(job_ids))
                     .values(status="failed" if error else "done", error=error, updated_at=now())
                     .returning(jobs.c.id)
                 ).scalars())
@@ -241,7 +241,7 @@ class JobQueue:
         with self.db.write() as conn:
             released = conn.execute(
                 update(jobs)
-                .where(jobs.c.id.in_(job_ids), jobs.c.status == "running", jobs.c.owner == process_owner())
+                .where(*_running_here(job_ids))
                 .values(status="queued", owner=None, heartbeat_at=None, attempts=jobs.c.attempts - 1, updated_at=now())
             ).rowcount
         for job_id in job_ids:
@@ -393,6 +393,11 @@ def lower_thread_priority(niceness: int = BACKGROUND_NICENESS) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
     except OSError as exc:
         log.info("could not lower the priority of a worker thread: %s", exc)
+
+
+def _running_here(job_ids: list[int]) -> tuple:
+    """The conditions of jobs among `job_ids` that this process is running."""
+    return (jobs.c.id.in_(job_ids), jobs.c.status == "running", jobs.c.owner == process_owner())
 
 
 class Interrupted(Exception):
