@@ -43,12 +43,18 @@ class FullTextIndex:
             )
 
     @staticmethod
-    def put(conn: Connection, workspace_id: str, document_id: str, content: str) -> None:
-        FullTextIndex.remove(conn, workspace_id, document_id)
+    def add(conn: Connection, workspace_id: str, document_id: str, content: str) -> None:
+        """The text of a new document (`put` for one that may be indexed already)."""
         conn.execute(
             text("INSERT INTO document_text (content, document_id, workspace_id) VALUES (:c, :d, :w)"),
             {"c": content, "d": document_id, "w": workspace_id},
         )
+
+    @staticmethod
+    def put(conn: Connection, workspace_id: str, document_id: str, content: str) -> None:
+        # The delete reads the whole table (UNINDEXED columns): new documents use `add`.
+        FullTextIndex.remove(conn, workspace_id, document_id)
+        FullTextIndex.add(conn, workspace_id, document_id, content)
 
     @staticmethod
     def remove(conn: Connection, workspace_id: str, document_id: str) -> None:

@@ -231,7 +231,7 @@ class KnowledgeBase:
                 self._check_folder(workspace, parent_folder_id, conn)
                 quotas.check_storage(conn, self.settings, workspace.id, doc.size_bytes, doc.char_count)
                 docs.insert_document(conn, doc)
-                FullTextIndex.put(conn, workspace.id, doc.id, prepared.parsed.text)
+                FullTextIndex.add(conn, workspace.id, doc.id, prepared.parsed.text)
                 admission = self._admit(conn, workspace, doc.size_bytes, prepared)
                 ri.create_index(conn, self.queue, workspace.id, doc.id, workspace.default_model, doc.size_bytes, admission)
         except BaseException:
