@@ -366,6 +366,18 @@ def detect_model(http: httpx.Client, document_id: str) -> str | None:
     return indexes[0]["model"] if indexes else None
 
 
+def read_index_batch(http: httpx.Client, model: str, document_ids: list[str]) -> dict[str, dict | None]:
+    """The indexes of up to 100 documents for `model` in one `POST /rag-index` (raises on an error status)."""
+    response = http.post(f"{KB}/rag-index", json={"items": [
+        {"document_id": d, "model": model, "create_if_missing": False} for d in document_ids]})
+    response.raise_for_status()
+    return {d: r.get("data") for d, r in response.json().items()}
+
+
+def index_chunks(data: dict) -> int:
+    return int(data.get("chunks_embedded") or 0) + int(data.get("chunks_reused") or 0)
+
+
 def wait_indexed(url: str, key: str, ids: list[str], timeout: float, what: str, poll_secs: float = 0.5) -> dict:
     """Poll the indexes of `ids` (oldest first, 100 per `POST /rag-index`) until all are terminal.
 
@@ -395,13 +407,11 @@ def wait_indexed(url: str, key: str, ids: list[str], timeout: float, what: str, 
                 batch = pending[start:start + 100]
                 results = {}
                 if batch_ok:
-                    response = http.post(f"{KB}/rag-index", json={"items": [
-                        {"document_id": d, "model": model, "create_if_missing": False} for d in batch]})
-                    if response.status_code == 200:
-                        results = {d: r.get("data") for d, r in response.json().items()}
-                    else:
+                    try:
+                        results = read_index_batch(http, model, batch)
+                    except httpx.HTTPStatusError as exc:
                         batch_ok = False
-                        log(f"  batch status read answered {response.status_code}; polling one document at a time")
+                        log(f"  batch status read answered {exc.response.status_code}; polling one document at a time")
                 if not batch_ok:
                     for d in batch:
                         response = http.get(f"{KB}/{d}/rag-index")
@@ -412,8 +422,7 @@ def wait_indexed(url: str, key: str, ids: list[str], timeout: float, what: str, 
                 for d, data in results.items():
                     if data and data["status"] in TERMINAL and d not in state:
                         state[d] = {"status": data["status"], "seen": now, "error": data.get("error"),
-                                    "chunks": int(data.get("chunks_embedded") or 0) + int(data.get("chunks_reused") or 0),
-                                    "chunks_embedded": int(data.get("chunks_embedded") or 0)}
+                                    "chunks": index_chunks(data), "chunks_embedded": int(data.get("chunks_embedded") or 0)}
                         newly += 1
                 quiet_batches = 0 if newly else quiet_batches + 1
                 if quiet_batches >= 2:
@@ -1352,13 +1361,8 @@ def read_indexes_once(url: str, key: str, ids: list[str]) -> dict[str, dict]:
     with client(url, key) as http:
         model = detect_model(http, ids[0])
         for start in range(0, len(ids), 100):
-            response = http.post(f"{KB}/rag-index", json={"items": [
-                {"document_id": d, "model": model, "create_if_missing": False} for d in ids[start:start + 100]]})
-            response.raise_for_status()
-            for d, r in response.json().items():
-                data = r.get("data") or {}
-                out[d] = {"status": data.get("status"),
-                          "chunks": int(data.get("chunks_embedded") or 0) + int(data.get("chunks_reused") or 0)}
+            for d, data in read_index_batch(http, model, ids[start:start + 100]).items():
+                out[d] = {"status": (data or {}).get("status"), "chunks": index_chunks(data or {})}
     return out
 
 

@@ -266,8 +266,9 @@ class OnnxEmbedder(Embedder):
             self.cache_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ModelUnavailable(f"ONNX cache directory {self.cache_dir} cannot be created: {exc}") from exc
-        data = self._model_bytes(self.model_path)
-        documents_data = data if self.documents_path == self.model_path else self._model_bytes(self.documents_path)
+        fingerprint = self._fingerprint()  # walks the model directory: once for both files
+        data = self._model_bytes(self.model_path, fingerprint)
+        documents_data = data if self.documents_path == self.model_path else self._model_bytes(self.documents_path, fingerprint)
         try:
             self._query_session = self._session(data, self.query_threads)
             self._model_data: bytes | None = documents_data  # for the batch session, made on first use
@@ -426,9 +427,8 @@ class OnnxEmbedder(Embedder):
         write_atomically(path.with_name(path.name + ".json"), json.dumps(manifest, indent=1).encode(), mode=0o644)
         return data
 
-    def _model_bytes(self, path: Path) -> bytes:
+    def _model_bytes(self, path: Path, fingerprint: dict) -> bytes:
         """The cached model file `path`, exported/quantised first if the cache lacks a valid one."""
-        fingerprint = self._fingerprint()
         data = self._read_valid(path, fingerprint)
         if data is not None:
             return data
