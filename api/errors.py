@@ -8,8 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ingest.errors import IngestError, UnsupportedFormat
-from kb.errors import KBError
+from kb.errors import IngestError, KBError, UnsupportedFormat
 
 log = logging.getLogger(__name__)
 

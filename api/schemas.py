@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from index.retrieval import RetrievalLimits
+from kb.retrieval import RetrievalLimits
 
 DEFAULT_LIMITS = RetrievalLimits()
 

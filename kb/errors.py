@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# Parsing and ingestion errors are raised by the `ingest` library; the API reaches them through
+# here (api -> kb -> ingest).
+from ingest.errors import DocumentTooLarge, IngestError, UnsupportedFormat
+
 
 class KBError(Exception):
     status: int = 400
@@ -35,3 +39,7 @@ class Conflict(KBError):
 class UnknownModel(KBError):
     status = 400
     code = "unknown_model"
+
+
+__all__ = ["KBError", "NotFound", "Unauthorized", "InvalidRequest", "Conflict", "UnknownModel",
+           "IngestError", "UnsupportedFormat", "DocumentTooLarge"]

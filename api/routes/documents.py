@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 
-from ingest.errors import DocumentTooLarge
 from kb.documents import ListQuery
-from kb.errors import InvalidRequest
+from kb.errors import DocumentTooLarge, InvalidRequest
 
 from .. import presenters
 from ..deps import KB, CurrentWorkspace

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from index.retrieval import RetrievalLimits
-
 from kb.errors import KBError
-from kb.retrieval import SearchOptions
+from kb.retrieval import RetrievalLimits, SearchOptions
 
 from .. import presenters
 from ..deps import KB, CurrentWorkspace
