@@ -12,8 +12,6 @@ host's politeness delay; gzip is inflated here within the byte limit.
 
 from __future__ import annotations
 
-import gzip
-import io
 import logging
 import re
 import zlib
@@ -65,13 +63,19 @@ def parse_sitemap(data: bytes, url: str, *, max_bytes: int) -> SitemapContent:
 
 
 def _gunzip(data: bytes, max_bytes: int, url: str) -> bytes:
+    """Inflate gzip members one after the other, never more than `max_bytes`; a truncated or
+    damaged archive gives what could be inflated (the parser is tolerant of a cut-off end)."""
     out = bytearray()
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            while piece := stream.read(1 << 20):
-                out += piece
+    pending = data
+    while pending:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            while pending and not inflater.eof:
+                out += inflater.decompress(pending, max_bytes + 1 - len(out))
                 if len(out) > max_bytes:
                     raise DocumentTooLarge(f"the sitemap {url} inflates to more than {max_bytes:,} bytes")
-    except (OSError, EOFError, zlib.error):
-        pass  # a truncated archive: keep what was inflated, the parser is tolerant
+                pending = inflater.unconsumed_tail
+        except zlib.error:
+            break
+        pending = inflater.unused_data if inflater.eof else b""
     return bytes(out)
