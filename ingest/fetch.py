@@ -14,6 +14,8 @@ single-URL ingestion entry point that turns every HTTP error into a `FetchError`
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 from collections.abc import Collection, Mapping
 
@@ -44,11 +46,17 @@ class _GuardedBackend(httpcore.SyncBackend):
         raise last or httpcore.ConnectError(f"no address to connect to for {host}")
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes tens of milliseconds: done once, not twice per fetch.
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self, policy: HostPolicy) -> None:
-        super().__init__(trust_env=False, retries=0)
+        super().__init__(verify=_ssl_context(), trust_env=False, retries=0)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=_GuardedBackend(policy), max_connections=4
+            ssl_context=_ssl_context(), network_backend=_GuardedBackend(policy), max_connections=4
         )
 
 
