@@ -231,23 +231,26 @@ def _handler(site: TestSite) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args) -> None:
             pass
 
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout or a size limit): expected
+
         def do_GET(self) -> None:
             with site._lock:
                 site.requests.append(Request(self.path, "GET", dict(self.headers.items()), time.time()))
             path = self.path.split("?", 1)[0]
-            try:
-                if path == "/moved":
-                    self._send(301, b"", "text/plain", {"Location": "/docs/moved-here"})
-                elif path == "/away":
-                    self._send(302, b"", "text/plain", {"Location": site.offsite})
-                elif path == "/slow":
-                    self._slow()
-                elif path == "/huge":
-                    self._huge()
-                else:
-                    self._resource(path)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (a timeout or a size limit): expected
+            if path == "/moved":
+                self._send(301, b"", "text/plain", {"Location": "/docs/moved-here"})
+            elif path == "/away":
+                self._send(302, b"", "text/plain", {"Location": site.offsite})
+            elif path == "/slow":
+                self._slow()
+            elif path == "/huge":
+                self._huge()
+            else:
+                self._resource(path)
 
         def _resource(self, path: str) -> None:
             with site._lock:
