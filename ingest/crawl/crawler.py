@@ -57,10 +57,15 @@ class Crawler:
     # --- the step -----------------------------------------------------------------------------
 
     def next_step(self) -> Outcome:
+        outcome = self._step()
+        if not isinstance(outcome, Waiting):
+            self.frontier.steps += 1
+        return outcome
+
+    def _step(self) -> Outcome:
         f = self.frontier
         if f.finished is not None:
             return Finished(f.finished)
-        f.steps += 1
         if not f.started:
             self._start()
         if self.seed_origin not in f.robots:
@@ -314,6 +319,8 @@ class Crawler:
             return self._skip(final, "unsupported", exc.message)
         except IngestError as exc:
             return self._fail(final, exc.code, exc.message)
+        except Exception as exc:  # a parser's bug must not end the whole crawl
+            return self._fail(final, "parse_failed", f"{final} could not be parsed ({type(exc).__name__}: {exc})"[:500])
         digest = text_hash(document.text)
         if digest in f.text_hashes:
             return self._skip(final, "duplicate", f"{final} has the same text as {f.text_hashes[digest]}")

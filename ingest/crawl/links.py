@@ -59,7 +59,12 @@ def header_directives(headers: dict[str, str], agent: str) -> RobotsDirectives:
 
 def extract_links(data: bytes, url: str, content_type: str | None, agent: str) -> PageLinks:
     """Links, canonical URL and robots meta of the HTML page `data` fetched from `url`."""
-    root = parse_markup(decode_markup(data, charset_from_content_type(content_type)))
+    from lxml import etree
+
+    try:
+        root = parse_markup(decode_markup(data, charset_from_content_type(content_type)))
+    except (ValueError, etree.LxmlError):  # markup lxml cannot read at all: no links, the text may still parse
+        return PageLinks()
     base = url
     for element in root.iter("base"):
         if element.get("href"):

@@ -305,6 +305,25 @@ def test_the_user_agent_is_sent_and_matched_in_robots_txt(site: TestSite) -> Non
     assert [o.code for o in crawl(crawler) if isinstance(o, PageSkipped)] == ["robots_disallowed"]
 
 
+def test_the_parser_is_pluggable_and_its_bugs_fail_one_page_only(site: TestSite) -> None:
+    # kb passes its sandboxed parser; here the real one, but broken for PDFs.
+    from ingest import parse
+
+    calls = []
+
+    def parse_but_not_pdfs(data: bytes, filename, content_type):
+        calls.append(filename)
+        if data.startswith(b"%PDF-"):
+            raise RuntimeError("converter crashed")
+        return parse(data, filename, content_type)
+
+    outcomes = crawl(Crawler(config(site, type="discovery"), parse=parse_but_not_pdfs))
+    failed = {o.url.removeprefix(site.base): o for o in outcomes if isinstance(o, PageFailed)}
+    assert failed["/files/report.pdf"].code == "parse_failed" and "converter crashed" in failed["/files/report.pdf"].reason
+    assert "report.pdf" in calls and isinstance(outcomes[-1], Finished)
+    assert codes(outcomes, site) == DISCOVERY | {"/files/report.pdf": "parse_failed"}
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
