@@ -12,24 +12,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from pathlib import PurePosixPath
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from ..detect import detect_format
 from ..errors import BlockedAddress, DocumentTooLarge, EmptyDocument, FetchError, IngestError, UnsupportedFormat
 from ..types import FetchedResource
 from .config import CrawlConfig
-from .fetcher import Fetch, Parse, guarded_fetch, parse_like_uploads
+from .fetcher import GONE_STATUSES, Fetch, Parse, guarded_fetch, is_transient, parse_like_uploads
 from .fingerprint import nearest, simhash, text_hash
 from .frontier import Frontier, QueuedSitemap, QueuedUrl
-from .links import PageLinks, extract_links, header_directives
+from .links import header_directives, links_of
 from .outcomes import Finished, Outcome, PageFailed, PageScraped, PageSkipped, RobotsRead, SitemapRead, Waiting
 from .robots import read_robots
 from .sitemaps import looks_like_sitemap, parse_sitemap
-from .urls import CrawlScope, has_skipped_extension, host_of, normalize_url, origin_of, site_of
+from .urls import CrawlScope, filename_of, has_skipped_extension, host_of, normalize_url, origin_of, site_of
 
 _SCAN = 200  # queued URLs looked at for one whose host is ready
-_TRANSIENT_STATUSES = {408, 425, 429}
 
 
 class Crawler:
@@ -278,11 +275,11 @@ class Crawler:
         except FetchError as exc:
             timed_out = "timed out" in exc.message or "longer than" in exc.message
             return self._fail(item.url, "timeout" if timed_out else "fetch_failed", exc.message, transient=True)
-        if got.status in (404, 410):
+        if got.status in GONE_STATUSES:
             return self._fail(item.url, "gone", f"{item.url} answered {got.status}: the page is gone", got.status, gone=True)
         if not 200 <= got.status < 300:
-            transient = got.status >= 500 or got.status in _TRANSIENT_STATUSES
-            return self._fail(item.url, "http_error", f"{item.url} answered {got.status}", got.status, transient=transient)
+            reason = f"{item.url} answered {got.status}"
+            return self._fail(item.url, "http_error", reason, got.status, transient=is_transient(got.status))
         final = normalize_url(got.final_url) or item.url
         if final != item.url:
             if not self.scope.on_site(final):
@@ -296,8 +293,8 @@ class Crawler:
 
     def _read_page(self, item: QueuedUrl, final: str, got: FetchedResource) -> Outcome:
         f, c = self.frontier, self.config
-        filename = unquote(PurePosixPath(urlsplit(final).path).name) or None
-        links = extract_links(got.data, final, got.content_type, self.agent) if _is_html(got, filename) else PageLinks()
+        filename = filename_of(final)
+        links = links_of(got, final, filename, self.agent)
         directives = header_directives(got.headers, self.agent) | links.robots
         added = 0
         if f.crawl_type == "discovery" and not directives.nofollow:
@@ -383,13 +380,6 @@ class Crawler:
                 reason += f"; the limit of {self.budget:,} pages was reached, more were found"
         f.finished = reason
         return Finished(reason)
-
-
-def _is_html(got: FetchedResource, filename: str | None) -> bool:
-    try:
-        return detect_format(got.data, filename, got.content_type) == "html"
-    except IngestError:
-        return False
 
 
 def run_steps(crawler: Crawler, *, should_stop: Callable[[], bool] = lambda: False,

@@ -19,6 +19,13 @@ Fetch = Callable[[str, Mapping[str, str], int], FetchedResource]
 # (body, file name from the URL, content type) -> the document; raises IngestError.
 Parse = Callable[[bytes, "str | None", "str | None"], ParsedDocument]
 
+GONE_STATUSES = (404, 410)
+
+
+def is_transient(status: int) -> bool:
+    """Whether a later try may get another answer (server errors, rate limits, request timeouts)."""
+    return status >= 500 or status in (408, 425, 429)
+
 
 def guarded_fetch(config: CrawlConfig) -> Fetch:
     def fetch(url: str, headers: Mapping[str, str], max_bytes: int) -> FetchedResource:

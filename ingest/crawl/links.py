@@ -13,7 +13,10 @@ from urllib.parse import urljoin
 
 from ..converters.htmlblocks import local_name
 from ..converters.xhtml import decode_markup, parse_markup
+from ..detect import detect_format
 from ..encoding import charset_from_content_type
+from ..errors import IngestError
+from ..types import FetchedResource
 
 MAX_LINKS_PER_PAGE = 5000
 
@@ -98,3 +101,13 @@ def extract_links(data: bytes, url: str, content_type: str | None, agent: str) -
             seen.add(target)
             links.append(target)
     return PageLinks(links, nofollow, canonical, robots)
+
+
+def links_of(got: FetchedResource, url: str, filename: str | None, agent: str) -> PageLinks:
+    """`extract_links` for an HTML answer; nothing for any other format."""
+    try:
+        if detect_format(got.data, filename, got.content_type) != "html":
+            return PageLinks()
+    except IngestError:
+        return PageLinks()
+    return extract_links(got.data, url, got.content_type, agent)

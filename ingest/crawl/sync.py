@@ -13,20 +13,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import PurePosixPath
-from urllib.parse import unquote, urlsplit
 
-from ..detect import detect_format
 from ..errors import BlockedAddress, DocumentTooLarge, FetchError, IngestError
 from ..types import ParsedDocument
 from .config import CrawlConfig
 from .crawler import Crawler
-from .fetcher import Fetch, Parse, guarded_fetch, parse_like_uploads
+from .fetcher import GONE_STATUSES, Fetch, Parse, guarded_fetch, is_transient, parse_like_uploads
 from .fingerprint import text_hash
-from .links import PageLinks, extract_links, header_directives
+from .links import header_directives, links_of
 from .outcomes import Finished, SitemapRead, Waiting
 from .robots import RobotsRules, read_robots
-from .urls import CrawlScope, normalize_url
+from .urls import CrawlScope, filename_of, normalize_url
 
 __all__ = ["Refetched", "SitemapListing", "list_sitemap_urls", "read_robots", "refetch"]
 
@@ -80,13 +77,12 @@ def refetch(
     validators = {"etag": got.headers.get("etag", etag), "last_modified": got.headers.get("last-modified", last_modified)}
     if got.status == 304:
         return Refetched("unchanged", final, "not modified (304)", 304, **validators)
-    if got.status in (404, 410):
+    if got.status in GONE_STATUSES:
         return Refetched("gone", final, f"{url} answered {got.status}", got.status)
     if not 200 <= got.status < 300:
-        transient = got.status >= 500 or got.status in (408, 425, 429)
-        return Refetched("failed", final, f"{url} answered {got.status}", got.status, transient)
-    filename = unquote(PurePosixPath(urlsplit(final).path).name) or None
-    page = _links_of(got.data, final, got.content_type, filename, config)
+        return Refetched("failed", final, f"{url} answered {got.status}", got.status, is_transient(got.status))
+    filename = filename_of(final)
+    page = links_of(got, final, filename, config.agent_token)
     directives = header_directives(got.headers, config.agent_token) | page.robots
     if directives.noindex:
         return Refetched("gone", final, f"{final} now asks not to be indexed (robots noindex)", got.status)
@@ -102,15 +98,6 @@ def refetch(
     if digest == previous_text_hash:
         return Refetched("unchanged", final, "same text", **common)
     return Refetched("changed", final, "", document=document, **common)
-
-
-def _links_of(data: bytes, url: str, content_type: str | None, filename: str | None, config: CrawlConfig) -> PageLinks:
-    try:
-        if detect_format(data, filename, content_type) != "html":
-            return PageLinks()
-    except IngestError:
-        return PageLinks()
-    return extract_links(data, url, content_type, config.agent_token)
 
 
 @dataclass

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
+from pathlib import PurePosixPath
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
 
 from courlan import normalize_url as courlan_normalize
 
@@ -85,6 +86,11 @@ def origin_of(url: str) -> str:
 def host_of(url: str) -> str:
     """The host name politeness delays are kept for (one request at a time per host)."""
     return urlsplit(url).hostname or ""
+
+
+def filename_of(url: str) -> str | None:
+    """The last path segment, decoded (`/files/Annual%20report.pdf` -> `Annual report.pdf`), for format hints."""
+    return unquote(PurePosixPath(urlsplit(url).path).name) or None
 
 
 def has_skipped_extension(url: str) -> bool:
