@@ -50,6 +50,7 @@ class Crawler:
         self.budget = page_budget or config.max_pages
         self.seed_origin = origin_of(config.url)
         self.agent = config.agent_token
+        self._verdicts: dict[str, bool] = {}  # URL -> allowed by robots.txt (protego is slow-ish)
 
     # --- the step -----------------------------------------------------------------------------
 
@@ -163,8 +164,7 @@ class Crawler:
         for i, item in enumerate(queue):
             if i >= _SCAN:
                 break
-            rules = self.frontier.robots.get(origin_of(item.url))
-            if rules is not None and not rules.can_fetch(item.url, self.agent):
+            if self._allowed(item.url) is False:
                 return i  # skipped without a request: no need to wait
             host = host_of(item.url)
             wait = self.frontier.schedule.wait_seconds(host)
@@ -174,6 +174,16 @@ class Crawler:
                 soonest = Waiting(wait, host)
         assert soonest is not None
         return soonest
+
+    def _allowed(self, url: str) -> bool | None:
+        """Whether robots.txt lets us fetch `url`; None while its origin's robots.txt is unread."""
+        verdict = self._verdicts.get(url)
+        if verdict is None:
+            rules = self.frontier.robots.get(origin_of(url))
+            if rules is None:
+                return None
+            verdict = self._verdicts[url] = rules.can_fetch(url, self.agent)
+        return verdict
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -216,9 +226,8 @@ class Crawler:
             return picked
         item = f.sitemap_queue[picked]
         del f.sitemap_queue[picked]
-        rules = f.robots.get(origin_of(item.url))
-        if rules is not None and not rules.can_fetch(item.url, self.agent):
-            return SitemapRead(item.url, error=rules.reason())
+        if self._allowed(item.url) is False:
+            return SitemapRead(item.url, error=f.robots[origin_of(item.url)].reason())
         try:
             got = self._request(item.url, c.max_sitemap_bytes)
         except IngestError as exc:
@@ -260,7 +269,7 @@ class Crawler:
         if rules is None:
             return self._read_robots(origin)  # the page stays queued
         del f.queue[picked]
-        if not rules.can_fetch(item.url, self.agent):
+        if not self._allowed(item.url):
             return self._skip(item.url, "robots_disallowed", rules.reason())
         return self._fetch_page(item)
 
@@ -351,8 +360,7 @@ class Crawler:
             return None
         if not self.scope.on_site(target) or not self.scope.patterns.allows(target):
             return None
-        rules = self.frontier.robots.get(origin_of(target))
-        if rules is not None and not rules.can_fetch(target, self.agent):
+        if self._allowed(target) is False:
             return None
         if target in self.frontier.seen or self._enqueue(target, depth, final):
             return self._skip(final, "canonical", f"{final} names {target} as its canonical URL; that one is crawled")
