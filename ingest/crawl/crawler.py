@@ -380,7 +380,10 @@ class Crawler:
     def _finish(self) -> Finished:
         f = self.frontier
         n = f.counters
-        if f.crawl_type == "sitemap" and not n.pages_identified:
+        seed_rules = f.robots[self.seed_origin]
+        if seed_rules.mode == "disallow_all":
+            reason = f"nothing crawled: {seed_rules.note}"
+        elif f.crawl_type == "sitemap" and not n.pages_identified:
             reason = f"no sitemap of {self.seed_origin} lists a page this crawl takes"
         else:
             reason = f"done: {n.pages_scraped} scraped, {n.pages_skipped} skipped, {n.pages_failed} failed"

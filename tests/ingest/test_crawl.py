@@ -290,6 +290,10 @@ def test_an_unreachable_robots_txt_disallows_the_site(site: TestSite) -> None:
     assert outcomes[0].mode == "disallow_all" and "503" in outcomes[0].note
     assert [o.code for o in outcomes if isinstance(o, PageSkipped)] == ["robots_disallowed"]
     assert site.paths() == ["/robots.txt"]
+    assert outcomes[-1].reason.startswith("nothing crawled: ") and "503" in outcomes[-1].reason
+    site.clear_requests()
+    outcomes = crawl(Crawler(config(site, type="sitemap")))
+    assert site.paths() == ["/robots.txt"] and "503" in outcomes[-1].reason, "no sitemap is read either"
     site.remove("/robots.txt", status=404)  # no robots.txt at all: everything allowed
     site.clear_requests()
     outcomes = crawl(Crawler(config(site, type="discovery", max_pages=2)))
