@@ -228,11 +228,11 @@ class Crawler:
         del f.sitemap_queue[picked]
         if self._allowed(item.url) is False:
             return SitemapRead(item.url, error=f.robots[origin_of(item.url)].reason())
+        f.sitemaps_read += 1
         try:
             got = self._request(item.url, c.max_sitemap_bytes)
         except IngestError as exc:
             return SitemapRead(item.url, error=exc.message)
-        f.sitemaps_read += 1
         if not 200 <= got.status < 300:
             what = "no sitemap there" if item.guessed else "the sitemap could not be read"
             return SitemapRead(item.url, error=f"{item.url} answered {got.status}: {what}")
