@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .chunking import chunk_document
 from .detect import detect_format
-from .fetch import fetch_url
+from .fetch import fetch_response, fetch_url
 from .formats import SUPPORTED_FORMATS
 from .limits import ParseLimits
 from .parse import parse, parse_text
@@ -23,6 +23,7 @@ __all__ = [
     "ParsedDocument",
     "chunk_document",
     "detect_format",
+    "fetch_response",
     "fetch_url",
     "parse",
     "parse_text",

@@ -6,12 +6,18 @@ connect time inside the transport, on the very address being connected to, so a 
 answer that changes between the two (DNS rebinding) cannot slip through. Environment
 proxies are ignored for the same reason. `timeout` bounds each network operation and
 the whole fetch, redirects and body included.
+
+`fetch_response` returns whatever final status the server answered (a crawler needs to
+tell 304 "not modified" and 404/410 "gone" from a transient 5xx); `fetch_url` is the
+single-URL ingestion entry point that turns every HTTP error into a `FetchError`.
 """
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 import httpcore
 import httpx
@@ -40,11 +46,17 @@ class _GuardedBackend(httpcore.SyncBackend):
         raise last or httpcore.ConnectError(f"no address to connect to for {host}")
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes tens of milliseconds: done once, not twice per fetch.
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self, policy: HostPolicy) -> None:
-        super().__init__(trust_env=False, retries=0)
+        super().__init__(verify=_ssl_context(), trust_env=False, retries=0)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=_GuardedBackend(policy), max_connections=4
+            ssl_context=_ssl_context(), network_backend=_GuardedBackend(policy), max_connections=4
         )
 
 
@@ -56,14 +68,40 @@ def fetch_url(
     max_redirects: int = 5,
     allow_hosts: Collection[str] = (),
 ) -> FetchedResource:
-    """GET `url` and return its body, final URL and content type."""
+    """GET `url` and return its body, final URL and content type; an HTTP error raises `FetchError`."""
+    got = fetch_response(url, timeout=timeout, max_bytes=max_bytes, max_redirects=max_redirects, allow_hosts=allow_hosts)
+    if got.status >= 300:
+        raise FetchError(
+            f"the server answered {got.status} {httpx.codes.get_reason_phrase(got.status)} for {got.final_url}; "
+            "check that the URL is public and correct"
+        )
+    return got
+
+
+def fetch_response(
+    url: str,
+    *,
+    timeout: float = 15.0,
+    max_bytes: int = 50_000_000,
+    max_redirects: int = 5,
+    allow_hosts: Collection[str] = (),
+    headers: Mapping[str, str] | None = None,
+    user_agent: str = _USER_AGENT,
+) -> FetchedResource:
+    """GET `url` through the address guard and return the final answer, whatever its status.
+
+    Redirects are followed (each hop checked); the body is read, within `max_bytes`, only
+    for a 2xx answer. `headers` are sent with every hop (e.g. If-None-Match). Network
+    failures, timeouts, refused addresses and oversized bodies raise.
+    """
     policy = HostPolicy(allow_hosts)
     deadline = time.monotonic() + timeout
     current = _checked_url(url, policy)
+    sent = {"User-Agent": user_agent, "Accept": "*/*", **(headers or {})}
     with httpx.Client(transport=_GuardedTransport(policy), follow_redirects=False, trust_env=False) as client:
         for hop in range(max_redirects + 1):
             remaining = _remaining(deadline, timeout, url)
-            request = client.build_request("GET", current, headers={"User-Agent": _USER_AGENT, "Accept": "*/*"})
+            request = client.build_request("GET", current, headers=sent)
             request.extensions["timeout"] = httpx.Timeout(remaining).as_dict()
             try:
                 response = client.send(request, stream=True)
@@ -77,13 +115,11 @@ def fetch_url(
                 if response.status_code in _REDIRECTS and "location" in response.headers:
                     current = _checked_url(str(current.join(response.headers["location"])), policy)
                     continue
-                if response.status_code >= 400:
-                    raise FetchError(
-                        f"the server answered {response.status_code} {response.reason_phrase} for {current}; "
-                        "check that the URL is public and correct"
-                    )
-                data = _read_body(response, max_bytes, deadline, timeout, current)
-                return FetchedResource(data, str(current), response.headers.get("content-type"))
+                ok = 200 <= response.status_code < 300
+                data = _read_body(response, max_bytes, deadline, timeout, current) if ok else b""
+                return FetchedResource(
+                    data, str(current), response.headers.get("content-type"), response.status_code, dict(response.headers)
+                )
             finally:
                 response.close()
     raise FetchError(f"{url} redirected more than {max_redirects} times; use the final URL directly")

@@ -7,6 +7,7 @@ travels with the text without ever being copied into it twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -59,8 +60,14 @@ class Chunk:
 
 @dataclass(frozen=True)
 class FetchedResource:
-    """The body of a URL after redirects, with what the server said it was."""
+    """The body of a URL after redirects, with what the server said it was.
+
+    `status` is the final HTTP status; `headers` the final response's headers, names in
+    lower case. The body is empty unless the status is 2xx.
+    """
 
     data: bytes
     final_url: str
     content_type: str | None
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from ingest_testkit import read
 
-from ingest import fetch_url, parse
+from ingest import fetch_response, fetch_url, parse
 from ingest.errors import DocumentTooLarge, FetchError
 
 ARTICLE = "html/dw.com.colonial.html"
@@ -19,9 +19,16 @@ PDF = "pdf/multicolumn.pdf"
 
 class Handler(BaseHTTPRequestHandler):
     hits: list[str] = []
+    agents: list[str] = []
 
     def log_message(self, *args) -> None:  # keep test output clean
         pass
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up first (the timeout tests): expected
 
     def _send(self, status: int, body: bytes = b"", content_type: str = "text/plain", headers: dict | None = None) -> None:
         self.send_response(status)
@@ -34,6 +41,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         Handler.hits.append(self.path)
+        Handler.agents.append(self.headers.get("User-Agent", ""))
         path = self.path
         if path == "/news/berlin-colonial.html":
             self._send(200, read(ARTICLE), "text/html; charset=utf-8")
@@ -43,6 +51,13 @@ class Handler(BaseHTTPRequestHandler):
             left = int(path.rsplit("/", 1)[1])
             target = "/news/berlin-colonial.html" if left == 0 else f"/hop/{left - 1}"
             self._send(302, headers={"Location": target})
+        elif path == "/tagged":
+            if self.headers.get("If-None-Match") == '"v1"':
+                self._send(304, headers={"ETag": '"v1"'})
+            else:
+                self._send(200, b"tagged body", headers={"ETag": '"v1"', "Last-Modified": "Wed, 01 May 2024 10:00:00 GMT"})
+        elif path == "/gone":
+            self._send(410, b"gone for good")
         elif path == "/to-metadata":
             self._send(302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
         elif path == "/to-ftp":
@@ -129,6 +144,27 @@ def test_http_error_status_is_named(server: str) -> None:
     with pytest.raises(FetchError) as caught:
         fetch_url(f"{server}/missing", allow_hosts=LOCAL)
     assert "404" in caught.value.message
+
+
+def test_fetch_response_gives_status_and_headers(server: str) -> None:
+    first = fetch_response(f"{server}/tagged", allow_hosts=LOCAL)
+    assert (first.status, first.data, first.headers["etag"]) == (200, b"tagged body", '"v1"')
+    assert first.headers["last-modified"] == "Wed, 01 May 2024 10:00:00 GMT"
+    again = fetch_response(f"{server}/tagged", allow_hosts=LOCAL, headers={"If-None-Match": '"v1"'})
+    assert (again.status, again.data) == (304, b"")
+    gone = fetch_response(f"{server}/hop/0", allow_hosts=LOCAL)  # redirects are still followed
+    assert gone.final_url == f"{server}/news/berlin-colonial.html" and gone.status == 200
+    for path, status in (("/gone", 410), ("/missing", 404)):
+        answer = fetch_response(f"{server}{path}", allow_hosts=LOCAL)
+        assert (answer.status, answer.data) == (status, b"")  # an error body is not downloaded
+    with pytest.raises(FetchError) as caught:
+        fetch_url(f"{server}/gone", allow_hosts=LOCAL)
+    assert "410 Gone" in caught.value.message
+
+
+def test_fetch_response_sends_the_user_agent(server: str) -> None:
+    fetch_response(f"{server}/tagged", allow_hosts=LOCAL, user_agent="kb-crawler-test/1.0")
+    assert Handler.agents[-1] == "kb-crawler-test/1.0"
 
 
 def test_body_size_limit(server: str) -> None:
