@@ -192,8 +192,10 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
         raise ValueError(f"KB_WORKERS must be 0 (no background indexing) or more, not {settings.workers}")
     if settings.embed_backend not in ("torch", "onnx", "onnx-int8"):
         raise ValueError(f"KB_EMBED_BACKEND must be torch, onnx or onnx-int8, not {settings.embed_backend!r}")
-    if settings.vector_store not in ("auto", "flat", "hnsw"):
-        raise ValueError(f"KB_VECTOR_STORE must be auto, flat or hnsw, not {settings.vector_store!r}")
+    from index.stores import STORE_KINDS  # the registered kinds (imported here, not with kb.config: FAISS)
+
+    if settings.vector_store not in STORE_KINDS:
+        raise ValueError(f"KB_VECTOR_STORE must be one of {', '.join(STORE_KINDS)}, not {settings.vector_store!r}")
     if settings.default_model not in settings.models:
         raise ValueError(
             f"default model {settings.default_model!r} is not configured; known models: {', '.join(settings.models)}"

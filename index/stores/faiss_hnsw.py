@@ -30,6 +30,7 @@ import numpy as np
 
 from ..locks import ReadWriteLock
 from .base import VectorStore, pack_envelope, unpack_envelope
+from .registry import register_store
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class _Graph:
         return self._live_bitmap
 
 
+@register_store
 class HNSWStore(VectorStore):
     """Approximate nearest neighbours on normalised vectors (inner product), with deletes.
 
@@ -259,7 +261,6 @@ class HNSWStore(VectorStore):
             return self._graph.live_contents()
 
     def vectors_for(self, ids: np.ndarray) -> np.ndarray:
-        """Stored vectors of `ids` (for exact distances of hits found another way)."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         with self._rw.reading():
             positions = self._graph.positions_of(ids)
