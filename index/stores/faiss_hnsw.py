@@ -255,6 +255,19 @@ class HNSWStore(VectorStore):
 
     # --- reading ---------------------------------------------------------------------------------
 
+    def with_search_settings(self, **search_settings) -> "HNSWStore":
+        """A read-only view that searches this store's graph (shared, not copied) with other
+        `SEARCH_SETTINGS`: for comparing search paths on one graph. Do not change either store after."""
+        unknown = set(search_settings) - set(SEARCH_SETTINGS)
+        if unknown:
+            raise ValueError(f"not search settings: {sorted(unknown)}; search settings are {', '.join(SEARCH_SETTINGS)}")
+        current = {name: getattr(self, name) for name in SEARCH_SETTINGS}
+        view = HNSWStore(self.dimension, m=self.m, ef_construction=self.ef_construction,
+                         compact_fraction=self.compact_fraction, **{**current, **search_settings})
+        view._graph = self._graph
+        return view
+
+
     def contents(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of every live vector, in the order they were added."""
         with self._rw.reading():
