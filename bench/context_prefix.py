@@ -61,6 +61,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from common.beir import load_msmarco  # noqa: E402  (passages, queries, qrels; "\n"-only split, no qrels header)
+
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"
 DEFAULT_QA = REPO / "bench" / "data" / "structured_qa.jsonl"
 VARIANTS = ("plain", "prefix")
@@ -77,20 +79,6 @@ def load_qa(path: Path) -> list[dict]:
     for r in rows:
         r["section"] = tuple(r["section"])
     return rows
-
-
-def load_msmarco(corpus: Path):
-    base = corpus / "retrieval" / "msmarco-5k"
-    # U+0085 occurs inside passages: split on "\n" only (str.splitlines() would break records).
-    passages = [json.loads(l) for l in (base / "corpus.jsonl").read_text(encoding="utf-8").split("\n") if l.strip()]
-    queries = [json.loads(l) for l in (base / "queries.jsonl").read_text(encoding="utf-8").split("\n") if l.strip()]
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (base / "qrels" / "test.tsv").read_text(encoding="utf-8").split("\n"):  # no header row
-        if not line.strip():
-            continue
-        qid, pid, grade = line.split("\t")
-        qrels.setdefault(qid, {})[pid] = int(grade)
-    return passages, queries, qrels
 
 
 # ---- chunking and embedding, the kb way ----------------------------------------------------------

@@ -50,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+from common.beir import load_msmarco  # noqa: E402
 
 from index.embedders import SentenceTransformerEmbedder  # noqa: E402
 from index.embedders.onnx import OnnxEmbedder  # noqa: E402
@@ -58,22 +59,10 @@ MODEL = "all-MiniLM-L6-v2"
 SECTION = "## Embedding backends"
 
 
-def load_msmarco(corpus: Path):
-    base = corpus / "retrieval" / "msmarco-5k"
-    read = lambda p: [json.loads(line) for line in p.read_text(encoding="utf-8").split("\n") if line.strip()]  # noqa: E731
-    passages = read(base / "corpus.jsonl")
-    queries = read(base / "queries.jsonl")
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (base / "qrels" / "test.tsv").read_text(encoding="utf-8").split("\n"):  # no header row
-        if line.strip():
-            qid, pid, grade = line.split("\t")
-            qrels.setdefault(qid, {})[pid] = int(grade)
-    return passages, queries, qrels
-
-
 def embed_unsorted(embedder: SentenceTransformerEmbedder, texts: list[str], batch_size: int) -> np.ndarray:
     """kb's torch loop before this change: slices in input order, `encode` sorts within a slice only."""
-    return np.vstack([embedder._encode(texts[i : i + batch_size], embedder._document_prompt, batch_size) for i in range(0, len(texts), batch_size)])
+    # Each slice is one call: embed_documents sorts only within what it is given, here one batch.
+    return np.vstack([embedder.embed_documents(texts[i : i + batch_size], batch_size=batch_size) for i in range(0, len(texts), batch_size)])
 
 
 def padded_tokens(lengths: list[int], batch_size: int, *, sort: bool, max_tokens: int = 256) -> int:

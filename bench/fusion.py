@@ -8,7 +8,7 @@ Every workspace is built with kb's own code: documents parsed by `ingest.parse` 
 prefix), embedded by kb's `SentenceTransformerEmbedder` with the bundled all-MiniLM-L6-v2, and indexed in a FAISS
 `FlatStore` and kb's `LexicalIndex` (terms from `chunk_terms`, language from `document_language`). Each query gathers
 its candidates as `kb/retrieval.py` does (top 100 of each side, both sides scored on the union, `model_covers`), and
-every hybrid ranking is checked against `Retriever._rank` itself. Embeddings are cached in bench/results/ by text
+is ranked by `index.ranking.rank`, the function kb's retrieval ranks with. Embeddings are cached in bench/results/ by text
 hash, so only the first run embeds (about 8 minutes on 2 shared cores; later runs take about 30 seconds).
 
 Sets:
@@ -48,11 +48,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 import ingest  # noqa: E402
-from index import fusion  # noqa: E402
+from index import fusion, ranking  # noqa: E402
 from index.stores import FlatStore  # noqa: E402
 from kb.lexical import LexicalIndex, chunk_terms, document_language  # noqa: E402
-from kb.retrieval import Retriever  # noqa: E402
-from kb.vectors import LoadedIndex  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 MULTILINGUAL = ROOT / "bench" / "data" / "multilingual"
@@ -129,7 +127,8 @@ class EmbeddingCache:
 @dataclass
 class Workspace:
     name: str
-    loaded: LoadedIndex  # FAISS flat store + BM25, keys 0..n-1
+    store: FlatStore  # FAISS flat store, keys 0..n-1
+    lexical: LexicalIndex  # BM25 over the same keys
     texts: list[str]  # chunk text by key
     documents: list[str]  # document name by key
 
@@ -152,7 +151,7 @@ def build_workspace(name: str, parsed: dict[str, ingest.ParsedDocument], embedde
     lexical = LexicalIndex()
     lexical.add(keys, terms, languages)
     log(f"workspace {name}: {len(parsed)} documents, {len(texts)} chunks, languages {lexical.index.language_counts}")
-    return Workspace(name, LoadedIndex(store, 0, lexical), texts, names)
+    return Workspace(name, store, lexical, texts, names)
 
 
 def parse_file(name: str) -> ingest.ParsedDocument:
@@ -271,32 +270,17 @@ class Candidates:
     matched: np.ndarray | None  # distinct query terms each candidate contains (where kb counts them)
 
 
-def gather(workspace: Workspace, text: str, vector: np.ndarray, check: bool = True) -> Candidates:
-    """The candidates of one query, gathered as Retriever.retrieve and Retriever._rank gather them."""
-    loaded = workspace.loaded
-    dense_keys, _ = loaded.store.search(vector, POOL, None, num_candidates=POOL)
-    terms = loaded.lexical.query_terms(text)
-    lexical_keys, _ = loaded.lexical.index.search(terms, POOL, None)
-    keys = np.unique(np.concatenate([dense_keys, lexical_keys]))
-    similarity = loaded.store.vectors_for(keys) @ vector
-    lexical = loaded.lexical.scores(terms, keys)
-    covers = loaded.lexical.model_covers(MODEL, text)
-    coordinate = fusion.adaptive_weights(similarity, lexical, dense_knows_language=covers).coordinate
-    matched = loaded.lexical.matched_terms(terms, keys) if coordinate else None
-    found = Candidates(keys, similarity, lexical, np.isin(keys, dense_keys), np.isin(keys, lexical_keys), covers,
-                       matched)
-    if check:  # the hybrid ranking here must be kb's own (_rank uses no state of the Retriever)
-        kb_order = [k for k, _ in Retriever.__new__(Retriever)._rank(
-            "hybrid", text, vector, terms, loaded, dense_keys, lexical_keys, MODEL)]
-        assert kb_order == rank(found, "hybrid").tolist(), f"hybrid ranking differs from kb's for {text!r}"
-    return found
-
-
-def hybrid_scores(c: Candidates, constants: fusion.FusionConstants = fusion.DEFAULTS, coordination: bool = True) -> np.ndarray:
-    """kb's hybrid score, as Retriever._rank computes it (the sensitivity grid varies the constants and coordination)."""
-    weights = fusion.adaptive_weights(c.similarity, c.lexical, dense_knows_language=c.dense_knows_language,
-                                      constants=constants)
-    return fusion.fuse(c.similarity, c.lexical, weights, c.matched if coordination else None)
+def gather(workspace: Workspace, text: str, vector: np.ndarray) -> Candidates:
+    """The candidates of one query, gathered as kb/retrieval.py gathers hybrid candidates."""
+    dense_keys, _ = workspace.store.search(vector, POOL, None, num_candidates=POOL)
+    terms = workspace.lexical.query_terms(text)
+    lexical_keys, _ = workspace.lexical.index.search(terms, POOL, None)
+    keys = ranking.candidate_keys("hybrid", dense_keys, lexical_keys)
+    similarity = workspace.store.vectors_for(keys) @ vector
+    lexical = workspace.lexical.scores(terms, keys)
+    covers = workspace.lexical.model_covers(MODEL, text)
+    matched = workspace.lexical.matched_terms(terms, keys) if ranking.needs_matched_terms("hybrid", lexical, covers) else None
+    return Candidates(keys, similarity, lexical, np.isin(keys, dense_keys), np.isin(keys, lexical_keys), covers, matched)
 
 
 def rrf_scores(c: Candidates, k: int = RRF_K) -> np.ndarray:
@@ -311,16 +295,15 @@ def rrf_scores(c: Candidates, k: int = RRF_K) -> np.ndarray:
 
 def rank(c: Candidates, mode: str, constants: fusion.FusionConstants = fusion.DEFAULTS,
          coordination: bool = True) -> np.ndarray:
-    """Candidate keys best first in `mode`; dense and lexical rank only their own side's candidates, as kb does."""
-    if mode == "dense":
-        keys, scores = c.keys[c.in_dense], c.similarity[c.in_dense]
-    elif mode == "lexical":
-        keys, scores = c.keys[c.in_lexical], c.lexical[c.in_lexical]
-    elif mode == "rrf":
-        keys, scores = c.keys, rrf_scores(c)
-    else:
-        keys, scores = c.keys, hybrid_scores(c, constants, coordination)
-    return keys[np.argsort(-scores, kind="stable")]
+    """Candidate keys best first in `mode`; dense and lexical rank only their own side's candidates, as kb does.
+
+    kb's modes are ranked by `index.ranking.rank`; the sensitivity grid varies its constants and coordination."""
+    if mode == "rrf":
+        return c.keys[np.argsort(-rrf_scores(c), kind="stable")]
+    own = c.in_dense if mode == "dense" else c.in_lexical if mode == "lexical" else np.ones(len(c.keys), dtype=bool)
+    matched = c.matched[own] if c.matched is not None and coordination else None
+    return ranking.rank(mode, c.keys[own], c.similarity[own], c.lexical[own], matched,
+                        dense_knows_language=c.dense_knows_language, constants=constants).keys
 
 
 # ---- metrics --------------------------------------------------------------------------------------------------------
@@ -491,7 +474,6 @@ def main() -> int:
     for s in sets:
         vectors = cache.queries([q.text for q in s.queries])
         candidates[s.name] = [gather(s.workspace, q.text, v) for q, v in zip(s.queries, vectors)]
-    log("every hybrid ranking equals Retriever._rank's")
     reports = [report_set(s, candidates[s.name]) for s in sets]
     grid = None if args.no_grid else sensitivity(sets, candidates, {r["set"]: r for r in reports})
     print_report(reports, grid)

@@ -284,16 +284,13 @@ class Bench:
 
     def filters(self) -> None:
         """Filters at the large size: exact over the allowed ids or inside the graph, by their number."""
-        from index.stores import HNSWStore
-
         stored, ef = len(self.base), self.defaults[2]
         table = self.table("filters", f"Filtered search at {stored:,} vectors: exact over the allowed ids vs inside "
                            f"the graph (efSearch {ef} x stored / allowed)",
                            ["allowed ids", "exact p50 ms", "exact p99 ms", f"graph recall@{self.k}", "graph p50 ms",
                             "graph p99 ms", "default path"])
-        exact_only = HNSWStore(self.base.shape[1], exact_below=stored)
-        graph_only = HNSWStore(self.base.shape[1], exact_below=0, exact_scale=0)
-        exact_only._graph = graph_only._graph = self.chosen._graph  # one graph; only the search settings differ
+        exact_only = self.chosen.with_search_settings(exact_below=stored)  # one graph; only the search settings differ
+        graph_only = self.chosen.with_search_settings(exact_below=0, exact_scale=0)
         for size in [s for s in (1_000, 2_000, 4_000, 8_000, 16_000, 32_000) if s < stored] if "filters" in self.parts else []:
             run = interleaved({"exact": self.searcher(exact_only), "graph": self.searcher(graph_only)},
                               self.queries, random_filters(self.ids, 10, size, self.rng))

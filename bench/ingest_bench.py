@@ -65,13 +65,14 @@ def load_msmarco(corpus: Path) -> list[tuple[str, str]]:
 
 
 def warm_up_converters() -> None:
-    # Import every converter once so the first timed parse does not pay for importing
-    # pypdf, python-docx, ebooklib, trafilatura (the kb sandbox preloads them the same way).
-    import ingest.converters.docx  # noqa: F401
-    import ingest.converters.epub  # noqa: F401
-    import ingest.converters.html  # noqa: F401
-    import ingest.converters.pdf  # noqa: F401
-    import ingest.converters.text  # noqa: F401
+    # Import every converter's library once so the first timed parse does not pay for importing
+    # pypdf, python-docx, ebooklib, trafilatura (the kb sandbox preloads the same list).
+    import importlib
+
+    from ingest.converters import preload_modules
+
+    for module in preload_modules():
+        importlib.import_module(module)
 
 
 def fmt_s(x: float) -> str:
@@ -99,7 +100,9 @@ def main() -> int:
     ap.add_argument("--msmarco-sample", type=int, default=500, help="msmarco chunks actually embedded (batch 32)")
     ap.add_argument("--msmarco-single-sample", type=int, default=100,
                     help="msmarco chunks embedded one per call (kb's one-job-per-document path); 0 to skip")
-    ap.add_argument("--backend", default=None, choices=("torch", "onnx", "onnx-int8"),
+    from index.embedders import BACKENDS
+
+    ap.add_argument("--backend", default=None, choices=list(BACKENDS),
                     help="embedding backend (default: kb's default, KB_EMBED_BACKEND)")
     ap.add_argument("--json", type=Path, help="also write every figure as JSON here")
     args = ap.parse_args()

@@ -120,7 +120,7 @@ def main() -> None:
         f"k=10, allowed_ids = one document ({per_doc} chunks)": lambda q, i: index.search(q, 10, documents[i % 50]),
         f"k=10, allowed_ids = 10% of chunks ({len(tenth):,} ids)": lambda q, i: index.search(q, 10, tenth),
     }
-    postings = [int(sum(index._t_len[index._vocab[t]] for t in q if t in index._vocab)) for q in analysed]
+    postings = [sum(index.postings(t) for t in q) for q in analysed]
     print(f"queries: {len(analysed)} ({len(queries)} msmarco queries repeated), "
           f"{np.mean([len(q) for q in analysed]):.1f} terms, {np.mean(postings):,.0f} postings on average "
           f"(max {max(postings):,})")

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import ipaddress
 import json
 import math
 import os
@@ -53,7 +52,6 @@ import platform
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -61,9 +59,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 import httpx
+
+from common.net import free_port, require_loopback
+from common.stats import percentile
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"
@@ -117,14 +117,6 @@ def load_msmarco(corpus: Path, seed_docs: int, rng: random.Random) -> tuple[list
 
 
 # --- measurements --------------------------------------------------------------------------
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list (q in 0..100)."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 def summary(values: list[float]) -> dict:
@@ -245,24 +237,6 @@ class SearchableTracker:
 
 
 # --- the server ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def require_loopback(url: str) -> None:
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        pass
-    raise SystemExit(f"--url must point at a loopback address (127.0.0.1, ::1, localhost), not {host!r}")
 
 
 class SpawnedServer:

@@ -78,6 +78,17 @@ def confidence(dense_similarity: np.ndarray, constants: FusionConstants = DEFAUL
     return float(np.clip((float(dense_similarity.max()) - constants.no_match_cosine) / span, 0.0, 1.0))
 
 
+def lexical_matches(lexical_score: np.ndarray) -> bool:
+    """Whether any candidate contains a query term (has a BM25 score above 0)."""
+    return bool(lexical_score.size) and float(lexical_score.max()) > 0
+
+
+def coordinates(lexical_score: np.ndarray, *, dense_knows_language: bool = True) -> bool:
+    """Whether `adaptive_weights` asks for coordination (BM25 times matched query terms) for these
+    candidates, so a caller counts matched terms only when they are used."""
+    return dense_knows_language and lexical_matches(lexical_score)
+
+
 def adaptive_weights(
     dense_similarity: np.ndarray,
     lexical_score: np.ndarray,
@@ -86,7 +97,7 @@ def adaptive_weights(
     constants: FusionConstants = DEFAULTS,
 ) -> FusionWeights:
     """The weight of each side for this query (they sum to 1)."""
-    if not lexical_score.size or float(lexical_score.max()) <= 0:
+    if not lexical_matches(lexical_score):
         return FusionWeights(1.0, 0.0)  # no word of the query occurs: lexical has nothing to say
     if not dense_knows_language:
         return FusionWeights(0.0, 1.0)  # dense similarity is noise: lexical ranks, dense breaks ties

@@ -190,10 +190,13 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
         raise ValueError(f"default tier {settings.default_tier!r} is not in {settings.tiers_file}")
     if settings.workers < 0:
         raise ValueError(f"KB_WORKERS must be 0 (no background indexing) or more, not {settings.workers}")
-    if settings.embed_backend not in ("torch", "onnx", "onnx-int8"):
-        raise ValueError(f"KB_EMBED_BACKEND must be torch, onnx or onnx-int8, not {settings.embed_backend!r}")
-    if settings.vector_store not in ("auto", "flat", "hnsw"):
-        raise ValueError(f"KB_VECTOR_STORE must be auto, flat or hnsw, not {settings.vector_store!r}")
+    from index.embedders import BACKENDS  # the registries (imported here, not with kb.config: numpy, FAISS)
+    from index.stores import STORE_KINDS
+
+    if settings.embed_backend not in BACKENDS:
+        raise ValueError(f"KB_EMBED_BACKEND must be one of {', '.join(BACKENDS)}, not {settings.embed_backend!r}")
+    if settings.vector_store not in STORE_KINDS:
+        raise ValueError(f"KB_VECTOR_STORE must be one of {', '.join(STORE_KINDS)}, not {settings.vector_store!r}")
     if settings.default_model not in settings.models:
         raise ValueError(
             f"default model {settings.default_model!r} is not configured; known models: {', '.join(settings.models)}"

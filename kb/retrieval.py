@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy import select
 
 from index.embedders import ModelUnavailable
-from index.fusion import adaptive_weights, fuse
+from index.ranking import candidate_keys, needs_matched_terms, rank
 from index.retrieval import Candidate, RetrievalLimits, apply_limits
 
 from .db import Database, chunks, documents
@@ -188,26 +188,15 @@ class Retriever:
 
     def _rank(self, mode, query, query_vector, query_terms, loaded, dense_keys, lexical_keys, model) -> list[tuple[int, float]]:
         """Candidates best first, each with its true cosine distance to the query (in every mode)."""
-        if mode == "hybrid":
-            keys = np.unique(np.concatenate([dense_keys, lexical_keys]))
-        else:
-            keys = dense_keys if mode == "dense" else lexical_keys
+        keys = candidate_keys(mode, dense_keys, lexical_keys)
         if keys.size == 0:
             return []
         similarity = loaded.store.vectors_for(keys) @ query_vector
-        if mode == "dense":
-            order = np.argsort(-similarity, kind="stable")
-        else:
-            lexical = loaded.lexical.scores(query_terms, keys)
-            if mode == "lexical":
-                order = np.argsort(-lexical, kind="stable")
-            else:
-                weights = adaptive_weights(
-                    similarity, lexical, dense_knows_language=loaded.lexical.model_covers(model, query)
-                )
-                matched = loaded.lexical.matched_terms(query_terms, keys) if weights.coordinate else None
-                order = np.argsort(-fuse(similarity, lexical, weights, matched), kind="stable")
-        return [(int(keys[i]), float(max(0.0, 1.0 - similarity[i]))) for i in order]
+        lexical = loaded.lexical.scores(query_terms, keys) if mode != "dense" else None
+        covers = loaded.lexical.model_covers(model, query) if mode == "hybrid" else True
+        needed = needs_matched_terms(mode, lexical, covers)
+        matched = loaded.lexical.matched_terms(query_terms, keys) if needed else None
+        return rank(mode, keys, similarity, lexical, matched, dense_knows_language=covers).pairs()
 
     def _allowed_keys(self, workspace_id: str, model: str, document_ids: list[str]) -> np.ndarray:
         ids = list(dict.fromkeys(document_ids))

@@ -15,7 +15,7 @@ import ingest
 from ingest.errors import CorruptDocument, DocumentTooLarge, IngestError, ParseTimeout
 
 _CONTEXT = mp.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["ingest", "pypdf", "docx", "ebooklib", "trafilatura", "lxml.html"])
+_CONTEXT.set_forkserver_preload(["ingest", *ingest.converters.preload_modules()])
 
 
 def _child(conn: Connection, data: bytes, filename: str | None, content_type: str | None,

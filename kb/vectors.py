@@ -98,8 +98,7 @@ def switch_store_if_due(store: VectorStore, lock: ReadWriteLock) -> None:
     between: callers hold the index's change lock, or no one else has the index yet); only the
     swap excludes searches.
     """
-    pending_switch = getattr(store, "pending_switch", None)  # only TieredStore switches
-    if pending_switch is not None and (target := pending_switch()) is not None:
+    if (target := store.pending_switch()) is not None:  # None unless the kind switches ("auto")
         log.info("vector store moves to %s search at %d vectors", type(target).__name__, len(target))
         with lock.writing():
             store.swap(target)

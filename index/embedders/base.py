@@ -13,12 +13,18 @@ class ModelUnavailable(Exception):
 
 
 class Embedder(ABC):
-    """Turns text into L2-normalised float32 vectors, so inner product is cosine similarity."""
+    """Turns text into L2-normalised float32 vectors, so inner product is cosine similarity.
 
-    name: str
-    dimension: int
+    Everything kb uses of a loaded model is declared here. A backend's embedder sets these
+    attributes in its constructor and raises `ModelUnavailable` there if the model cannot be run;
+    its methods may be called from several threads at once.
+    """
+
+    name: str  # the model's name in kb
+    source: str  # where the model was loaded from (a folder, or a Hugging Face id)
+    dimension: int  # length of every vector
     max_tokens: int  # longest input, in the model's own tokens, that is embedded without truncation
-    backend: str = "torch"  # how vectors are computed: "torch", "onnx" (fp32) or "onnx-int8"
+    backend: str = "torch"  # the backend's registered name: "torch", "onnx" (fp32), "onnx-int8", ...
 
     @abstractmethod
     def count_tokens(self, text: str) -> int:

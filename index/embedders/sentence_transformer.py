@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .base import Embedder, ModelUnavailable
+from .registry import BackendOptions, register_backend
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +112,9 @@ class SentenceTransformerEmbedder(Embedder):
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+@register_backend("torch")
+def load(name: str, source: str, options: BackendOptions) -> SentenceTransformerEmbedder:
+    """The torch backend: sentence-transformers chooses its own threads and keeps no cache."""
+    return SentenceTransformerEmbedder(name, source)

@@ -98,6 +98,11 @@ class BM25Index:
         """Distinct terms held (those of deleted documents until the next compaction)."""
         return int(np.count_nonzero(self._t_len[: len(self._terms)]))
 
+    def postings(self, term: str) -> int:
+        """Entries in `term`'s postings list: the documents holding it (0 for a term not indexed)."""
+        term_id = self._vocab.get(term)
+        return 0 if term_id is None else int(self._t_len[term_id])
+
     @property
     def language_counts(self) -> dict[str, int]:
         """How many documents of each language (as given to `add`) the index holds."""

@@ -1,14 +1,16 @@
-"""Vector stores, one backend per file behind `VectorStore`, created by kind."""
+"""Vector stores, one kind per file behind `VectorStore`, registered by kind and created by name.
 
-from pathlib import Path
+A kind subclasses `VectorStore` (base.py), sets `kind`, and is registered with `@register_store`;
+the built-in kinds are the modules imported below ("flat", "hnsw", "auto"). Adding a kind: a new
+module here with its `VectorStore` subclass, and its import below.
+"""
 
 from .base import VectorStore, envelope_kind, write_atomically
-from .faiss_flat import FlatStore
-from .faiss_hnsw import HNSWStore
-from .tiered import TieredStore
+from .registry import STORE_KINDS, create_store, load_store, register_store, unregister_store
 
-# "auto": exact while small, HNSW from TieredStore's threshold on (see tiered.py).
-STORE_KINDS: dict[str, type[VectorStore]] = {"flat": FlatStore, "hnsw": HNSWStore, "auto": TieredStore}
+from .faiss_flat import FlatStore  # noqa: E402,I001  (each module registers its kind)
+from .faiss_hnsw import HNSWStore  # noqa: E402
+from .tiered import TieredStore  # noqa: E402  ("auto": exact while small, HNSW from its threshold on)
 
 
 def set_search_threads(threads: int) -> None:
@@ -20,35 +22,17 @@ def set_search_threads(threads: int) -> None:
     faiss.omp_set_num_threads(max(1, threads))
 
 
-def create_store(dimension: int, kind: str = "flat", **options: object) -> VectorStore:
-    """A new empty store; `options` go to its constructor (for "auto": `hnsw_threshold`)."""
-    if kind not in STORE_KINDS:
-        raise ValueError(f"unknown vector store kind {kind!r}; known: {', '.join(STORE_KINDS)}")
-    return STORE_KINDS[kind](dimension, **options)
-
-
-def load_store(path: Path, kind: str = "flat", **options: object) -> VectorStore:
-    """Load a saved store; raises on a missing or corrupt file (callers rebuild then).
-
-    A file says which kind it holds, and is read as that kind; `kind` decides only how a bare
-    FAISS index (a FlatStore's file) is read. With kind "auto" every file is read into a
-    TieredStore, so files written by "flat" or "hnsw" carry on under "auto", and `options`
-    (`hnsw_threshold`) replace the saved ones.
-    """
-    data = Path(path).read_bytes()
-    if kind == TieredStore.kind:
-        return TieredStore.from_bytes(data, **options)
-    return STORE_KINDS[envelope_kind(data) or kind].from_bytes(data)
-
-
 __all__ = [
     "VectorStore",
     "FlatStore",
     "HNSWStore",
     "TieredStore",
     "create_store",
+    "envelope_kind",
     "set_search_threads",
     "load_store",
+    "register_store",
+    "unregister_store",
     "write_atomically",
     "STORE_KINDS",
 ]

@@ -8,10 +8,14 @@ import faiss
 import numpy as np
 
 from .base import VectorStore
+from .registry import register_store
 
 
+@register_store
 class FlatStore(VectorStore):
     """Brute-force exact search. Fast enough for tens of thousands of vectors on a CPU."""
+
+    kind = "flat"
 
     def __init__(self, dimension: int, index: faiss.Index | None = None):
         super().__init__(dimension)
@@ -56,7 +60,6 @@ class FlatStore(VectorStore):
         return ids[0][keep], (1.0 - scores[0][keep]).astype(np.float32)
 
     def vectors_for(self, ids: np.ndarray) -> np.ndarray:
-        """Stored vectors of `ids` (for exact distances of hits found another way)."""
         if not len(ids):
             return np.zeros((0, self.dimension), np.float32)
         # Read the flat storage directly (reconstruct_batch opens an OpenMP region, and one
@@ -74,10 +77,16 @@ class FlatStore(VectorStore):
         stored_vectors = faiss.rev_swig_ptr(flat.get_xb(), len(self) * self.dimension).reshape(len(self), self.dimension)
         return stored_vectors[rows[at]].copy()
 
+    def contents(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) in the order they were added: the id map and the flat vectors."""
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        flat = faiss.downcast_index(self._index.index)
+        return ids, flat.reconstruct_n(0, flat.ntotal) if len(ids) else np.zeros((0, self.dimension), np.float32)
+
     def to_bytes(self) -> bytes:
         return faiss.serialize_index(self._index).tobytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "FlatStore":
+    def from_bytes(cls, data: bytes, **options) -> "FlatStore":
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         return cls(index.d, index)

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..locks import ReadWriteLock
 from .base import VectorStore, pack_envelope, unpack_envelope
+from .registry import register_store
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class _Graph:
         return self._live_bitmap
 
 
+@register_store
 class HNSWStore(VectorStore):
     """Approximate nearest neighbours on normalised vectors (inner product), with deletes.
 
@@ -253,13 +255,25 @@ class HNSWStore(VectorStore):
 
     # --- reading ---------------------------------------------------------------------------------
 
+    def with_search_settings(self, **search_settings) -> "HNSWStore":
+        """A read-only view that searches this store's graph (shared, not copied) with other
+        `SEARCH_SETTINGS`: for comparing search paths on one graph. Do not change either store after."""
+        unknown = set(search_settings) - set(SEARCH_SETTINGS)
+        if unknown:
+            raise ValueError(f"not search settings: {sorted(unknown)}; search settings are {', '.join(SEARCH_SETTINGS)}")
+        current = {name: getattr(self, name) for name in SEARCH_SETTINGS}
+        view = HNSWStore(self.dimension, m=self.m, ef_construction=self.ef_construction,
+                         compact_fraction=self.compact_fraction, **{**current, **search_settings})
+        view._graph = self._graph
+        return view
+
+
     def contents(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of every live vector, in the order they were added."""
         with self._rw.reading():
             return self._graph.live_contents()
 
     def vectors_for(self, ids: np.ndarray) -> np.ndarray:
-        """Stored vectors of `ids` (for exact distances of hits found another way)."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         with self._rw.reading():
             positions = self._graph.positions_of(ids)

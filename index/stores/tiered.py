@@ -5,26 +5,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-import faiss
 import numpy as np
 
 from ..locks import ReadWriteLock
 from .base import VectorStore, envelope_kind, pack_envelope, unpack_envelope
 from .faiss_flat import FlatStore
 from .faiss_hnsw import SEARCH_SETTINGS, HNSWStore
+from .registry import register_store
 
 # Chosen from bench/hnsw_recall.py (see BENCHMARKS.md, "Vector stores").
 DEFAULT_HNSW_THRESHOLD = 20_000
 
 
-def flat_contents(store: FlatStore) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of a FlatStore, in the order they were added."""
-    index = store._index  # IndexIDMap2(IndexFlatIP): the id map and the flat vectors
-    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
-    flat = faiss.downcast_index(index.index)
-    return ids, flat.reconstruct_n(0, flat.ntotal) if len(ids) else np.zeros((0, store.dimension), np.float32)
-
-
+@register_store
 class TieredStore(VectorStore):
     """A FlatStore below `hnsw_threshold` vectors, an HNSWStore from there on.
 
@@ -40,6 +33,7 @@ class TieredStore(VectorStore):
     """
 
     kind = "auto"
+    reads_any_kind = True  # "auto" carries on with files saved by "flat" or "hnsw"
 
     def __init__(
         self,
@@ -100,7 +94,7 @@ class TieredStore(VectorStore):
     def _build_switch(self) -> VectorStore | None:
         if self.holds == "flat" and len(self._inner) >= self.hnsw_threshold:
             with self._rw.reading():
-                contents = flat_contents(self._inner)
+                contents = self._inner.contents()
             hnsw = HNSWStore(self.dimension, **self.hnsw_options)
             hnsw.add(*contents)
             return hnsw
@@ -134,6 +128,10 @@ class TieredStore(VectorStore):
     def vectors_for(self, ids: np.ndarray) -> np.ndarray:
         with self._rw.reading():
             return self._inner.vectors_for(ids)
+
+    def contents(self) -> tuple[np.ndarray, np.ndarray]:
+        with self._rw.reading():
+            return self._inner.contents()
 
     def memory_bytes(self) -> int:
         return self._inner.memory_bytes()

@@ -18,6 +18,8 @@ from ..limits import ParseLimits
 from ..normalize import clean_inline
 from ..types import ParsedDocument
 from ..zipguard import check_zip
+from .base import Converter, Sample
+from .registry import register_converter
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
@@ -29,7 +31,23 @@ _NOTES = (
 )
 
 
-def convert(data: bytes, limits: ParseLimits, content_type: str | None = None) -> ParsedDocument:
+@register_converter
+class DocxConverter(Converter):
+    name = "docx"
+    label = "DOCX"
+    extensions = frozenset({".docx"})
+    media_types = frozenset({"application/vnd.openxmlformats-officedocument.wordprocessingml.document"})
+    container = "zip"
+    modules = ("docx",)
+
+    def sniff(self, sample: Sample) -> bool:
+        return sample.is_zip and "word/document.xml" in sample.zip_names()
+
+    def convert(self, data: bytes, limits: ParseLimits, content_type: str | None = None) -> ParsedDocument:
+        return _convert(data, limits)
+
+
+def _convert(data: bytes, limits: ParseLimits) -> ParsedDocument:
     import docx
 
     check_zip(data, limits, "DOCX")

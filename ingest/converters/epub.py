@@ -18,7 +18,9 @@ from ..limits import ParseLimits
 from ..normalize import clean_inline
 from ..types import ParsedDocument
 from ..zipguard import check_zip
+from .base import Converter, Sample
 from .htmlblocks import HEADINGS, HtmlBlockWriter, element_text, local_name
+from .registry import register_converter
 from .xhtml import decode_markup, find_body, parse_markup
 
 # ebooklib warns about its own future defaults; nothing a user can act on.
@@ -27,7 +29,28 @@ _FONTS = (b".otf", b".ttf", b".woff", b".woff2")
 _TOC_MARK = re.compile(r"\btoc|toc\b|table[-_ ]?of[-_ ]?contents", re.I)
 
 
-def convert(data: bytes, limits: ParseLimits, content_type: str | None = None) -> ParsedDocument:
+@register_converter
+class EpubConverter(Converter):
+    name = "epub"
+    label = "EPUB"
+    extensions = frozenset({".epub"})
+    media_types = frozenset({"application/epub+zip"})
+    container = "zip"
+    modules = ("ebooklib", "lxml.html")
+
+    def sniff(self, sample: Sample) -> bool:
+        if not sample.is_zip:
+            return False
+        names = sample.zip_names()
+        if "mimetype" in names and sample.zip_read("mimetype")[:64].strip() == b"application/epub+zip":
+            return True
+        return "META-INF/container.xml" in names or any(n.lower().endswith(".opf") for n in names)
+
+    def convert(self, data: bytes, limits: ParseLimits, content_type: str | None = None) -> ParsedDocument:
+        return _convert(data, limits)
+
+
+def _convert(data: bytes, limits: ParseLimits) -> ParsedDocument:
     from ebooklib import ITEM_DOCUMENT, epub
 
     check_zip(data, limits, "EPUB")

@@ -8,11 +8,15 @@ fragments), the whole body minus navigation, header, footer and asides is used i
 
 from __future__ import annotations
 
+import re
+
 from ..builder import DocumentBuilder
 from ..encoding import charset_from_content_type
 from ..limits import ParseLimits
 from ..types import ParsedDocument
+from .base import Converter, Sample
 from .htmlblocks import HtmlBlockWriter, element_text, local_name
+from .registry import register_converter
 from .xhtml import decode_markup, find_body, parse_markup
 
 _METADATA_KEYS = ("title", "author", "description", "date", "sitename", "language")
@@ -22,13 +26,39 @@ _TRAFILATURA_VERBATIM = frozenset({"pre", "blockquote", "code"})
 # Below this many characters trafilatura has not found an article (its MIN_EXTRACTED_SIZE).
 _MIN_MAIN_TEXT = 250
 _EMPTY = "no text could be extracted from this HTML page; it may be built by JavaScript — save the rendered page or paste its text"
+_HTML_START = re.compile(
+    rb"^(?:\s|<\?xml[^>]*>|<!--.*?-->)*<(?:!doctype\s+html|html|head|body)[\s>/]", re.I | re.S
+)
+_ANY_TAG = re.compile(r"<(?:[a-zA-Z][\w-]*|!--)[^>]*>")
 
 
-def convert(data: bytes, limits: ParseLimits, content_type: str | None = None) -> ParsedDocument:
-    return convert_text(decode_markup(data, charset_from_content_type(content_type)))
+@register_converter
+class HtmlConverter(Converter):
+    name = "html"
+    label = "HTML"
+    extensions = frozenset({".html", ".htm", ".xhtml"})
+    media_types = frozenset({"text/html", "application/xhtml+xml"})
+    text_input = True
+    text_aliases = frozenset({"htm"})
+    modules = ("trafilatura", "lxml.html")
+
+    def sniff(self, sample: Sample) -> bool:
+        return _HTML_START.match(sample.data[:2048].lstrip(b"\xef\xbb\xbf")) is not None
+
+    def sniff_text(self, sample: Sample, text: str) -> bool:
+        if _HTML_START.match(text[:2048].lstrip("\ufeff").encode("utf-8", "ignore")):
+            return True  # UTF-16 HTML: the byte check cannot see its tags
+        # HTML that does not start with a tag: trusted when its name or type says so and it has tags
+        return self.hinted(sample) and _ANY_TAG.search(text[:4096]) is not None
+
+    def convert(self, data: bytes, limits: ParseLimits, content_type: str | None = None) -> ParsedDocument:
+        return self.convert_text(decode_markup(data, charset_from_content_type(content_type)))
+
+    def convert_text(self, text: str) -> ParsedDocument:
+        return _convert_markup(text)
 
 
-def convert_text(markup: str) -> ParsedDocument:
+def _convert_markup(markup: str) -> ParsedDocument:
     import trafilatura
 
     extracted = trafilatura.extract(

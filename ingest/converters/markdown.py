@@ -14,6 +14,8 @@ import re
 from ..builder import DocumentBuilder
 from ..limits import ParseLimits
 from ..types import ParsedDocument
+from .base import Converter, Sample
+from .registry import register_converter
 from .text import EMPTY_TEXT, decode, unify_newlines
 
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))??(?:[ \t]+#+)?[ \t]*$")
@@ -26,11 +28,26 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)",
 _FRONT_FIELD = re.compile(r"^(title|author|description|date|subject|keywords|tags)\s*:\s*(.+?)\s*$", re.I | re.M)
 
 
-def convert(data: bytes, limits: ParseLimits, content_type: str | None = None) -> ParsedDocument:
-    return convert_text(decode(data, content_type))
+@register_converter
+class MarkdownConverter(Converter):
+    name = "markdown"
+    label = "Markdown"
+    extensions = frozenset({".md", ".markdown", ".mdown", ".mkd", ".mkdn"})
+    media_types = frozenset({"text/markdown", "text/x-markdown"})
+    text_input = True
+    text_aliases = frozenset({"md"})
+
+    def sniff_text(self, sample: Sample, text: str) -> bool:
+        return self.hinted(sample)  # Markdown is plain text to the eye: only its name or type tells
+
+    def convert(self, data: bytes, limits: ParseLimits, content_type: str | None = None) -> ParsedDocument:
+        return self.convert_text(decode(data, content_type))
+
+    def convert_text(self, text: str) -> ParsedDocument:
+        return _convert_markdown(text)
 
 
-def convert_text(text: str) -> ParsedDocument:
+def _convert_markdown(text: str) -> ParsedDocument:
     text = unify_newlines(text)
     metadata: dict[str, str | None] = {}
     front = _FRONT_MATTER.match(text)

@@ -19,6 +19,8 @@ from ..errors import CorruptDocument, DocumentTooLarge, EncryptedDocument
 from ..limits import ParseLimits
 from ..normalize import clean_inline
 from ..types import ParsedDocument
+from .base import Converter, Sample
+from .registry import register_converter
 
 # pypdf logs a warning per odd font or object; they say nothing the user can act on.
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -32,7 +34,23 @@ _DOT_LEADERS = re.compile(r"(?:\s?\.){4,}")  # ". . . . ." in tables of contents
 _CJK = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 
 
-def convert(data: bytes, limits: ParseLimits, content_type: str | None = None) -> ParsedDocument:
+@register_converter
+class PdfConverter(Converter):
+    name = "pdf"
+    label = "PDF"
+    extensions = frozenset({".pdf"})
+    media_types = frozenset({"application/pdf"})
+    modules = ("pypdf",)
+
+    def sniff(self, sample: Sample) -> bool:
+        at = sample.data.find(b"%PDF-", 0, 1024)
+        return at == 0 or (at > 0 and b"%%EOF" in sample.data[-4096:])  # some writers put junk before the header
+
+    def convert(self, data: bytes, limits: ParseLimits, content_type: str | None = None) -> ParsedDocument:
+        return _convert(data, limits)
+
+
+def _convert(data: bytes, limits: ParseLimits) -> ParsedDocument:
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data), strict=False)
