@@ -35,7 +35,11 @@ def load_store(path: Path, kind: str = "flat", **options: object) -> VectorStore
     TieredStore, so files written by "flat" or "hnsw" carry on under "auto", and `options`
     (`hnsw_threshold`) replace the saved ones.
     """
-    data = Path(path).read_bytes()
+    return store_from_bytes(Path(path).read_bytes(), kind, **options)
+
+
+def store_from_bytes(data: bytes, kind: str = "flat", **options: object) -> VectorStore:
+    """`load_store` of a file's bytes (for callers that keep index files elsewhere than a path)."""
     if kind == TieredStore.kind:
         return TieredStore.from_bytes(data, **options)
     return STORE_KINDS[envelope_kind(data) or kind].from_bytes(data)
@@ -49,6 +53,7 @@ __all__ = [
     "create_store",
     "set_search_threads",
     "load_store",
+    "store_from_bytes",
     "write_atomically",
     "STORE_KINDS",
 ]
