@@ -50,9 +50,8 @@ import numpy as np  # noqa: E402
 import ingest  # noqa: E402
 from index import fusion  # noqa: E402
 from index.stores import FlatStore  # noqa: E402
-from kb.lexical import LexicalIndex, chunk_terms, document_language  # noqa: E402
-from kb.retrieval import Retriever  # noqa: E402
-from kb.vectors import LoadedIndex  # noqa: E402
+from kb.indexes import LexicalIndex, LoadedIndex, chunk_terms, document_language  # noqa: E402
+from kb.services.retrieval import Retriever  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 MULTILINGUAL = ROOT / "bench" / "data" / "multilingual"

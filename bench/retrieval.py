@@ -597,7 +597,7 @@ class Msmarco:
             import transformers
             from sentence_transformers import SentenceTransformer
 
-            from kb.config import bundled_model_path
+            from kb.settings import bundled_model_path
 
             transformers.logging.set_verbosity_error()
             self._model = SentenceTransformer(bundled_model_path(), device="cpu")
@@ -606,7 +606,7 @@ class Msmarco:
     def _cache_key(self) -> str:
         import hashlib
 
-        from kb.config import bundled_model_path
+        from kb.settings import bundled_model_path
 
         digest = hashlib.sha256("\n".join(p["text"] for p in self.passages).encode("utf-8"))
         digest.update(bundled_model_path().encode("utf-8"))
@@ -1087,7 +1087,7 @@ def check_sets(args) -> int:
     from transformers import AutoTokenizer
 
     from ingest import chunk_document, parse
-    from kb.config import bundled_model_path
+    from kb.settings import bundled_model_path
 
     transformers.logging.set_verbosity_error()
     tok = AutoTokenizer.from_pretrained(bundled_model_path())
