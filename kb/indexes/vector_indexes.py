@@ -19,8 +19,7 @@ from index.stores import create_store, store_from_bytes
 
 from ..storage import Database, Tx
 from ..storage.interfaces import IndexFileStore
-from ..storage.sql.chunks import ChunkRepository
-from ..storage.sql.generations import GenerationRepository
+from ..storage.repositories import ChunkStore, GenerationStore
 from .cache import LoadedCache
 from .lexical import LexicalIndex
 from .loaded import ChunkVectors, LoadedIndex, switch_store_if_due
@@ -33,8 +32,8 @@ class VectorIndexes:
     def __init__(
         self,
         db: Database,
-        generations: GenerationRepository,
-        chunks: ChunkRepository,
+        generations: GenerationStore,
+        chunks: ChunkStore,
         files: IndexFileStore,
         budget_bytes: int = 1 << 30,
         store_kind: str = "auto",

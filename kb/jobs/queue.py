@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from ..records import Job, RunningJob
 from ..storage import Database, Tx, job_repository, now
-from ..storage.sql.jobs import JobRepository
+from ..storage.repositories import JobStore
 from .kinds import JobKinds
 from .owners import HOST, RUNNING, pid_alive, process_owner
 
@@ -43,7 +43,7 @@ class JobQueue:
         db: Database,
         kinds: JobKinds | None = None,
         *,
-        store: JobRepository | None = None,
+        store: JobStore | None = None,
         stale_secs: float = STALE_SECS,
         heartbeat_secs: float = HEARTBEAT_SECS,
     ):

@@ -12,15 +12,14 @@ import logging
 
 from ..records import Schedule
 from ..storage import Database, now
-from ..storage.sql.jobs import ACTIVE
-from ..storage.sql.schedules import ScheduleRepository
+from ..storage.repositories import ACTIVE_JOB_STATUSES, ScheduleStore
 from .queue import JobQueue
 
 log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, db: Database, queue: JobQueue, schedules: ScheduleRepository):
+    def __init__(self, db: Database, queue: JobQueue, schedules: ScheduleStore):
         self.db = db
         self.queue = queue
         self.schedules = schedules
@@ -52,7 +51,7 @@ class Scheduler:
         enqueued: list[int] = []
         with self.db.write() as tx:
             for schedule in self.schedules.due(tx, t):
-                busy = schedule.last_job_id is not None and self.queue.store.status(tx, schedule.last_job_id) in ACTIVE
+                busy = schedule.last_job_id is not None and self.queue.store.status(tx, schedule.last_job_id) in ACTIVE_JOB_STATUSES
                 if not self.schedules.advance(tx, schedule, t + schedule.interval_secs, schedule.last_job_id, t):
                     continue  # another process ran this one
                 if busy:

@@ -26,8 +26,7 @@ from ..errors import InvalidRequest, NotFound
 from ..records import Agent, AgentPage, DependentAgent, Locator, Workspace, new_id
 from ..storage import Database, Tx, now
 from ..storage.interfaces import BlobStore
-from ..storage.sql.agents import AgentRepository
-from ..storage.sql.documents import DocumentRepository
+from ..storage.repositories import AgentStore, DocumentStore
 from .agent_config import RAG_RANGES, RagSettings, deep_merge, parse_locators, parse_rag, prompt_of
 from .document_files import load_text
 from .models import ModelRegistry
@@ -81,7 +80,7 @@ def _workspace_id(workspace: Workspace | str) -> str:
 class Agents:
     """Agent configurations of every workspace."""
 
-    def __init__(self, db: Database, agents: AgentRepository, documents: DocumentRepository, blobs: BlobStore,
+    def __init__(self, db: Database, agents: AgentStore, documents: DocumentStore, blobs: BlobStore,
                  models: ModelRegistry, retriever: Retriever):
         self.db = db
         self.repo = agents

@@ -5,14 +5,13 @@ from __future__ import annotations
 from ..errors import InvalidRequest, NotFound
 from ..records import Chunk, Workspace
 from ..storage import Database
-from ..storage.sql.chunks import ChunkRepository
-from ..storage.sql.documents import DocumentRepository
+from ..storage.repositories import ChunkStore, DocumentStore
 from .cursors import decode_cursor, encode_cursor
 from .models import ModelRegistry
 
 
 class Chunks:
-    def __init__(self, db: Database, repo: ChunkRepository, documents: DocumentRepository, models: ModelRegistry):
+    def __init__(self, db: Database, repo: ChunkStore, documents: DocumentStore, models: ModelRegistry):
         self.db = db
         self.repo = repo
         self.documents = documents

@@ -10,7 +10,7 @@ from ..errors import Conflict, InvalidRequest, NotFound
 from ..records import Document, DocumentPage, ListQuery, Workspace, new_id
 from ..storage import Database, now
 from ..storage.interfaces import BlobStore, FullTextIndex
-from ..storage.sql.documents import SORT_COLUMNS, DocumentRepository
+from ..storage.repositories import DOCUMENT_SORT_KEYS, DocumentStore
 from .agents import Agents
 from .cursors import decode_cursor, encode_cursor
 from .document_files import content_hash, load_text, store_parsed
@@ -24,7 +24,7 @@ DOCUMENT_TYPES = ("file", "url", "text", "folder")
 
 
 class Documents:
-    def __init__(self, db: Database, repo: DocumentRepository, fulltext: FullTextIndex, blobs: BlobStore,
+    def __init__(self, db: Database, repo: DocumentStore, fulltext: FullTextIndex, blobs: BlobStore,
                  ingestion: Ingestion, quotas: Quotas, rag_indexes: RagIndexes, folders: Folders, agents: Agents,
                  removal: Removal):
         self.db = db
@@ -154,8 +154,8 @@ class Documents:
         """A page of the workspace's documents and folders, filtered and sorted as asked."""
         if not 1 <= q.page_size <= 100:
             raise InvalidRequest("page_size must be between 1 and 100")
-        if q.sort_by not in SORT_COLUMNS:
-            raise InvalidRequest(f"sort_by must be one of {', '.join(SORT_COLUMNS)}")
+        if q.sort_by not in DOCUMENT_SORT_KEYS:
+            raise InvalidRequest(f"sort_by must be one of {', '.join(DOCUMENT_SORT_KEYS)}")
         if q.sort_direction not in ("asc", "desc"):
             raise InvalidRequest("sort_direction must be asc or desc")
         unknown = [t for t in q.types if t not in DOCUMENT_TYPES]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from ..errors import InvalidRequest, KBError, NotFound
 from ..records import Document, FolderCounts, Workspace, new_id
 from ..storage import Database, Tx, now
-from ..storage.sql.documents import MAX_FOLDER_DEPTH, DocumentRepository
+from ..storage.repositories import DocumentStore, MAX_FOLDER_DEPTH
 
 FolderPath = list[tuple[str, str]]  # (id, name) from the root down
 
 
 class Folders:
-    def __init__(self, db: Database, documents: DocumentRepository):
+    def __init__(self, db: Database, documents: DocumentStore):
         self.db = db
         self.documents = documents
 

@@ -26,9 +26,7 @@ from ..records import Job, NewChunk, RagIndex, new_id
 from ..settings import EmbeddingSettings, IndexSettings
 from ..storage import Database
 from ..storage.interfaces import BlobStore
-from ..storage.sql.chunks import ChunkRepository
-from ..storage.sql.documents import DocumentRepository
-from ..storage.sql.rag_indexes import RagIndexRepository
+from ..storage.repositories import ChunkStore, DocumentStore, RagIndexStore
 from .document_files import load_parsed
 from .models import ModelRegistry
 from .rag_indexes import INDEX_JOB, RagIndexes
@@ -50,7 +48,7 @@ class Stopping(Exception):
 
 class Indexer:
     def __init__(self, settings: IndexSettings, embedding: EmbeddingSettings, db: Database, rag_indexes: RagIndexes,
-                 repo: RagIndexRepository, chunks: ChunkRepository, documents: DocumentRepository, blobs: BlobStore,
+                 repo: RagIndexStore, chunks: ChunkStore, documents: DocumentStore, blobs: BlobStore,
                  models: ModelRegistry, vectors: VectorIndexes):
         self.settings = settings
         self.embed_batch_size = embedding.embed_batch_size

@@ -13,7 +13,7 @@ from ..errors import InvalidRequest, NotFound, Unauthorized
 from ..records import Document
 from ..storage import Database
 from ..storage.interfaces import BlobStore
-from ..storage.sql.documents import DocumentRepository
+from ..storage.repositories import DocumentStore
 from .document_files import load_original
 
 LINK_TTL_SECS = 3600
@@ -46,7 +46,7 @@ class LinkSigner:
 class SourceFiles:
     """Signed links to a document's original upload, and the download they open."""
 
-    def __init__(self, signer: LinkSigner, documents: DocumentRepository, db: Database, blobs: BlobStore):
+    def __init__(self, signer: LinkSigner, documents: DocumentStore, db: Database, blobs: BlobStore):
         self.signer = signer
         self.documents = documents
         self.db = db

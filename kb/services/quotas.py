@@ -13,9 +13,7 @@ from ..errors import KBError, NotFound, QuotaExceeded
 from ..settings import LIMIT_NAMES, WorkspaceSettings
 from ..storage import Database, Tx
 from ..storage.interfaces import QuotaLock
-from ..storage.sql.documents import DocumentRepository
-from ..storage.sql.rag_indexes import RagIndexRepository
-from ..storage.sql.workspaces import WorkspaceRepository
+from ..storage.repositories import DocumentStore, RagIndexStore, WorkspaceStore
 
 # Indexes that hold (or are about to hold) a place in the workspace's RAG quota.
 COUNTED_STATUSES = ("created", "processing", "succeeded")
@@ -54,8 +52,8 @@ class Admission:
 
 
 class Quotas:
-    def __init__(self, db: Database, workspaces: WorkspaceRepository, documents: DocumentRepository,
-                 rag_indexes: RagIndexRepository, lock: QuotaLock, settings: WorkspaceSettings):
+    def __init__(self, db: Database, workspaces: WorkspaceStore, documents: DocumentStore,
+                 rag_indexes: RagIndexStore, lock: QuotaLock, settings: WorkspaceSettings):
         self.db = db
         self.workspaces = workspaces
         self.documents = documents

@@ -7,8 +7,7 @@ from ..errors import InvalidRequest, NotFound
 from ..jobs import JobQueue
 from ..records import RagIndex, Workspace, new_id
 from ..storage import Database, Tx, now
-from ..storage.sql.documents import DocumentRepository
-from ..storage.sql.rag_indexes import RagIndexRepository
+from ..storage.repositories import DocumentStore, RagIndexStore
 from .models import ModelRegistry
 from .quotas import Admission, Quotas
 from .removal import Removal
@@ -25,7 +24,7 @@ def index_subject(rag_index_id: str) -> str:
 
 
 class RagIndexes:
-    def __init__(self, db: Database, repo: RagIndexRepository, documents: DocumentRepository, queue: JobQueue,
+    def __init__(self, db: Database, repo: RagIndexStore, documents: DocumentStore, queue: JobQueue,
                  quotas: Quotas, models: ModelRegistry, removal: Removal):
         self.db = db
         self.repo = repo

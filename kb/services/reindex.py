@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 from ..indexes import VectorIndexes
 from ..storage import Database
-from ..storage.sql.chunks import ChunkRepository
-from ..storage.sql.rag_indexes import RagIndexRepository
+from ..storage.repositories import ChunkStore, RagIndexStore
 from .indexing import Indexer
 from .models import ModelRegistry
 
@@ -15,7 +14,7 @@ Progress = Callable[[int], None]
 
 
 class Reindex:
-    def __init__(self, db: Database, rag_indexes: RagIndexRepository, chunks: ChunkRepository, vectors: VectorIndexes,
+    def __init__(self, db: Database, rag_indexes: RagIndexStore, chunks: ChunkStore, vectors: VectorIndexes,
                  indexer: Indexer, models: ModelRegistry):
         self.db = db
         self.rag_indexes = rag_indexes

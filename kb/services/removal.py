@@ -7,14 +7,12 @@ from contextlib import ExitStack
 from ..indexes import VectorIndexes
 from ..storage import Database
 from ..storage.interfaces import BlobStore, FullTextIndex
-from ..storage.sql.chunks import ChunkRepository
-from ..storage.sql.documents import DocumentRepository
-from ..storage.sql.rag_indexes import RagIndexRepository
+from ..storage.repositories import ChunkStore, DocumentStore, RagIndexStore
 
 
 class Removal:
-    def __init__(self, db: Database, documents: DocumentRepository, rag_indexes: RagIndexRepository,
-                 chunks: ChunkRepository, fulltext: FullTextIndex, vectors: VectorIndexes, blobs: BlobStore):
+    def __init__(self, db: Database, documents: DocumentStore, rag_indexes: RagIndexStore,
+                 chunks: ChunkStore, fulltext: FullTextIndex, vectors: VectorIndexes, blobs: BlobStore):
         self.db = db
         self.documents = documents
         self.rag_indexes = rag_indexes

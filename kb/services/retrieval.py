@@ -15,8 +15,7 @@ from ..errors import InvalidRequest, NotFound
 from ..indexes import VectorIndexes
 from ..records import Chunk, ChunkHit, Workspace
 from ..storage import Database
-from ..storage.sql.chunks import ChunkRepository
-from ..storage.sql.documents import DocumentRepository
+from ..storage.repositories import ChunkStore, DocumentStore
 from .models import ModelRegistry
 
 MAX_QUERY_CHARS = 10_000
@@ -109,7 +108,7 @@ LARGE_POOL_COST_MS = 3.0
 
 
 class Retriever:
-    def __init__(self, db: Database, chunks: ChunkRepository, documents: DocumentRepository, models: ModelRegistry,
+    def __init__(self, db: Database, chunks: ChunkStore, documents: DocumentStore, models: ModelRegistry,
                  vectors: VectorIndexes):
         self.db = db
         self.chunks = chunks

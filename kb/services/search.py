@@ -13,7 +13,7 @@ from ..errors import InvalidRequest
 from ..records import Document, SearchHit, Workspace
 from ..storage import Database
 from ..storage.interfaces import FullTextIndex
-from ..storage.sql.documents import DocumentRepository
+from ..storage.repositories import DocumentStore
 from .cursors import decode_cursor, encode_cursor
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -25,7 +25,7 @@ def query_terms(query: str) -> list[str]:
 
 
 class FullTextSearch:
-    def __init__(self, db: Database, index: FullTextIndex, documents: DocumentRepository):
+    def __init__(self, db: Database, index: FullTextIndex, documents: DocumentStore):
         self.db = db
         self.index = index
         self.documents = documents

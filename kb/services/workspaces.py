@@ -12,7 +12,7 @@ from ..errors import InvalidRequest, KBError, NotFound, Unauthorized
 from ..records import Workspace, new_id
 from ..settings import WorkspaceSettings
 from ..storage import Database, now
-from ..storage.sql.workspaces import WorkspaceRepository
+from ..storage.repositories import WorkspaceStore
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def check_limits(overrides: dict[str, int | None]) -> dict[str, int]:
 class Workspaces:
     """`default_key_file`: where the `default` workspace's key is kept (mode 0600) to print it again."""
 
-    def __init__(self, db: Database, repo: WorkspaceRepository, settings: WorkspaceSettings, default_model: str,
+    def __init__(self, db: Database, repo: WorkspaceStore, settings: WorkspaceSettings, default_model: str,
                  default_key_file: Path):
         self.db = db
         self.repo = repo

@@ -2,7 +2,8 @@
 
 `open_storage` opens (and migrates) the metadata database and builds the repositories, the
 dialect's full-text index, job claims and quota lock, and the blob and index-file stores. Services
-receive the parts they use; nothing above this package runs SQL or touches the data directory.
+receive the parts they use, typed by the interfaces in `repositories.py` and
+`interfaces.py`; nothing above this package runs SQL or touches the data directory.
 """
 
 from __future__ import annotations

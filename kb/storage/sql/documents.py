@@ -9,6 +9,7 @@ from sqlalchemy import func, literal, select, update
 
 from ...records import Document, FolderCounts, ListQuery, StorageUsage
 from ..interfaces import Tx
+from ..repositories import MAX_FOLDER_DEPTH
 from ..schema import documents
 
 SORT_COLUMNS = {
@@ -17,7 +18,6 @@ SORT_COLUMNS = {
     "updated_at": documents.c.updated_at,
     "size": documents.c.size_bytes,
 }
-MAX_FOLDER_DEPTH = 100
 
 
 def _document(row) -> Document:

@@ -10,9 +10,10 @@ from sqlalchemy import case, select, update
 
 from ...records import Job, RunningJob
 from ..interfaces import JobClaims, Tx
+from ..repositories import ACTIVE_JOB_STATUSES
 from ..schema import jobs
 
-ACTIVE = ("queued", "running")
+ACTIVE = ACTIVE_JOB_STATUSES
 
 
 class SqlJobClaims(JobClaims):
