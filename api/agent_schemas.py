@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kb.agents import LOCATOR_TYPES, RAG_RANGES, USAGE_MODES
+from kb.services.agent_config import LOCATOR_TYPES, RAG_RANGES, USAGE_MODES
 
 from .schemas import AccessInfo, RetrieveResponse
 

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from kb.service import KnowledgeBase
+from kb.knowledge_base import KnowledgeBase
 
 from .errors import install_error_handlers
 from .routes import agents, collection, documents, rag
@@ -45,7 +45,7 @@ def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
 
 
 def app_from_environment() -> FastAPI:
-    """The app `kb serve` runs (uvicorn factory): settings from the `KB_*` environment."""
-    from kb.config import load_settings
+    """An app with settings from the `KB_*` environment (`uvicorn --factory api.app:app_from_environment`)."""
+    from kb.settings import load_settings
 
     return create_app(KnowledgeBase(load_settings()))

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from kb.service import KnowledgeBase
-from kb.workspaces import Workspace
+from kb.knowledge_base import KnowledgeBase
+from kb.records import Workspace
 
 api_key_header = APIKeyHeader(name="xi-api-key", auto_error=False, description="Workspace API key")
 
@@ -21,7 +21,7 @@ async def get_kb(request: Request) -> KnowledgeBase:
 def get_workspace(
     request: Request, api_key: Annotated[str | None, Security(api_key_header)] = None
 ) -> Workspace:
-    return request.app.state.kb.authenticate(api_key)
+    return request.app.state.kb.workspaces.authenticate(api_key)
 
 
 KB = Annotated[KnowledgeBase, Depends(get_kb)]

@@ -1,4 +1,7 @@
-"""Every error leaves as JSON: `{"detail": {"status": <code>, "message": <what to do>}}`."""
+"""Every error leaves as JSON: `{"detail": {"status": <code>, "message": <what to do>}}`.
+
+kb's errors carry a code and no HTTP status; `STATUS_BY_CODE` is the one place that maps them.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,34 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kb.errors import IngestError, KBError, UnsupportedFormat
+from kb.errors import KBError
 
 log = logging.getLogger(__name__)
+
+# kb's error codes (kb/errors.py; ingestion's codes come from the ingest library) and their statuses.
+STATUS_BY_CODE: dict[str, int] = {
+    "bad_request": 400,
+    "invalid_request": 400,
+    "invalid_api_key": 401,
+    "not_found": 404,
+    "conflict": 409,
+    "unknown_model": 400,
+    "quota_exceeded": 413,
+    "invalid_document": 400,
+    "empty_document": 400,
+    "corrupt_document": 400,
+    "encrypted_document": 400,
+    "fetch_failed": 400,
+    "address_not_allowed": 400,
+    "unsupported_format": 415,
+    "document_too_large": 413,
+    "parse_timeout": 422,
+}
+
+
+def status_for(code: str) -> int:
+    """The HTTP status of a kb error code (400 for a code this table does not know)."""
+    return STATUS_BY_CODE.get(code, 400)
 
 
 def error_body(code: str, message: str, **extra: object) -> dict:
@@ -20,12 +48,7 @@ def error_body(code: str, message: str, **extra: object) -> dict:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KBError)
     async def kb_error(_request: Request, exc: KBError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
-
-    @app.exception_handler(IngestError)
-    async def ingest_error(_request: Request, exc: IngestError) -> JSONResponse:
-        extra = {"supported_formats": exc.supported} if isinstance(exc, UnsupportedFormat) else {}
-        return JSONResponse(error_body(exc.code, exc.message, **extra), status_code=exc.status)
+        return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=status_for(exc.code))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

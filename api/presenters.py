@@ -1,14 +1,15 @@
-"""Turn service objects into response bodies (presentation only: the data comes from `kb`)."""
+"""Turn service records into response bodies (presentation only: the data comes from `kb`).
+
+Lists are presented in a constant number of queries: folder paths, folder counts and dependent
+agents are looked up for the whole page at once.
+"""
 
 from __future__ import annotations
 
 import html
-import json
 
-from kb.documents import Document
-from kb.rag_indexes import RagIndex
-from kb.service import KnowledgeBase
-from kb.workspaces import Workspace
+from kb.knowledge_base import KnowledgeBase
+from kb.records import Chunk, Document, RagIndex, Workspace
 
 from .schemas import (
     ChunkResponse,
@@ -30,20 +31,29 @@ def _metadata(doc: Document) -> DocumentMetadata:
     )
 
 
-def _base(kb: KnowledgeBase, workspace: Workspace, doc: Document) -> dict:
-    fields = {
-        "type": doc.type,
-        "id": doc.id,
-        "name": doc.name,
-        "metadata": _metadata(doc),
-        "supported_usages": [] if doc.is_folder else ["prompt", "auto"],
-        "folder_parent_id": doc.parent_folder_id,
-        "folder_path": [FolderSegment(id=i, name=n) for i, n in kb.folder_path(workspace, doc.parent_folder_id)],
-        "url": doc.url if doc.type == "url" else None,
-    }
-    if doc.is_folder:
-        fields["children_count"], fields["document_count"] = kb.folder_counts(workspace, doc.id)
-    return fields
+def _bases(kb: KnowledgeBase, workspace: Workspace, docs: list[Document]) -> list[dict]:
+    paths = kb.folders.paths(workspace, [d.parent_folder_id for d in docs])
+    counts = kb.folders.counts(workspace, [d.id for d in docs if d.is_folder])
+    bases = []
+    for doc in docs:
+        fields = {
+            "type": doc.type,
+            "id": doc.id,
+            "name": doc.name,
+            "metadata": _metadata(doc),
+            "supported_usages": [] if doc.is_folder else ["prompt", "auto"],
+            "folder_parent_id": doc.parent_folder_id,
+            "folder_path": [FolderSegment(id=i, name=n) for i, n in paths[doc.parent_folder_id]],
+            "url": doc.url if doc.type == "url" else None,
+        }
+        if doc.is_folder:
+            fields["children_count"], fields["document_count"] = counts[doc.id].children, counts[doc.id].documents
+        bases.append(fields)
+    return bases
+
+
+def folder_path(kb: KnowledgeBase, workspace: Workspace, folder_id: str | None) -> list[FolderSegment]:
+    return [FolderSegment(id=i, name=n) for i, n in kb.folders.path(workspace, folder_id)]
 
 
 def dependent_agents(kb: KnowledgeBase, workspace: Workspace, document_ids: list[str]) -> list[DependentAgent]:
@@ -53,16 +63,32 @@ def dependent_agents(kb: KnowledgeBase, workspace: Workspace, document_ids: list
     ]
 
 
+def summaries(kb: KnowledgeBase, workspace: Workspace, docs: list[Document]) -> list[DocumentSummary]:
+    """Summaries of a page of documents: a handful of queries, whatever the page's size."""
+    dependents = kb.agents.dependent_agents(workspace, [d.id for d in docs])
+    by_document: dict[str, list[DependentAgent]] = {d.id: [] for d in docs}
+    for agent in dependents:  # newest first, as for one document
+        for document_id in agent.referenced_resource_ids:
+            by_document[document_id].append(
+                DependentAgent(id=agent.id, name=agent.name, created_at_unix_secs=int(agent.created_at))
+            )
+    return [
+        DocumentSummary(**base, dependent_agents=by_document[doc.id])
+        for doc, base in zip(docs, _bases(kb, workspace, docs))
+    ]
+
+
 def summary(kb: KnowledgeBase, workspace: Workspace, doc: Document) -> DocumentSummary:
-    return DocumentSummary(**_base(kb, workspace, doc), dependent_agents=dependent_agents(kb, workspace, [doc.id]))
+    return summaries(kb, workspace, [doc])[0]
 
 
 def detail(kb: KnowledgeBase, workspace: Workspace, doc: Document) -> DocumentResponse:
+    [base] = _bases(kb, workspace, [doc])
     if doc.is_folder:
-        return DocumentResponse(**_base(kb, workspace, doc))
+        return DocumentResponse(**base)
     return DocumentResponse(
-        **_base(kb, workspace, doc),
-        extracted_inner_html=text_as_html(kb.document_text(workspace, doc.id)),
+        **base,
+        extracted_inner_html=text_as_html(kb.documents.text(workspace, doc.id)),
         filename=doc.filename or doc.name if doc.type == "file" else None,
         format=doc.format,
         source_metadata={k: str(v) for k, v in doc.metadata.items()},
@@ -89,14 +115,14 @@ def rag_index(index: RagIndex) -> RagIndexResponse:
     )
 
 
-def chunk(row, document_name: str) -> ChunkResponse:
+def chunk(item: Chunk, document_name: str) -> ChunkResponse:
     return ChunkResponse(
-        id=row.id,
+        id=item.id,
         name=document_name,
-        content=row.text,
-        heading_path=json.loads(row.heading_path),
-        page_start=row.page_start,
-        page_end=row.page_end,
-        start=row.start,
-        end=row.end,
+        content=item.text,
+        heading_path=list(item.heading_path),
+        page_start=item.page_start,
+        page_end=item.page_end,
+        start=item.start,
+        end=item.end,
     )

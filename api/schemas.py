@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from kb.retrieval import RetrievalLimits
+from kb.services.retrieval import RetrievalLimits
 
 DEFAULT_LIMITS = RetrievalLimits()
 
@@ -158,6 +158,9 @@ class DependentAgentsResponse(BaseModel):
     agents: list[DependentAgent]
     next_cursor: str | None = None
     has_more: bool = False
+    errors: dict[str, "BatchFailure"] = Field(
+        default_factory=dict, description="kb: documents of the request that were not found, each with its error."
+    )
 
 
 class SourceFileUrlResponse(BaseModel):
@@ -213,6 +216,15 @@ class DeletedId(BaseModel):
 class BulkDeleteSuccess(BaseModel):
     status: Literal["success"] = "success"
     data: DeletedId
+
+
+class MovedId(BaseModel):
+    id: str
+
+
+class BulkMoveSuccess(BaseModel):
+    status: Literal["success"] = "success"
+    data: MovedId
 
 
 class SummarySuccess(BaseModel):
@@ -297,3 +309,6 @@ class RetrieveResponse(BaseModel):
     skipped: list[str] = Field(default=[], description="Optional steps skipped to meet budget_ms.")
 
 
+
+
+DependentAgentsResponse.model_rebuild()

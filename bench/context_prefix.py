@@ -14,7 +14,7 @@ Two variants, both built with kb's own code and the bundled all-MiniLM-L6-v2:
 - plain:  `chunk_document(doc, max_tokens=256, overlap_tokens=32)`, the chunk text is embedded
           (kb's default, `embed_context=False`);
 - prefix: the chunk budget is `Indexer.chunk_budget` with `embed_context=True` (256 - 32 = 224
-          tokens) and the text embedded is `kb.indexing.with_context(title, chunk, ...)`,
+          tokens) and the text embedded is `kb.services.indexing.with_context(title, chunk, ...)`,
           i.e. "<title> > <heading path>\\n\\n<chunk text>". The title is the parsed title, else
           the file name (kb falls back to the document name, which for a file upload is its name).
 
@@ -53,7 +53,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -88,17 +87,16 @@ class Variants:
     """Chunk budgets and embedded texts for both variants, computed by kb's own code."""
 
     def __init__(self, embedder):
-        from kb.config import Settings
-        from kb.indexing import Indexer
+        from kb.services.indexing import chunk_budget
+        from kb.settings import IndexSettings
 
         self.embedder = embedder
         self.settings = {
-            "plain": Settings(embed_context=False),
-            "prefix": Settings(embed_context=True),
-            ABLATION: Settings(embed_context=True),
+            "plain": IndexSettings(embed_context=False),
+            "prefix": IndexSettings(embed_context=True),
+            ABLATION: IndexSettings(embed_context=True),
         }
-        # Indexer.chunk_budget only reads self.settings: call the real method on a stand-in.
-        self.budget = {v: Indexer.chunk_budget(SimpleNamespace(settings=s), embedder) for v, s in self.settings.items()}
+        self.budget = {v: chunk_budget(s, embedder) for v, s in self.settings.items()}
         self.overlap = {v: min(self.settings[v].chunk_overlap_tokens, self.budget[v] // 2) for v in self.settings}
 
     def chunks(self, variant: str, doc):
@@ -108,7 +106,7 @@ class Variants:
                               overlap_tokens=self.overlap[variant])
 
     def text(self, variant: str, title: str, chunk) -> str:
-        from kb.indexing import with_context
+        from kb.services.indexing import with_context
 
         if variant != "prefix":
             return chunk.text
@@ -382,7 +380,7 @@ def main() -> int:
     transformers.logging.set_verbosity_error()
 
     from index.embedders import load_embedder
-    from kb.config import DEFAULT_MODEL, bundled_model_path
+    from kb.settings import DEFAULT_MODEL, bundled_model_path
 
     t_all = time.perf_counter()
     embedder = load_embedder(DEFAULT_MODEL, bundled_model_path())

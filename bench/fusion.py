@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 import ingest  # noqa: E402
 from index import fusion, ranking  # noqa: E402
 from index.stores import FlatStore  # noqa: E402
-from kb.lexical import LexicalIndex, chunk_terms, document_language  # noqa: E402
+from kb.indexes import LexicalIndex, chunk_terms, document_language  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 MULTILINGUAL = ROOT / "bench" / "data" / "multilingual"

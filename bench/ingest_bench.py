@@ -116,11 +116,11 @@ def main() -> int:
     from index.embedders import load_embedder
     from ingest import chunk_document, parse, parse_text
     from ingest.errors import IngestError
-    from kb.config import DEFAULT_MODEL, Settings, bundled_model_path
+    from kb.settings import DEFAULT_MODEL, EmbeddingSettings, bundled_model_path
 
     t_all = time.perf_counter()
     t0 = time.perf_counter()
-    settings = Settings()
+    settings = EmbeddingSettings()
     backend = args.backend or settings.embed_backend
     embedder = load_embedder(
         DEFAULT_MODEL,

@@ -32,8 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from index.stores import TieredStore, set_search_threads  # noqa: E402
-from kb.lexical import LexicalIndex  # noqa: E402
-from kb.vectors import ChunkVectors, LoadedIndex  # noqa: E402
+from kb.indexes import ChunkVectors, LexicalIndex, LoadedIndex  # noqa: E402
 
 CACHE = REPO / "bench" / "results" / "hnsw_embeddings.npz"
 

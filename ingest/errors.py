@@ -4,9 +4,8 @@ from __future__ import annotations
 
 
 class IngestError(Exception):
-    """Base class: the input cannot be turned into text. `status` is the HTTP status it maps to."""
+    """Base class: the input cannot be turned into text. `code` names the problem for callers."""
 
-    status: int = 400
     code: str = "invalid_document"
 
     def __init__(self, message: str):
@@ -15,7 +14,6 @@ class IngestError(Exception):
 
 
 class UnsupportedFormat(IngestError):
-    status = 415
     code = "unsupported_format"
 
     def __init__(self, message: str, supported: list[str]):
@@ -24,34 +22,28 @@ class UnsupportedFormat(IngestError):
 
 
 class EmptyDocument(IngestError):
-    status = 400
     code = "empty_document"
 
 
 class CorruptDocument(IngestError):
-    status = 400
     code = "corrupt_document"
 
 
 class EncryptedDocument(IngestError):
-    status = 400
     code = "encrypted_document"
 
 
 class DocumentTooLarge(IngestError):
-    status = 413
     code = "document_too_large"
 
 
 class ParseTimeout(IngestError):
-    status = 422
     code = "parse_timeout"
 
 
 class FetchError(IngestError):
     """A URL could not be fetched (network error, HTTP error, refused address)."""
 
-    status = 400
     code = "fetch_failed"
 
 

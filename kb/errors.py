@@ -1,45 +1,82 @@
-"""Errors the service raises; the API maps each to an HTTP status and a JSON body."""
+"""kb's one error tree: every error carries a `code` and a `message`, and no HTTP status.
+
+`api/errors.py` maps codes to statuses in one table. Errors of the `ingest` library are turned
+into `InvalidDocument` (keeping their code) where kb calls it (`ingest_errors_as_kb_errors`), so
+callers of kb see this tree only.
+"""
 
 from __future__ import annotations
 
-# Parsing and ingestion errors are raised by the `ingest` library; the API reaches them through
-# here (api -> kb -> ingest).
-from ingest.errors import DocumentTooLarge, IngestError, UnsupportedFormat
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from ingest.errors import IngestError, UnsupportedFormat
 
 
 class KBError(Exception):
-    status: int = 400
+    """Base class. `details` are extra fields of the error body (e.g. `supported_formats`)."""
+
     code: str = "bad_request"
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, code: str | None = None, details: Mapping[str, Any] | None = None):
         super().__init__(message)
         self.message = message
+        if code is not None:
+            self.code = code
+        self.details = dict(details or {})
 
 
 class NotFound(KBError):
-    status = 404
     code = "not_found"
 
 
 class Unauthorized(KBError):
-    status = 401
     code = "invalid_api_key"
 
 
 class InvalidRequest(KBError):
-    status = 400
     code = "invalid_request"
 
 
 class Conflict(KBError):
-    status = 409
     code = "conflict"
 
 
 class UnknownModel(KBError):
-    status = 400
     code = "unknown_model"
 
 
-__all__ = ["KBError", "NotFound", "Unauthorized", "InvalidRequest", "Conflict", "UnknownModel",
-           "IngestError", "UnsupportedFormat", "DocumentTooLarge"]
+class QuotaExceeded(KBError):
+    code = "quota_exceeded"
+
+
+class InvalidDocument(KBError):
+    """Content that cannot be ingested. Its `code` says why, with the ingest library's codes
+    (`unsupported_format`, `empty_document`, `corrupt_document`, `parse_timeout`, `fetch_failed`...)."""
+
+    code = "invalid_document"
+
+
+class DocumentTooLarge(InvalidDocument):
+    code = "document_too_large"
+
+
+def from_ingest_error(exc: IngestError) -> InvalidDocument:
+    details = {"supported_formats": list(exc.supported)} if isinstance(exc, UnsupportedFormat) else {}
+    return InvalidDocument(exc.message, code=exc.code, details=details)
+
+
+@contextmanager
+def ingest_errors_as_kb_errors() -> Iterator[None]:
+    """Re-raise errors of the `ingest` library as `InvalidDocument` with the same code and message."""
+    try:
+        yield
+    except IngestError as exc:
+        raise from_ingest_error(exc) from exc
+
+
+__all__ = [
+    "KBError", "NotFound", "Unauthorized", "InvalidRequest", "Conflict", "UnknownModel", "QuotaExceeded",
+    "InvalidDocument", "DocumentTooLarge", "from_ingest_error", "ingest_errors_as_kb_errors",
+]

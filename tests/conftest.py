@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from helpers import CORPUS, LiveServer, make_kb
-from kb.service import KnowledgeBase
+from kb.knowledge_base import KnowledgeBase
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +34,7 @@ def server(kb: KnowledgeBase) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def api_key(kb: KnowledgeBase) -> str:
-    return kb.create_workspace("tests")[1]
+    return kb.workspaces.create("tests")[1]
 
 
 @pytest.fixture

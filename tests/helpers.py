@@ -15,8 +15,8 @@ import httpx
 import uvicorn
 
 from api.app import create_app
-from kb.config import load_settings
-from kb.service import KnowledgeBase
+from kb.settings import load_settings
+from kb.knowledge_base import KnowledgeBase
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"

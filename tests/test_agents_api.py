@@ -15,7 +15,6 @@ from starlette.routing import NoMatchFound
 
 from api.routes import agents as agent_routes
 from helpers import LiveServer, add_text
-from kb.agents import Agents
 
 AGENTS = "/v1/convai/agents"
 HOURS = "Our shop in Lyon is open Monday to Friday from 9am to 6pm, and on Saturday mornings until noon."
@@ -30,9 +29,7 @@ FACTS = [
 
 @pytest.fixture
 def server(kb):
-    """The live server with the agents router and service attached (until they are wired into the app)."""
-    if getattr(kb, "agents", None) is None:
-        kb.agents = Agents(kb)
+    """The live server with the agents router attached (until it is wired into the app)."""
     live = LiveServer(kb)
     app = live.server.config.app
     try:
@@ -249,7 +246,7 @@ def test_invalid_configs_are_refused(sdk, client, docs):
 
 def test_workspaces_are_isolated(server, kb, sdk, client, docs):
     agent_id = sdk.conversational_ai.agents.create(conversation_config=config(docs), name="Mine").agent_id
-    other_key = kb.create_workspace("other")[1]
+    other_key = kb.workspaces.create("other")[1]
     other = ElevenLabs(api_key=other_key, base_url=server.url)
     calls = [
         lambda: other.conversational_ai.agents.get(agent_id),
@@ -277,13 +274,13 @@ def test_dependents_detach_and_delete(kb, sdk, client, api_key, docs):
     first = agents.create(conversation_config=config(docs), name="first").agent_id
     second = agents.create(conversation_config={"agent": {"prompt": {"knowledge_base": [
         {"type": "text", "name": "Lyon hours", "id": docs["hours"], "usage_mode": "prompt"}]}}}, name="second").agent_id
-    workspace = kb.authenticate(api_key)
+    workspace = kb.workspaces.authenticate(api_key)
     dependents = kb.agents.dependent_agents(workspace, [docs["hours"], docs["refunds"], docs["paris"]])
     assert [(a.id, a.name, a.referenced_resource_ids) for a in dependents] == [
         (second, "second", [docs["hours"]]),
         (first, "first", sorted([docs["hours"], docs["refunds"]])),
     ]
-    assert kb.agents.dependent_agents(kb.create_workspace("stranger")[0], [docs["hours"]]) == []
+    assert kb.agents.dependent_agents(kb.workspaces.create("stranger")[0], [docs["hours"]]) == []
 
     assert sorted(kb.agents.detach_documents(workspace, [docs["hours"]])) == sorted([first, second])
     kept = client.get(f"{AGENTS}/{first}").json()["conversation_config"]["agent"]["prompt"]["knowledge_base"]

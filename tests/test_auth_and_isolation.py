@@ -32,8 +32,8 @@ def test_missing_or_unknown_key_is_401_json(server, api_key):
 
 
 def test_workspaces_are_isolated(server, kb):
-    _, key_a = kb.create_workspace("alpha")
-    _, key_b = kb.create_workspace("beta")
+    _, key_a = kb.workspaces.create("alpha")
+    _, key_b = kb.workspaces.create("beta")
     with server.client(key_a) as a, server.client(key_b) as b:
         secret = add_text(a, "The launch code for project Nightingale is 7-4-1-9.", "alpha secret")
         mine = add_text(b, "Beta workspace notes about gardening tomatoes.", "beta notes")

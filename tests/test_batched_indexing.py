@@ -17,14 +17,14 @@ NOTES = [f"Note {n}: the spare part number {1000 + n} fits pump model {chr(65 + 
 
 
 def statuses(kb, workspace, documents) -> list[str]:
-    return [kb.list_rag_indexes(workspace, d.id)[0].status for d in documents]
+    return [kb.rag_indexes.list(workspace, d.id)[0].status for d in documents]
 
 
 def test_queued_documents_are_embedded_and_published_together(tmp_path):
     kb = make_kb(tmp_path / "data")
     try:
-        workspace, _ = kb.create_workspace("batch")
-        added = [kb.add_text(workspace, text, f"note {n}") for n, text in enumerate(NOTES)]
+        workspace, _ = kb.workspaces.create("batch")
+        added = [kb.documents.add_text(workspace, text, f"note {n}") for n, text in enumerate(NOTES)]
         calls: list[int] = []
         embedder = kb.models.get(MODEL)
         original = embedder.embed_documents
@@ -44,7 +44,7 @@ def test_queued_documents_are_embedded_and_published_together(tmp_path):
         loaded = kb.vectors.get_loaded(workspace.id, MODEL, embedder.dimension)
         assert len(loaded.store) == len(loaded.lexical.index) == len(NOTES)
         # Each stored vector is the vector of its own chunk, as if embedded alone.
-        hit = kb.retrieve(workspace, "spare part number 1017", limits=RetrievalLimits(max_vector_distance=2)).chunks[0]
+        hit = kb.retrieval.retrieve(workspace, "spare part number 1017", limits=RetrievalLimits(max_vector_distance=2)).chunks[0]
         assert hit.text == NOTES[17]
         alone = embedder.embed_documents([NOTES[17]])[0]
         query = embedder.embed_query("spare part number 1017")
@@ -56,13 +56,13 @@ def test_queued_documents_are_embedded_and_published_together(tmp_path):
 def test_one_bad_document_fails_alone(tmp_path):
     kb = make_kb(tmp_path / "data")
     try:
-        workspace, _ = kb.create_workspace("batch")
-        good = [kb.add_text(workspace, text, f"note {n}") for n, text in enumerate(NOTES[:3])]
-        bad = kb.add_text(workspace, "Short but fine text.", "to be broken")
-        (kb.settings.data_dir / "blobs" / workspace.id / bad.id).rename(tmp_path / "gone")  # its stored text is lost
+        workspace, _ = kb.workspaces.create("batch")
+        good = [kb.documents.add_text(workspace, text, f"note {n}") for n, text in enumerate(NOTES[:3])]
+        bad = kb.documents.add_text(workspace, "Short but fine text.", "to be broken")
+        (kb.settings.storage.data_dir / "blobs" / workspace.id / bad.id).rename(tmp_path / "gone")  # its stored text is lost
         kb.run_queued_jobs()
         assert statuses(kb, workspace, good) == ["succeeded"] * 3
-        [index] = kb.list_rag_indexes(workspace, bad.id)
+        [index] = kb.rag_indexes.list(workspace, bad.id)
         assert index.status == "failed" and index.error
     finally:
         kb.close()
@@ -70,9 +70,9 @@ def test_one_bad_document_fails_alone(tmp_path):
 
 def test_stopping_service_hands_unfinished_jobs_back(tmp_path):
     kb = make_kb(tmp_path / "data", embed_batch_size=1)
-    workspace, _ = kb.create_workspace("batch")
+    workspace, _ = kb.workspaces.create("batch")
     long_text = "\n\n".join(f"Paragraph {n} about a different pump, valve and gasket." * 8 for n in range(200))
-    document = kb.add_text(workspace, long_text, "long")
+    document = kb.documents.add_text(workspace, long_text, "long")
     stop = threading.Event()
     kb.indexer.stopping = stop
     embedder = kb.models.get(MODEL)
@@ -90,10 +90,10 @@ def test_stopping_service_hands_unfinished_jobs_back(tmp_path):
         kb.run_queued_jobs()
     finally:
         del embedder.embed_documents
-    assert kb.list_rag_indexes(workspace, document.id)[0].status == "processing"
+    assert kb.rag_indexes.list(workspace, document.id)[0].status == "processing"
     kb.indexer.stopping = None
     assert kb.run_queued_jobs() == 1  # queued again, and this time it finishes
-    assert kb.list_rag_indexes(workspace, document.id)[0].status == "succeeded"
+    assert kb.rag_indexes.list(workspace, document.id)[0].status == "succeeded"
     kb.close()
 
 
@@ -102,7 +102,7 @@ def test_server_without_workers_stores_and_queues_and_the_next_server_indexes(tm
     from helpers import LiveServer, add_text, retrieve, wait_indexed
 
     kb = make_kb(tmp_path / "data", workers=0)
-    workspace, key = kb.create_workspace("stored first")
+    workspace, key = kb.workspaces.create("stored first")
     server = LiveServer(kb).start()
     try:
         with server.client(key) as client:
@@ -135,14 +135,14 @@ def test_first_index_statuses_reads_many_documents_at_once(tmp_path):
     """What `kb ingest` polls: the status of the index each upload created, not of later ones."""
     kb = make_kb(tmp_path / "data")
     try:
-        workspace, _ = kb.create_workspace("statuses")
-        other, _ = kb.create_workspace("other")
-        added = [kb.add_text(workspace, text, f"note {n}") for n, text in enumerate(NOTES[:3])]
-        elsewhere = kb.add_text(other, NOTES[3], "not this workspace's")
+        workspace, _ = kb.workspaces.create("statuses")
+        other, _ = kb.workspaces.create("other")
+        added = [kb.documents.add_text(workspace, text, f"note {n}") for n, text in enumerate(NOTES[:3])]
+        elsewhere = kb.documents.add_text(other, NOTES[3], "not this workspace's")
         ids = [d.id for d in added]
-        assert kb.first_index_statuses(workspace, ids) == dict.fromkeys(ids, "created")
+        assert kb.rag_indexes.first_statuses(workspace, ids) == dict.fromkeys(ids, "created")
         kb.run_queued_jobs()
-        kb.ensure_rag_index(workspace, ids[0], "multilingual_e5_large_instruct")  # a second index, queued
-        assert kb.first_index_statuses(workspace, ids + [elsewhere.id]) == dict.fromkeys(ids, "succeeded")
+        kb.rag_indexes.ensure(workspace, ids[0], "multilingual_e5_large_instruct")  # a second index, queued
+        assert kb.rag_indexes.first_statuses(workspace, ids + [elsewhere.id]) == dict.fromkeys(ids, "succeeded")
     finally:
         kb.close()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.blobs import LocalBlobStore
+from kb.storage.blobs import LocalBlobStore
 
 
 def test_a_new_documents_files_are_written_together(tmp_path: Path) -> None:

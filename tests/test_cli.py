@@ -36,7 +36,7 @@ def test_workspace_create_prints_id_and_key(tmp_path):
     assert out["workspace_id"].startswith("ws_") and out["api_key"].startswith("kb_")
     kb = make_kb(tmp_path)
     try:
-        workspace = kb.authenticate(out["api_key"])
+        workspace = kb.workspaces.authenticate(out["api_key"])
         assert (workspace.id, workspace.name, workspace.tier) == (out["workspace_id"], "acme", "pro")
     finally:
         kb.close()
@@ -106,7 +106,7 @@ def test_running_server_serves_an_index_rebuilt_by_another_process(tmp_path):
     kb = make_kb(data)
     server = LiveServer(kb).start()
     try:
-        workspace, key = kb.create_workspace("live")
+        workspace, key = kb.workspaces.create("live")
         with server.client(key) as client:
             for name, text in [("owls", "Owls hunt at night and can turn their heads very far."),
                                ("tea", "Green tea is brewed with water below boiling point.")]:

@@ -19,8 +19,8 @@ import httpx
 from sqlalchemy import select
 
 from helpers import LiveServer, add_text, make_kb
-from kb.db import jobs
-from kb.rag_indexes import INDEX_JOB
+from kb.storage.schema import jobs
+from kb.services.rag_indexes import INDEX_JOB
 
 KB = "/v1/convai/knowledge-base"
 UPLOADERS = 32  # half per workspace
@@ -202,7 +202,7 @@ def list_all(http: httpx.Client) -> list[dict]:
 def test_concurrent_uploads_and_retrievals(tmp_path):
     started = time.monotonic()
     kb = make_kb(tmp_path / "data", workers=2)
-    keys = [kb.create_workspace(f"load-{ws}")[1] for ws in (0, 1)]
+    keys = [kb.workspaces.create(f"load-{ws}")[1] for ws in (0, 1)]
     server = LiveServer(kb)  # configures uvicorn's loggers: attach the recorder after it
     recorder = Recorder()
     watched = [logging.getLogger(), logging.getLogger("uvicorn")]  # uvicorn's does not propagate to the root

@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from helpers import CORPUS, free_port, make_kb
 from index.stores import load_store
-from kb.db import chunks, documents, jobs, rag_indexes
+from kb.storage.schema import chunks, documents, jobs, rag_indexes
 from kb.jobs import HOST
 
 KB_BIN = Path(sys.executable).parent / "kb"

@@ -33,7 +33,7 @@ def servers(tmp_path_factory) -> Iterator[dict[str, tuple]]:
     running = {}
     for kind, options in {"flat": {"vector_store": "flat"}, "hnsw": {"vector_store": "auto", "hnsw_threshold": 40}}.items():
         kb = make_kb(Path(tmp_path_factory.mktemp(kind)) / "data", chunk_tokens=48, chunk_overlap_tokens=0, **options)
-        workspace, key = kb.create_workspace(kind)
+        workspace, key = kb.workspaces.create(kind)
         server = LiveServer(kb).start()
         client = server.client(key)
         ids = [add_text(client, text, f"half {n}") for n, text in enumerate(halves)]

@@ -31,7 +31,7 @@ def strict(tmp_path: Path) -> Iterator[tuple]:
         url_allow_hosts=("127.0.0.1",),
     )
     server = LiveServer(kb).start()
-    _, key = kb.create_workspace("strict")
+    _, key = kb.workspaces.create("strict")
     with server.client(key) as client:
         keep = add_text(client, KEEP, "penguins")
         yield client, keep
@@ -92,7 +92,7 @@ def test_too_many_pages_is_413(strict, corpus):
 def parse_timer_only(tmp_path: Path) -> Iterator[tuple]:
     kb = make_kb(tmp_path / "data2", parse_timeout_secs=1.0)
     server = LiveServer(kb).start()
-    _, key = kb.create_workspace("timer")
+    _, key = kb.workspaces.create("timer")
     with server.client(key) as client:
         yield client, add_text(client, KEEP, "penguins")
     server.stop()
@@ -204,7 +204,7 @@ def test_default_settings_refuse_private_addresses(tmp_path, site):
     kb = make_kb(tmp_path / "default")  # no KB_URL_ALLOW_HOSTS
     server = LiveServer(kb).start()
     try:
-        _, key = kb.create_workspace("default")
+        _, key = kb.workspaces.create("default")
         with server.client(key) as client:
             for url in (f"{site}/page", "http://10.0.0.1/", "http://169.254.169.254/latest/meta-data/",
                         "http://localhost/", "http://[::1]/"):

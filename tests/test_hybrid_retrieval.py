@@ -49,7 +49,7 @@ def test_deleted_documents_leave_both_indexes(client, notes, kb, api_key):
     for mode in ("lexical", "dense", "hybrid"):
         hits = retrieve(client, "Zorblax pump gasket", search_mode=mode, max_vector_distance=2)["chunks"]
         assert notes["pump"] not in {h["document_id"] for h in hits}, mode
-    workspace = kb.authenticate(api_key)
+    workspace = kb.workspaces.authenticate(api_key)
     loaded = kb.vectors.get_loaded(workspace.id, "all-MiniLM-L6-v2", 384)
     assert len(loaded.store) == len(loaded.lexical.index) == 2
 

@@ -20,15 +20,16 @@ import pytest
 from sqlalchemy import select, update
 
 from helpers import REPO, make_kb
-from kb.db import Database, jobs, now
-from kb.jobs import HOST, MAX_ATTEMPTS, JobQueue, WorkerPool, pid_alive, process_owner, run_jobs
+from kb.jobs import HOST, MAX_ATTEMPTS, JobKind, JobKinds, JobQueue, WorkerPool, pid_alive, process_owner, run_batch
+from kb.storage import Database, now, open_database
+from kb.storage.schema import jobs
 
 # Claims one job in a separate process, then dies as a crashing indexer would: SIGKILL, no cleanup.
 CRASHER = """
 import os, signal, sys
-from kb.db import Database
 from kb.jobs import JobQueue
-assert JobQueue(Database(sys.argv[1])).claim() is not None
+from kb.storage import open_database
+assert JobQueue(open_database(sys.argv[1])).claim() is not None
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -36,9 +37,9 @@ os.kill(os.getpid(), signal.SIGKILL)
 CLAIMER = """
 import json, os, sys, threading, time
 from pathlib import Path
-from kb.db import Database
 from kb.jobs import JobQueue
-queue = JobQueue(Database(sys.argv[1]))
+from kb.storage import open_database
+queue = JobQueue(open_database(sys.argv[1]))
 (Path(sys.argv[2]) / str(os.getpid())).touch()
 go = Path(sys.argv[2]) / "go"
 claimed = []
@@ -56,7 +57,7 @@ print(json.dumps({"pid": os.getpid(), "ids": claimed}))
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'kb.sqlite3'}")
+    database = open_database(f"sqlite:///{tmp_path / 'kb.sqlite3'}")
     yield database
     database.dispose()
 
@@ -84,6 +85,11 @@ def python(code: str, *args: str, check_exit: int | None = 0) -> subprocess.Comp
     if check_exit is not None:
         assert done.returncode == check_exit, done.stderr
     return done
+
+
+def kinds(handler, *names: str, **policy) -> JobKinds:
+    """A registry running each of `names` (default "test") with `handler`."""
+    return JobKinds(*(JobKind(name, handler, **policy) for name in names or ("test",)))
 
 
 def add_jobs(queue: JobQueue, count: int = 1) -> list[int]:
@@ -148,7 +154,7 @@ def test_owner_pid_liveness(live_pid, monkeypatch):
     def not_permitted(pid, sig):
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr("kb.jobs.os.kill", not_permitted)  # a process of another user
+    monkeypatch.setattr("kb.jobs.owners.os.kill", not_permitted)  # a process of another user
     assert pid_alive(live_pid)
 
 
@@ -222,7 +228,7 @@ def test_concurrent_claims_from_processes_and_threads_never_share_a_job(db, tmp_
 
 def test_job_interrupted_too_often_ends_failed(db):
     given_up = []
-    queue = JobQueue(db, max_attempts=3, on_give_up=lambda job, error: given_up.append((job, error)))
+    queue = JobQueue(db, kinds(None, max_attempts=3, on_give_up=lambda job, error: given_up.append((job, error))))
     [job_id] = add_jobs(queue)
     for attempt in range(1, 4):
         python(CRASHER, db.url, check_exit=-signal.SIGKILL)
@@ -239,13 +245,13 @@ def test_index_whose_job_keeps_crashing_ends_failed_with_the_message(tmp_path):
     """The service's give-up callback: the RAG index the job was building ends `failed`."""
     kb = make_kb(tmp_path)
     try:
-        workspace, _ = kb.create_workspace("w")
-        doc = kb.add_text(workspace, "A document whose indexing kills the process every time. " * 20, "poison")
+        workspace, _ = kb.workspaces.create("w")
+        doc = kb.documents.add_text(workspace, "A document whose indexing kills the process every time. " * 20, "poison")
         for _ in range(MAX_ATTEMPTS):
-            assert kb.list_rag_indexes(workspace, doc.id)[0].status == "created"  # never run here
+            assert kb.rag_indexes.list(workspace, doc.id)[0].status == "created"  # never run here
             python(CRASHER, kb.db.url, check_exit=-signal.SIGKILL)
             kb.queue.requeue_interrupted()
-        [index] = kb.list_rag_indexes(workspace, doc.id)
+        [index] = kb.rag_indexes.list(workspace, doc.id)
         assert index.status == "failed" and f"gave up after {MAX_ATTEMPTS} attempts" in index.error
         with kb.db.read() as conn:
             assert conn.execute(select(jobs.c.status)).scalars().all() == ["failed"]
@@ -258,13 +264,13 @@ def test_running_job_keeps_its_heartbeat_fresh_and_the_heartbeat_thread_stops(db
     [job_id] = add_jobs(queue)
     beats = []
 
-    def handler(batch) -> None:
+    def handler(batch, context) -> None:
         [job] = batch
         for _ in range(8):
             beats.append(job_row(db, job.id).heartbeat_at)
             time.sleep(0.05)
 
-    run_jobs(queue, handler, [queue.claim()])
+    run_batch(queue, JobKind("test", handler), [queue.claim()])
     assert len(set(beats)) >= 3 and beats == sorted(beats)
     assert job_row(db, job_id).status == "done"
     assert not [t for t in threading.enumerate() if t.name.startswith("kb-heartbeat")]
@@ -309,7 +315,7 @@ def test_worker_pool_periodically_picks_up_jobs_of_dead_owners(db, live_pid):
     set_running(db, other, f"{HOST}:{live_pid}")
     python(CRASHER, db.url, check_exit=-signal.SIGKILL)
     ran = []
-    pool = WorkerPool(queue, lambda batch: ran.extend(job.id for job in batch), poll_secs=0.05, reap_secs=0.2)
+    pool = WorkerPool(queue, kinds(lambda batch, context: ran.extend(job.id for job in batch)), poll_secs=0.05, reap_secs=0.2)
     pool.start()
     try:
         deadline = time.monotonic() + 30
@@ -328,11 +334,11 @@ def test_pool_stopped_politely_gives_back_the_job_it_could_not_finish(db):
     [job_id] = add_jobs(queue)
     started, release = threading.Event(), threading.Event()
 
-    def slow(batch) -> None:
+    def slow(batch, context) -> None:
         started.set()
         release.wait(30)
 
-    pool = WorkerPool(queue, slow, poll_secs=0.05)
+    pool = WorkerPool(queue, kinds(slow), poll_secs=0.05)
     pool.start()
     try:
         assert started.wait(30)
@@ -356,7 +362,8 @@ def test_a_worker_takes_queued_jobs_of_one_kind_together(db):
         ids = [queue.enqueue(conn, "index", {"n": n}) for n in range(5)]
         other = queue.enqueue(conn, "other", {})
     batches: list[list[int]] = []
-    pool = WorkerPool(queue, lambda batch: batches.append([job.id for job in batch]), poll_secs=0.05, batch_size=4)
+    record = lambda batch, context: batches.append([job.id for job in batch])  # noqa: E731
+    pool = WorkerPool(queue, kinds(record, "index", "other", batch_size=4), poll_secs=0.05)
     pool.start()
     try:
         deadline = time.monotonic() + 30

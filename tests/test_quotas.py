@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from helpers import LiveServer, make_kb, wait_indexed
 from kb.cli import main
-from kb.config import DEFAULT_TIERS_FILE
+from kb.settings import DEFAULT_TIERS_FILE
 
 KB = "/v1/convai/knowledge-base"
 
@@ -33,7 +33,7 @@ def live(tmp_path: Path) -> Iterator[tuple]:
 
 
 def workspace_client(kb, server, **limits):
-    workspace, key = kb.create_workspace("quota", **limits)
+    workspace, key = kb.workspaces.create("quota", **limits)
     return workspace, server.client(key)
 
 
@@ -197,7 +197,7 @@ def test_tier_change_moves_the_limit(live, corpus):
         assert index_status(client, doc)["status"] == "rag_limit_exceeded"
 
         runner = CliRunner()
-        data_dir = str(kb.settings.data_dir)
+        data_dir = str(kb.settings.storage.data_dir)
         shown = json.loads(runner.invoke(main, ["workspace", "show", workspace.id, "--data-dir", data_dir],
                                          env={"KB_TIERS_FILE": str(DEFAULT_TIERS_FILE)}).stdout)
         assert shown["tier"] == "free" and shown["limits"]["rag_max_bytes"] == 1_000_000
@@ -253,12 +253,11 @@ def test_storage_sums_read_covering_indexes_only(tmp_path):
     rows (whose metadata and text columns make them large)."""
     from sqlalchemy import event
 
-    from kb.quotas import usage
 
     kb = make_kb(tmp_path / "data")
     try:
-        workspace, _ = kb.create_workspace("plans")
-        kb.add_text(workspace, sized_text(300), "one")
+        workspace, _ = kb.workspaces.create("plans")
+        kb.documents.add_text(workspace, sized_text(300), "one")
         with kb.db.read() as conn:
             plans: list[str] = []
 
@@ -269,7 +268,7 @@ def test_storage_sums_read_covering_indexes_only(tmp_path):
 
             event.listen(conn, "before_cursor_execute", explain)
             try:
-                assert usage(conn, workspace.id).documents == 1
+                assert kb.quotas.usage(conn, workspace.id).documents == 1
             finally:
                 event.remove(conn, "before_cursor_execute", explain)
     finally:

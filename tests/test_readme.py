@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from helpers import REPO, LiveServer, make_kb
-from kb.config import DEFAULT_TIERS_FILE
+from kb.settings import DEFAULT_TIERS_FILE
 
 README = (REPO / "README.md").read_text()
 
@@ -18,7 +18,7 @@ README = (REPO / "README.md").read_text()
 def default_server(tmp_path):
     """Real tier limits and the `default` workspace, exactly as a newcomer gets them."""
     kb = make_kb(tmp_path / "data", tiers_file=DEFAULT_TIERS_FILE)
-    _, api_key = kb.ensure_default_workspace()
+    _, api_key = kb.workspaces.ensure_default()
     server = LiveServer(kb).start()
     yield server, api_key
     server.stop()

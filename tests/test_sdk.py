@@ -131,7 +131,7 @@ def sdk_server(sdk_kb) -> Iterator[LiveServer]:
 @pytest.fixture
 def key(sdk_kb) -> str:
     """A fresh workspace per test: listings, searches and usage totals see only this test's documents."""
-    return sdk_kb.create_workspace(f"sdk-{uuid.uuid4().hex[:8]}")[1]
+    return sdk_kb.workspaces.create(f"sdk-{uuid.uuid4().hex[:8]}")[1]
 
 
 @pytest.fixture

@@ -13,20 +13,20 @@ TEXTS = {
 
 def _index_all(kb, workspace) -> None:
     for name, text in TEXTS.items():
-        kb.add_text(workspace, text, name)
+        kb.documents.add_text(workspace, text, name)
     while (job := kb.queue.claim()) is not None:
-        from kb.jobs import run_jobs
+        from kb.jobs import run_batch
 
-        run_jobs(kb.queue, kb.handle_jobs, [job])
+        run_batch(kb.queue, kb.job_kinds.get(job.kind), [job])
 
 
 def _top(kb, workspace, query: str) -> list[tuple[str, float]]:
-    return [(c.document_name, round(c.vector_distance, 5)) for c in kb.retrieve(workspace, query).chunks]
+    return [(c.document_name, round(c.vector_distance, 5)) for c in kb.retrieval.retrieve(workspace, query).chunks]
 
 
 def test_corrupt_or_missing_index_file_is_rebuilt_from_stored_embeddings(tmp_path):
     kb = make_kb(tmp_path)
-    workspace, _ = kb.create_workspace("w")
+    workspace, _ = kb.workspaces.create("w")
     _index_all(kb, workspace)
     expected = _top(kb, workspace, "lava and ash")
     assert expected[0][0] == "volcano"
@@ -49,13 +49,13 @@ def test_corrupt_or_missing_index_file_is_rebuilt_from_stored_embeddings(tmp_pat
 
 def test_two_processes_on_one_data_dir_see_each_others_changes(tmp_path):
     writer, reader = make_kb(tmp_path), make_kb(tmp_path)
-    workspace, _ = writer.create_workspace("w")
-    assert reader.retrieve(workspace, "strings and a bow").chunks == []
+    workspace, _ = writer.workspaces.create("w")
+    assert reader.retrieval.retrieve(workspace, "strings and a bow").chunks == []
     _index_all(writer, workspace)
     assert _top(reader, workspace, "strings and a bow")[0][0] == "violin"
 
-    violin = next(d for d in writer.list_documents(workspace).documents if d.name == "violin")
-    writer.delete_document(workspace, violin.id)
+    violin = next(d for d in writer.documents.list(workspace).documents if d.name == "violin")
+    writer.documents.delete(workspace, violin.id)
     assert "violin" not in [name for name, _ in _top(reader, workspace, "strings and a bow")]
     assert not list((tmp_path / "indexes" / workspace.id).glob("*.tmp"))
     writer.close()
@@ -68,7 +68,7 @@ def test_loaded_indexes_stay_within_the_memory_budget(tmp_path):
     budget = int(0.01 * 2**20)
     workspaces = []
     for i in range(8):
-        workspace, _ = kb.create_workspace(f"w{i}")
+        workspace, _ = kb.workspaces.create(f"w{i}")
         _index_all(kb, workspace)
         workspaces.append(workspace)
     for _ in range(2):

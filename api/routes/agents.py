@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from kb.agents import Agent, RetrieveOverrides
+from kb.records import Agent
+from kb.services.agents import RetrieveOverrides
 
 from ..agent_schemas import (
     AgentDeletedResponse,

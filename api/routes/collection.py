@@ -1,6 +1,7 @@
 """Operations on many documents at once: folders, moves, search, summaries, bulk delete, dependents.
 
 Registered before the per-document routes: these fixed paths must win over `/{documentation_id}`.
+Batch endpoints answer for each item: one item's error is reported with it, the others carry on.
 """
 
 from __future__ import annotations
@@ -9,21 +10,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from kb.errors import InvalidRequest, KBError
+from kb.errors import InvalidRequest, KBError, NotFound
 
 from .. import presenters
 from ..deps import KB, CurrentWorkspace
+from ..errors import status_for
 from ..schemas import (
     AddDocumentResponse,
     BatchFailure,
     BulkDeleteRequest,
     BulkDeleteSuccess,
     BulkMoveRequest,
+    BulkMoveSuccess,
     DeletedId,
     DependentAgentsResponse,
     DocumentIdsRequest,
     FolderRequest,
-    FolderSegment,
+    MovedId,
     SearchResponse,
     SearchResult,
     SnippetPart,
@@ -34,22 +37,29 @@ router = APIRouter(prefix="/v1/convai/knowledge-base", tags=["knowledge base"])
 
 
 def failure(exc: KBError) -> BatchFailure:
-    return BatchFailure(error_code=exc.status, error_status=exc.code, error_message=exc.message)
+    return BatchFailure(error_code=status_for(exc.code), error_status=exc.code, error_message=exc.message)
+
+
+def _not_found(document_id: str) -> NotFound:
+    return NotFound(f"document {document_id!r} not found in this workspace")
 
 
 @router.post("/folder", response_model=AddDocumentResponse, summary="Create a folder")
 def create_folder(body: FolderRequest, kb: KB, workspace: CurrentWorkspace) -> AddDocumentResponse:
     if body.enable_auto_sync:
         raise InvalidRequest("folder auto-sync is not supported yet")
-    folder = kb.create_folder(workspace, body.name, body.parent_folder_id)
-    path = kb.folder_path(workspace, folder.id)
-    return AddDocumentResponse(id=folder.id, name=folder.name, folder_path=[FolderSegment(id=i, name=n) for i, n in path])
+    folder = kb.folders.create(workspace, body.name, body.parent_folder_id)
+    return AddDocumentResponse(id=folder.id, name=folder.name, folder_path=presenters.folder_path(kb, workspace, folder.id))
 
 
-@router.post("/bulk-move", summary="Move documents and folders into a folder (null: the root)")
+@router.post("/bulk-move", response_model=dict[str, BulkMoveSuccess | BatchFailure],
+             summary="Move documents and folders into a folder (null: the root); a result per document")
 def bulk_move(body: BulkMoveRequest, kb: KB, workspace: CurrentWorkspace) -> dict:
-    kb.move(workspace, body.document_ids, body.move_to)
-    return {}
+    failures = kb.folders.move_each(workspace, body.document_ids, body.move_to)
+    return {
+        document_id: failure(failures[document_id]) if document_id in failures else BulkMoveSuccess(data=MovedId(id=document_id))
+        for document_id in dict.fromkeys(body.document_ids)
+    }
 
 
 @router.post("/bulk-delete", response_model=dict[str, BulkDeleteSuccess | BatchFailure],
@@ -58,7 +68,7 @@ def bulk_delete(body: BulkDeleteRequest, kb: KB, workspace: CurrentWorkspace) ->
     results: dict[str, BulkDeleteSuccess | BatchFailure] = {}
     for document_id in dict.fromkeys(body.document_ids):
         try:
-            kb.delete_document(workspace, document_id, force=body.force)
+            kb.documents.delete(workspace, document_id, force=body.force)
             results[document_id] = BulkDeleteSuccess(data=DeletedId(id=document_id))
         except KBError as exc:
             results[document_id] = failure(exc)
@@ -68,15 +78,11 @@ def bulk_delete(body: BulkDeleteRequest, kb: KB, workspace: CurrentWorkspace) ->
 @router.get("/summaries", response_model=dict[str, SummarySuccess | BatchFailure],
             summary="Summaries of many documents; a result per id")
 def summaries(kb: KB, workspace: CurrentWorkspace, document_ids: Annotated[list[str], Query()]) -> dict:
-    results: dict[str, SummarySuccess | BatchFailure] = {}
-    for document_id in dict.fromkeys(document_ids):
-        try:
-            results[document_id] = SummarySuccess(
-                data=presenters.summary(kb, workspace, kb.get_document(workspace, document_id))
-            )
-        except KBError as exc:
-            results[document_id] = failure(exc)
-    return results
+    ids = list(dict.fromkeys(document_ids))
+    found = kb.documents.get_many(workspace, ids)
+    present = [found[i] for i in ids if i in found]
+    made = dict(zip([d.id for d in present], presenters.summaries(kb, workspace, present)))
+    return {i: SummarySuccess(data=made[i]) if i in made else failure(_not_found(i)) for i in ids}
 
 
 @router.post("/dependent-agents", response_model=DependentAgentsResponse, summary="Agents that use any of these documents")
@@ -88,9 +94,12 @@ def bulk_dependent_agents(
     page_size: Annotated[int, Query(ge=1, le=100)] = 30,
     cursor: str | None = None,
 ) -> DependentAgentsResponse:
-    for document_id in body.document_ids:
-        kb.get_document(workspace, document_id)
-    return DependentAgentsResponse(agents=presenters.dependent_agents(kb, workspace, body.document_ids))
+    """Agents of the documents found; each id not found is reported in `errors` (the others carry on)."""
+    ids = list(dict.fromkeys(body.document_ids))
+    found = kb.documents.get_many(workspace, ids)
+    errors = {i: failure(_not_found(i)) for i in ids if i not in found}
+    agents = presenters.dependent_agents(kb, workspace, [i for i in ids if i in found])
+    return DependentAgentsResponse(agents=agents, errors=errors)
 
 
 @router.get("/search", response_model=SearchResponse,
@@ -103,15 +112,16 @@ def search(
     types: Annotated[list[str] | None, Query()] = None,
     cursor: str | None = None,
 ) -> SearchResponse:
-    hits, next_cursor = kb.search(workspace, query, page_size=page_size, types=tuple(types or ()), cursor=cursor)
+    hits, next_cursor = kb.search.search(workspace, query, page_size=page_size, types=tuple(types or ()), cursor=cursor)
+    documents = presenters.summaries(kb, workspace, [doc for doc, _ in hits])
     return SearchResponse(
         results=[
             SearchResult(
-                document=presenters.summary(kb, workspace, doc),
+                document=document,
                 score=hit.score,
                 search_snippet=[SnippetPart(value=v, is_hit=h) for v, h in hit.snippet],
             )
-            for doc, hit in hits
+            for document, (_, hit) in zip(documents, hits)
         ],
         next_cursor=next_cursor,
     )

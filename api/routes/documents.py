@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 
-from kb.documents import ListQuery
 from kb.errors import DocumentTooLarge, InvalidRequest
+from kb.records import ListQuery
 
 from .. import presenters
 from ..deps import KB, CurrentWorkspace
@@ -19,7 +19,6 @@ from ..schemas import (
     DependentAgentsResponse,
     DocumentListResponse,
     DocumentResponse,
-    FolderSegment,
     MoveRequest,
     SourceFileUrlResponse,
     TextDocumentRequest,
@@ -32,12 +31,11 @@ DocType = Annotated[list[str] | None, Query(description="Only these types: file,
 
 
 def _added(kb, workspace, doc) -> AddDocumentResponse:
-    path = kb.folder_path(workspace, doc.parent_folder_id)
-    return AddDocumentResponse(id=doc.id, name=doc.name, folder_path=[FolderSegment(id=i, name=n) for i, n in path])
+    return AddDocumentResponse(id=doc.id, name=doc.name, folder_path=presenters.folder_path(kb, workspace, doc.parent_folder_id))
 
 
 def _read_upload(kb, file: UploadFile) -> bytes:
-    limit = kb.settings.max_upload_bytes
+    limit = kb.settings.ingest.max_upload_bytes
     data = file.file.read(limit + 1)
     if len(data) > limit:
         raise DocumentTooLarge(f"the file is over the upload limit of {limit} bytes (KB_MAX_UPLOAD_BYTES)")
@@ -46,7 +44,7 @@ def _read_upload(kb, file: UploadFile) -> bytes:
 
 @router.post("/text", response_model=AddDocumentResponse, summary="Add a document from text")
 def create_from_text(body: TextDocumentRequest, kb: KB, workspace: CurrentWorkspace) -> AddDocumentResponse:
-    return _added(kb, workspace, kb.add_text(workspace, body.text, body.name, body.parent_folder_id))
+    return _added(kb, workspace, kb.documents.add_text(workspace, body.text, body.name, body.parent_folder_id))
 
 
 @router.post("/file", response_model=AddDocumentResponse, summary="Add a document from a file")
@@ -57,7 +55,7 @@ def create_from_file(
     name: Annotated[str | None, Form()] = None,
     parent_folder_id: Annotated[str | None, Form()] = None,
 ) -> AddDocumentResponse:
-    doc = kb.add_file(workspace, _read_upload(kb, file), file.filename, file.content_type, name, parent_folder_id)
+    doc = kb.documents.add_file(workspace, _read_upload(kb, file), file.filename, file.content_type, name, parent_folder_id)
     return _added(kb, workspace, doc)
 
 
@@ -65,7 +63,7 @@ def create_from_file(
 def create_from_url(body: UrlDocumentRequest, kb: KB, workspace: CurrentWorkspace) -> AddDocumentResponse:
     if body.enable_auto_sync:
         raise InvalidRequest("URL auto-sync is not supported yet; add the URL without enable_auto_sync and use /refresh")
-    return _added(kb, workspace, kb.add_url(workspace, body.url, body.name, body.parent_folder_id))
+    return _added(kb, workspace, kb.documents.add_url(workspace, body.url, body.name, body.parent_folder_id))
 
 
 @router.get("", response_model=DocumentListResponse, summary="List documents and folders")
@@ -84,13 +82,13 @@ def list_documents(
     show_only_owned_documents: bool = False,  # every document of a workspace is its own
     created_by_user_id: str | None = None,  # accepted for compatibility; kb has no users within a workspace
 ) -> DocumentListResponse:
-    page = kb.list_documents(
+    page = kb.documents.list(
         workspace,
         ListQuery(page_size, cursor, search, tuple(types or ()), parent_folder_id, ancestor_folder_id, sort_by,
                   sort_direction, folders_first),
     )
     return DocumentListResponse(
-        documents=[presenters.summary(kb, workspace, d) for d in page.documents],
+        documents=presenters.summaries(kb, workspace, page.documents),
         next_cursor=page.next_cursor,
         has_more=page.has_more,
     )
@@ -99,7 +97,7 @@ def list_documents(
 @router.get("/{documentation_id}", response_model=DocumentResponse,
             summary="Get a document or folder")
 def get_document(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> DocumentResponse:
-    return presenters.detail(kb, workspace, kb.get_document(workspace, documentation_id))
+    return presenters.detail(kb, workspace, kb.documents.get(workspace, documentation_id))
 
 
 @router.patch("/{documentation_id}", response_model=DocumentResponse,
@@ -107,7 +105,7 @@ def get_document(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> 
 def update_document(documentation_id: str, body: UpdateDocumentRequest, kb: KB, workspace: CurrentWorkspace) -> DocumentResponse:
     if body.enable_auto_sync:
         raise InvalidRequest("URL auto-sync is not supported yet")
-    doc = kb.update_document(workspace, documentation_id, name=body.name, content=body.content)
+    doc = kb.documents.update(workspace, documentation_id, name=body.name, content=body.content)
     return presenters.detail(kb, workspace, doc)
 
 
@@ -118,21 +116,21 @@ def delete_document(
     workspace: CurrentWorkspace,
     force: Annotated[bool, Query(description="Delete even if agents use it (detaching it) or the folder is not empty")] = False,
 ) -> dict:
-    kb.delete_document(workspace, documentation_id, force=force)
+    kb.documents.delete(workspace, documentation_id, force=force)
     return {}
 
 
 @router.get("/{documentation_id}/content", response_class=PlainTextResponse, summary="The extracted text, as indexed")
 def get_content(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> PlainTextResponse:
-    return PlainTextResponse(kb.document_text(workspace, documentation_id))
+    return PlainTextResponse(kb.documents.text(workspace, documentation_id))
 
 
 @router.get("/{documentation_id}/chunk/{chunk_id}", response_model=ChunkResponse, summary="Get one chunk")
 def get_chunk(
     documentation_id: str, chunk_id: str, kb: KB, workspace: CurrentWorkspace, embedding_model: str | None = None
 ) -> ChunkResponse:
-    doc = kb.get_document(workspace, documentation_id)
-    return presenters.chunk(kb.get_chunk(workspace, doc.id, chunk_id, embedding_model), doc.name)
+    doc = kb.documents.get(workspace, documentation_id)
+    return presenters.chunk(kb.chunks.get(workspace, doc.id, chunk_id, embedding_model), doc.name)
 
 
 @router.get("/{documentation_id}/chunks", response_model=ChunksResponse, summary="The document's chunks, in order")
@@ -144,15 +142,15 @@ def list_chunks(
     page_size: Annotated[int, Query(ge=1, le=1000)] = 30,
     cursor: str | None = None,
 ) -> ChunksResponse:
-    doc = kb.get_document(workspace, documentation_id)
-    rows, next_cursor = kb.chunks(workspace, doc.id, embedding_model, page_size=page_size, cursor=cursor)
-    return ChunksResponse(chunks=[presenters.chunk(r, doc.name) for r in rows], next_cursor=next_cursor)
+    doc = kb.documents.get(workspace, documentation_id)
+    found, next_cursor = kb.chunks.page(workspace, doc.id, embedding_model, page_size=page_size, cursor=cursor)
+    return ChunksResponse(chunks=[presenters.chunk(c, doc.name) for c in found], next_cursor=next_cursor)
 
 
 @router.get("/{documentation_id}/source-file-url", response_model=SourceFileUrlResponse,
             summary="A signed link to download the original upload")
 def source_file_url(documentation_id: str, request: Request, kb: KB, workspace: CurrentWorkspace) -> SourceFileUrlResponse:
-    expires, signature = kb.source_file_link(workspace, documentation_id)
+    expires, signature = kb.source_files.link(workspace.id, documentation_id)
     url = request.url_for("download_source_file", workspace_id=workspace.id, documentation_id=documentation_id)
     return SourceFileUrlResponse(signed_url=f"{url}?expires={expires}&signature={signature}")
 
@@ -160,7 +158,7 @@ def source_file_url(documentation_id: str, request: Request, kb: KB, workspace: 
 @router.get("/source-file/{workspace_id}/{documentation_id}", name="download_source_file",
             summary="Download an original upload (with a signed link, no API key)")
 def download_source_file(workspace_id: str, documentation_id: str, expires: int, signature: str, kb: KB) -> Response:
-    data, doc = kb.source_file(workspace_id, documentation_id, expires, signature)
+    data, doc = kb.source_files.open(workspace_id, documentation_id, expires, signature)
     filename = (doc.filename or doc.name).replace('"', "")
     return Response(
         data,
@@ -172,7 +170,7 @@ def download_source_file(workspace_id: str, documentation_id: str, expires: int,
 @router.post("/{documentation_id}/refresh", response_model=DocumentResponse,
              summary="Fetch a URL document again (re-indexed only if it changed)")
 def refresh(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> DocumentResponse:
-    return presenters.detail(kb, workspace, kb.refresh(workspace, documentation_id))
+    return presenters.detail(kb, workspace, kb.documents.refresh(workspace, documentation_id))
 
 
 @router.patch("/{documentation_id}/update-file", response_model=DocumentResponse,
@@ -180,13 +178,13 @@ def refresh(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> Docum
 def update_file(
     documentation_id: str, kb: KB, workspace: CurrentWorkspace, file: Annotated[UploadFile, File()]
 ) -> DocumentResponse:
-    doc = kb.update_file(workspace, documentation_id, _read_upload(kb, file), file.filename, file.content_type)
+    doc = kb.documents.update_file(workspace, documentation_id, _read_upload(kb, file), file.filename, file.content_type)
     return presenters.detail(kb, workspace, doc)
 
 
 @router.post("/{document_id}/move", summary="Move a document or folder into a folder (null: the root)")
 def move(document_id: str, body: MoveRequest, kb: KB, workspace: CurrentWorkspace) -> dict:
-    kb.move(workspace, [document_id], body.move_to)
+    kb.folders.move(workspace, [document_id], body.move_to)
     return {}
 
 
@@ -200,5 +198,5 @@ def dependent_agents(
     page_size: Annotated[int, Query(ge=1, le=100)] = 30,
     cursor: str | None = None,
 ) -> DependentAgentsResponse:
-    kb.get_document(workspace, documentation_id)
+    kb.documents.get(workspace, documentation_id)
     return DependentAgentsResponse(agents=presenters.dependent_agents(kb, workspace, [documentation_id]))

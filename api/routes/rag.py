@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from kb.errors import KBError
-from kb.retrieval import RetrievalLimits, SearchOptions
+from kb.services.retrieval import RetrievalLimits, SearchOptions
 
 from .. import presenters
 from ..deps import KB, CurrentWorkspace
@@ -31,7 +31,7 @@ def retrieve(body: RetrieveRequest, kb: KB, workspace: CurrentWorkspace) -> Retr
     """Nearest chunks among the workspace's indexed documents (or `document_ids`), cut by the limits:
     first the `max_retrieved_rag_chunks_count` nearest, then those within `max_vector_distance`,
     then in rank order while the total text stays within `max_documents_length` characters."""
-    result = kb.retrieve(
+    result = kb.retrieval.retrieve(
         workspace,
         body.query,
         document_ids=body.document_ids,
@@ -60,17 +60,17 @@ def retrieve(body: RetrieveRequest, kb: KB, workspace: CurrentWorkspace) -> Retr
     summary="Start (or report) the document's index for a model",
 )
 def compute_rag_index(documentation_id: str, body: RagIndexRequest, kb: KB, workspace: CurrentWorkspace) -> RagIndexResponse:
-    return presenters.rag_index(kb.ensure_rag_index(workspace, documentation_id, body.model))
+    return presenters.rag_index(kb.rag_indexes.ensure(workspace, documentation_id, body.model))
 
 
 @router.get("/{documentation_id}/rag-index", response_model=RagIndexesResponse, summary="List the document's indexes")
 def list_rag_indexes(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> RagIndexesResponse:
-    return RagIndexesResponse(indexes=[presenters.rag_index(i) for i in kb.list_rag_indexes(workspace, documentation_id)])
+    return RagIndexesResponse(indexes=[presenters.rag_index(i) for i in kb.rag_indexes.list(workspace, documentation_id)])
 
 
 @router.get("/rag-index", response_model=RagOverviewResponse, summary="RAG index usage of the workspace")
 def rag_overview(kb: KB, workspace: CurrentWorkspace) -> RagOverviewResponse:
-    used, limit, per_model = kb.rag_usage(workspace)
+    used, limit, per_model = kb.quotas.rag_usage(workspace.id)
     return RagOverviewResponse(
         total_used_bytes=used,
         total_max_bytes=limit,
@@ -84,7 +84,7 @@ def rag_index_batch(body: RagIndexBatchRequest, kb: KB, workspace: CurrentWorksp
     results: dict[str, RagIndexBatchSuccess | BatchFailure] = {}
     for item in body.items:
         try:
-            index = kb.ensure_rag_index(workspace, item.document_id, item.model, create=item.create_if_missing)
+            index = kb.rag_indexes.ensure(workspace, item.document_id, item.model, create=item.create_if_missing)
             results[item.document_id] = RagIndexBatchSuccess(data=presenters.rag_index(index))
         except KBError as exc:
             results[item.document_id] = failure(exc)
@@ -94,4 +94,4 @@ def rag_index_batch(body: RagIndexBatchRequest, kb: KB, workspace: CurrentWorksp
 @router.delete("/{documentation_id}/rag-index/{rag_index_id}", response_model=RagIndexResponse,
                summary="Delete a document's index for one model (frees its usage at once)")
 def delete_rag_index(documentation_id: str, rag_index_id: str, kb: KB, workspace: CurrentWorkspace) -> RagIndexResponse:
-    return presenters.rag_index(kb.delete_rag_index(workspace, documentation_id, rag_index_id))
+    return presenters.rag_index(kb.rag_indexes.delete(workspace, documentation_id, rag_index_id))

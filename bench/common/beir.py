@@ -44,7 +44,7 @@ class Msmarco:
             import transformers
             from sentence_transformers import SentenceTransformer
 
-            from kb.config import bundled_model_path
+            from kb.settings import bundled_model_path
 
             transformers.logging.set_verbosity_error()
             self._model = SentenceTransformer(bundled_model_path(), device="cpu")
@@ -53,7 +53,7 @@ class Msmarco:
     def _cache_key(self) -> str:
         import hashlib
 
-        from kb.config import bundled_model_path
+        from kb.settings import bundled_model_path
 
         digest = hashlib.sha256("\n".join(p["text"] for p in self.passages).encode("utf-8"))
         digest.update(bundled_model_path().encode("utf-8"))

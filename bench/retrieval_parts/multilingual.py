@@ -42,7 +42,7 @@ def check_sets(args) -> int:
     from transformers import AutoTokenizer
 
     from ingest import chunk_document, parse
-    from kb.config import bundled_model_path
+    from kb.settings import bundled_model_path
 
     transformers.logging.set_verbosity_error()
     tok = AutoTokenizer.from_pretrained(bundled_model_path())

@@ -6,7 +6,7 @@ module here with its `VectorStore` subclass, and its import below.
 """
 
 from .base import VectorStore, envelope_kind, write_atomically
-from .registry import STORE_KINDS, create_store, load_store, register_store, unregister_store
+from .registry import STORE_KINDS, create_store, load_store, register_store, store_from_bytes, unregister_store
 
 from .faiss_flat import FlatStore  # noqa: E402,I001  (each module registers its kind)
 from .faiss_hnsw import HNSWStore  # noqa: E402
@@ -33,6 +33,7 @@ __all__ = [
     "load_store",
     "register_store",
     "unregister_store",
+    "store_from_bytes",
     "write_atomically",
     "STORE_KINDS",
 ]

@@ -42,7 +42,11 @@ def load_store(path: Path, kind: str = "flat", **options: object) -> VectorStore
     file itself: files written by "flat" or "hnsw" carry on under "auto", and `options`
     (`hnsw_threshold`) replace the saved ones.
     """
-    data = Path(path).read_bytes()
+    return store_from_bytes(Path(path).read_bytes(), kind, **options)
+
+
+def store_from_bytes(data: bytes, kind: str = "flat", **options: object) -> VectorStore:
+    """`load_store` of a file's bytes (for callers that keep index files elsewhere than a path)."""
     reader = _store_class(kind)
     if reader.reads_any_kind:
         return reader.from_bytes(data, **options)

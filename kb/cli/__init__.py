@@ -1,0 +1,19 @@
+"""The `kb` command: serve, manage workspaces, ingest, extract, query and reindex.
+
+Every command takes `--data-dir` (default `$KB_DATA_DIR`, else `./data`), so the CLI and a
+running server can share one store. One module per group of commands; each is added here.
+"""
+
+from .app import main
+from .documents import extract, ingest
+from .retrieval import query, reindex, show_config
+from .serve import serve
+from .workspaces import workspace
+
+for _command in (serve, workspace, ingest, extract, query, reindex, show_config):
+    main.add_command(_command)
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The knowledge base: builds the stores and services and owns their lifecycle.
+
+No SQL and no business logic here: each service is an attribute (`kb.documents`, `kb.folders`,
+`kb.agents`, `kb.retrieval`, `kb.rag_indexes`, `kb.search`, ...), built with only the stores and
+services it uses. The API and the CLI call the services.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from index.stores import set_search_threads
+
+from .indexes import VectorIndexes
+from .jobs import JobKinds, JobQueue, Scheduler, WorkerPool
+from .services.agents import Agents
+from .services.chunks import Chunks
+from .services.documents import Documents
+from .services.folders import Folders
+from .services.indexing import Indexer, index_job_kind
+from .services.ingestion import Ingestion
+from .services.links import LinkSigner, SourceFiles
+from .services.models import ModelRegistry
+from .services.quotas import Quotas
+from .services.rag_indexes import RagIndexes
+from .services.reindex import Reindex
+from .services.removal import Removal
+from .services.retrieval import Retriever
+from .services.search import FullTextSearch
+from .services.workspaces import Workspaces
+from .settings import Settings
+from .storage import open_storage
+
+log = logging.getLogger(__name__)
+
+
+class KnowledgeBase:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        data_dir = settings.storage.data_dir
+        self.storage = s = open_storage(settings.storage)  # migrates the schema first
+        self.db = s.db
+        self.job_kinds = JobKinds()
+        self.queue = JobQueue(s.db, self.job_kinds, store=s.jobs)
+        self.scheduler = Scheduler(s.db, self.queue, s.schedules)
+        self.models = ModelRegistry(settings.embedding, settings.embedding.model_cache_dir or data_dir / "models")
+        set_search_threads(1)
+        index = settings.index
+        self.vectors = VectorIndexes(
+            s.db, s.generations, s.chunks, s.index_files, int(index.index_cache_mb * 2**20), index.vector_store,
+            # "auto" stores switch when kb says so, outside the lock searches wait on (kb.indexes.loaded)
+            {"hnsw_threshold": index.hnsw_threshold, "auto_switch": False} if index.vector_store == "auto" else {},
+        )
+        self.workspaces = Workspaces(s.db, s.workspaces, settings.workspaces, settings.embedding.default_model,
+                                     data_dir / "default_api_key")
+        self.quotas = Quotas(s.db, s.workspaces, s.documents, s.rag_indexes, s.quota_lock, settings.workspaces)
+        self.removal = Removal(s.db, s.documents, s.rag_indexes, s.chunks, s.fulltext, self.vectors, s.blobs)
+        self.rag_indexes = RagIndexes(s.db, s.rag_indexes, s.documents, self.queue, self.quotas, self.models, self.removal)
+        self.indexer = Indexer(index, settings.embedding, s.db, self.rag_indexes, s.rag_indexes, s.chunks, s.documents,
+                               s.blobs, self.models, self.vectors)
+        self.job_kinds.register(index_job_kind(self.indexer, self.rag_indexes))
+        self.retrieval = Retriever(s.db, s.chunks, s.documents, self.models, self.vectors)
+        self.agents = Agents(s.db, s.agents, s.documents, s.blobs, self.models, self.retrieval)
+        self.folders = Folders(s.db, s.documents)
+        self.ingestion = Ingestion(settings.ingest)
+        self.documents = Documents(s.db, s.documents, s.fulltext, s.blobs, self.ingestion, self.quotas,
+                                   self.rag_indexes, self.folders, self.agents, self.removal)
+        self.chunks = Chunks(s.db, s.chunks, s.documents, self.models)
+        self.search = FullTextSearch(s.db, s.fulltext, s.documents)
+        self.source_files = SourceFiles(LinkSigner(data_dir), s.documents, s.db, s.blobs)
+        self.reindex = Reindex(s.db, s.rag_indexes, s.chunks, self.vectors, self.indexer, self.models)
+        self._workers: WorkerPool | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start_workers(self) -> None:
+        """Resume jobs a previous process left unfinished, then run jobs (and schedules) in the background."""
+        resumed = self.queue.requeue_interrupted()
+        if resumed:
+            log.info("resuming %d interrupted job(s)", resumed)
+        self._workers = WorkerPool(self.queue, self.job_kinds, size=self.settings.jobs.workers, scheduler=self.scheduler)
+        self._workers.start()
+
+    def warm_up(self) -> None:
+        """Load the default model and run one query through it, so the first request is fast."""
+        self.retrieval.embed_query(self.settings.embedding.default_model, "warm up")
+
+    def close(self) -> None:
+        if self._workers:
+            self._workers.stop()
+            self._workers = None
+        self.vectors.close()  # writes indexes changed since their last save
+        self.storage.close()
+
+    # --- running jobs here (the CLI and tests) -----------------------------------------------
+
+    def run_queued_jobs(self) -> int:
+        """Run the oldest due job and others of its kind here, as a worker would; returns how many."""
+        return WorkerPool(self.queue, self.job_kinds).run_one_batch()
+
+    def run_job_now(self, job_id: int) -> None:
+        """Run a queued job in this process (the CLI does this); waits if a worker already took it."""
+        pool = WorkerPool(self.queue, self.job_kinds)
+        job = self.queue.claim(job_id)
+        if job is not None:
+            pool.run_claimed([job])
+            return
+        while self.queue.status(job_id) in ("queued", "running"):
+            time.sleep(0.2)

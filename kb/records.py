@@ -1,0 +1,246 @@
+"""The records kb stores and hands out: plain dataclasses, shared by storage, services and the API.
+
+Repositories in `kb/storage` return these, never database rows.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+
+def new_id(prefix: str = "") -> str:
+    """An opaque, unguessable id (ids never reveal counts or order across tenants)."""
+    return prefix + secrets.token_urlsafe(15).replace("-", "x").replace("_", "y")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    id: str
+    name: str
+    tier: str
+    default_model: str
+
+
+@dataclass(frozen=True)
+class WorkspaceLimitOverrides:
+    """A workspace's tier and its own limits (None: the tier's value)."""
+
+    tier: str
+    rag_max_bytes: int | None = None
+    kb_max_bytes: int | None = None
+    kb_max_chars: int | None = None
+    min_rag_document_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    workspace_id: str
+    name: str
+    type: str  # "file" | "url" | "text" | "folder"
+    format: str
+    size_bytes: int
+    char_count: int
+    content_hash: str
+    created_at: float
+    updated_at: float
+    filename: str | None = None
+    url: str | None = None
+    content_type: str | None = None
+    parent_folder_id: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def is_folder(self) -> bool:
+        return self.type == "folder"
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    documents: list[Document]
+    next_cursor: str | None
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    page_size: int = 30
+    cursor: str | None = None
+    search: str | None = None  # name prefix, case-insensitive
+    types: tuple[str, ...] = ()
+    parent_folder_id: str | None = None  # direct children only
+    ancestor_folder_id: str | None = None  # anywhere below
+    sort_by: str = "created_at"
+    sort_direction: str = "desc"
+    folders_first: bool = False
+
+
+@dataclass(frozen=True)
+class FolderCounts:
+    children: int  # direct children
+    documents: int  # documents (not folders) anywhere below
+
+
+@dataclass(frozen=True)
+class StorageUsage:
+    kb_bytes: int
+    kb_chars: int
+    documents: int
+
+
+@dataclass(frozen=True)
+class RagIndex:
+    id: str
+    document_id: str
+    model: str
+    status: str
+    progress_percentage: float
+    used_bytes: int
+    error: str | None
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    workspace_id: str = ""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A stored chunk of a document's text, as the API shows it."""
+
+    id: str
+    document_id: str
+    model: str
+    ordinal: int
+    text: str
+    start: int
+    end: int
+    heading_path: list[str]
+    page_start: int | None
+    page_end: int | None
+
+
+@dataclass(frozen=True)
+class ChunkHit:
+    """A chunk found by a search, with its document's name (keys never leave kb)."""
+
+    key: int
+    chunk: Chunk
+    document_name: str
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    """A chunk to store, with everything indexing derived from it."""
+
+    id: str
+    workspace_id: str
+    document_id: str
+    rag_index_id: str
+    model: str
+    ordinal: int
+    text: str
+    start: int
+    end: int
+    heading_path: list[str]
+    page_start: int | None
+    page_end: int | None
+    token_count: int
+    text_hash: str
+    language: str
+    lexical_terms: str
+    embedding: bytes
+
+
+@dataclass(frozen=True)
+class StoredVectors:
+    """A batch of stored chunks as the search indexes need them."""
+
+    keys: list[int]
+    embeddings: list[bytes]
+    lexical_terms: list[str]
+    languages: list[str]
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: str
+    workspace_id: str
+    name: str
+    tags: list[str]
+    body: dict  # everything stored but name and tags: conversation_config, platform_settings, ...
+    created_at: float
+    updated_at: float
+
+    @property
+    def conversation_config(self) -> dict:
+        value = self.body.get("conversation_config")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def voice_id(self) -> str:
+        tts = self.conversation_config.get("tts")
+        return (tts.get("voice_id") if isinstance(tts, dict) else None) or ""
+
+
+@dataclass(frozen=True)
+class AgentPage:
+    agents: list[Agent]
+    next_cursor: str | None
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class Locator:
+    id: str
+    name: str
+    type: str
+    usage_mode: str  # "auto" | "prompt"
+
+
+@dataclass(frozen=True)
+class DependentAgent:
+    """An agent whose knowledge_base names some of the asked documents (`referenced_resource_ids`)."""
+
+    id: str
+    name: str
+    created_at: float
+    referenced_resource_ids: list[str]
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str
+    payload: dict
+    attempts: int = 0  # claims so far, this one included
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    """A running job as the reaper sees it."""
+
+    id: int
+    kind: str
+    payload: dict
+    attempts: int
+    owner: str | None
+    heartbeat_at: float | None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A job enqueued every `interval_secs` (the scheduler's unit of periodic work)."""
+
+    id: str
+    kind: str
+    payload: dict
+    interval_secs: float
+    next_run_at: float
+    last_job_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    document_id: str
+    score: float
+    snippet: list[tuple[str, bool]]  # (text, is_hit) parts

