@@ -27,7 +27,7 @@ from index.embedders import (
 )
 from index.stores import STORE_KINDS, FlatStore, VectorStore, create_store, load_store, register_store, unregister_store
 from index.stores.base import pack_envelope, unpack_envelope
-from kb.config import load_settings
+from kb.settings import load_settings
 
 MODEL = "all-MiniLM-L6-v2"
 
@@ -134,7 +134,7 @@ def test_registered_store_kind_is_created_saved_and_loaded(positional, tmp_path:
 
 
 def test_kb_settings_accept_registered_kinds_only(positional) -> None:
-    assert load_settings(environ={"KB_VECTOR_STORE": "positional"}).vector_store == "positional"
+    assert load_settings(environ={"KB_VECTOR_STORE": "positional"}).index.vector_store == "positional"
     unregister_store("positional")
     with pytest.raises(ValueError, match="KB_VECTOR_STORE must be one of flat, hnsw, auto"):
         load_settings(environ={"KB_VECTOR_STORE": "positional"})
@@ -205,7 +205,7 @@ def test_unavailable_backend_falls_back(half, caplog) -> None:
 
 
 def test_kb_settings_accept_registered_backends_only(half) -> None:
-    assert load_settings(environ={"KB_EMBED_BACKEND": "half"}).embed_backend == "half"
+    assert load_settings(environ={"KB_EMBED_BACKEND": "half"}).embedding.embed_backend == "half"
     unregister_backend("half")
     with pytest.raises(ValueError, match="KB_EMBED_BACKEND must be one of torch, onnx, onnx-int8, unavailable"):
         load_settings(environ={"KB_EMBED_BACKEND": "half"})
