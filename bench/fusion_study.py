@@ -290,14 +290,41 @@ def print_tables(results: dict, chosen: list[Variant]) -> None:
           + ", ".join(f"{s} {results[s]['agreement']:.3f}" for s in sets))
 
 
+def print_kinds(results: dict, names: list[str]) -> None:
+    """Entity sets by query kind (nDCG@10), and each variant's wins / losses against kb's hybrid per query."""
+    for s in ("entities-dev", "entities-test"):
+        if s not in results:
+            continue
+        kinds = results[s]["kinds"]
+        order = list(dict.fromkeys(kinds))
+        print(f"\n{s} by query kind (nDCG@10; W/L against kb hybrid over all queries):\n")
+        print("| variant | " + " | ".join(f"{k} ({kinds.count(k)})" for k in order) + " | W/L |")
+        print("|" + " --- |" * (len(order) + 2))
+        base = results[s]["variants"]["kb"]["hybrid"]["per_query"]
+        rows = [("kb dense", results[s]["variants"]["kb"]["dense"]["per_query"]),
+                ("kb lexical", results[s]["variants"]["kb"]["lexical"]["per_query"])]
+        rows += [(n, results[s]["variants"][n]["hybrid"]["per_query"]) for n in names if n in results[s]["variants"]]
+        for name, per_query in rows:
+            cells = [f"{np.mean([v for v, k in zip(per_query, kinds) if k == kind]):.3f}" for kind in order]
+            wins = sum(v > b + 1e-9 for v, b in zip(per_query, base))
+            losses = sum(v < b - 1e-9 for v, b in zip(per_query, base))
+            print(f"| {name} | " + " | ".join(cells) + f" | {wins}/{losses} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--no-ctx", action="store_true", help="skip the KB_EMBED_CONTEXT server")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--from-json", type=Path, default=None, help="print the tables of an earlier run")
     args = parser.parse_args()
     sets = args.sets.split(",")
     chosen = variants()
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        print_tables(results, [v for v in chosen if any(v.name in r["variants"] for r in results.values())])
+        print_kinds(results, [v.name for v in chosen])
+        return
     started, load_before = time.monotonic(), os.getloadavg()[0]
     plain_variants = [v for v in chosen if v.dense_side == "plain"]
     results = run_server("plain", sets, plain_variants)
@@ -308,6 +335,7 @@ def main() -> None:
         chosen = plain_variants
     print(f"\n{{'seconds': {round(time.monotonic() - started)}, 'load_before': {load_before:.1f}, 'load_after': {os.getloadavg()[0]:.1f}}}\n")
     print_tables(results, chosen)
+    print_kinds(results, [v.name for v in chosen])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))
