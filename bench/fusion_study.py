@@ -10,8 +10,8 @@ workspace the study reads every chunk back (GET /{id}/chunks) and rebuilds kb's 
 with `index.lexical` (each document's language from `detect_language` of its text, chunk terms from
 `analyze`, `BM25Index` with kb's parameters), plus a second BM25 index over each chunk's *title field*:
 its document's name and its heading path. For each query it asks kb over HTTP for the dense ranking (top
-1,000, each chunk's true cosine distance; chunks outside it through a dense search restricted to their
-documents) and takes the lexical candidates from the replica; the candidates (top 100 of each side, as
+1,000, each chunk's true cosine distance), for its lexical top 100 (which carry their true distances too),
+and for the other chunks a variant needs through a dense search restricted to their documents; it takes the lexical candidates from the replica; the candidates (top 100 of each side, as
 kb's retriever takes) are then ranked by `index.fusion` exactly as kb's hybrid mode does, or by a
 variant. The unmodified variant ("kb") is checked against kb's own hybrid answers over HTTP (share of
 queries whose top 10 is identical).
@@ -21,8 +21,9 @@ gives the dense side of the "+ctx" variants.
 
 Variants (`VARIANTS`): `kb` (today); `title xW` (lexical score = BM25(text) + W x BM25(title field), in
 hybrid and in the lexical candidate search; coordination counts terms found in either); `title-in-text`
-(the title field's words added to each chunk's text terms); `name-signal` (for name-like queries, 1-4
-words and no question word: the dense weight is at least 0.5); anchors `a<no>-<clear>`; `no-coord`.
+(the title field's words added to each chunk's text terms); `short-query S` (a query-type signal: for
+queries of 1-4 words that do not start with a question word, in a language the model knows, the dense
+weight is at least S); anchors `a<no>-<clear>`; `no-coord`.
 Scores: nDCG@10 for the BEIR sets, MRR@10 for the multilingual ones. Choose on entities-dev only;
 entities-test is held out.
 """
@@ -102,6 +103,8 @@ class QueryData:
 def query_data(workspace: Workspace, replica: Replica, query: Query) -> QueryData:
     dense = workspace.retrieve(query.text, "dense", count=1000)
     similarity = {replica.key[c.chunk_id]: 1.0 - c.vector_distance for c in dense}
+    for c in workspace.retrieve(query.text, "lexical", count=POOL):  # kb's lexical candidates, true distances
+        similarity.setdefault(replica.key[c.chunk_id], 1.0 - c.vector_distance)
     terms = analyze_query(query.text, replica.text.languages)
     wanted: set[int] = set()
     for index in (replica.text, replica.text_title):
@@ -130,13 +133,13 @@ class Variant:
     name: str
     title_weight: float = 0.0  # BM25(title field) added with this weight
     title_in_text: bool = False
-    name_signal: float | None = None  # for name-like queries: dense weight at least this
+    short_query: float | None = None  # for name-like queries: dense weight at least this
     constants: fusion.FusionConstants = fusion.DEFAULTS
     coordinate: bool = True
     dense_side: str = "plain"  # "plain" or "ctx" (the KB_EMBED_CONTEXT server)
 
 
-def name_like(query: str) -> bool:
+def short_query_like(query: str) -> bool:
     words = query.replace("?", " ? ").split()
     return 1 <= len(words) <= 4 and "?" not in words and words[0].lower() not in QUESTION_WORDS
 
@@ -186,8 +189,8 @@ def rank(variant: Variant, mode: str, replica: Replica, data: QueryData, query: 
     if mode == "lexical":
         return keys[np.argsort(-lexical, kind="stable")].tolist()
     weights = fusion.adaptive_weights(similarity, lexical, dense_knows_language=data.covers, constants=variant.constants)
-    if variant.name_signal is not None and data.covers and weights.lexical > 0 and name_like(query):
-        dense = max(weights.dense, variant.name_signal)
+    if variant.short_query is not None and data.covers and weights.lexical > 0 and short_query_like(query):
+        dense = max(weights.dense, variant.short_query)
         weights = replace(weights, dense=dense, lexical=1.0 - dense)
     if not variant.coordinate:
         weights = replace(weights, coordinate=False)
@@ -199,8 +202,9 @@ def variants() -> list[Variant]:
     out = [Variant("kb")]
     out += [Variant(f"title x{w:g}", title_weight=w) for w in (0.5, 1.0, 2.0)]
     out += [Variant("title-in-text", title_in_text=True)]
-    out += [Variant(f"name-signal {s:g}", name_signal=s) for s in (0.5, 0.7)]
-    out += [Variant("title x1 + name-signal 0.5", title_weight=1.0, name_signal=0.5)]
+    out += [Variant(f"short-query {s:g}", short_query=s) for s in (0.5, 0.7)]
+    out += [Variant("title x1 + short-query 0.5", title_weight=1.0, short_query=0.5),
+            Variant("title x0.5 + short-query 0.5", title_weight=0.5, short_query=0.5)]
     for no, clear in ((0.3, 0.9), (0.4, 0.8), (0.4, 0.7), (0.3, 0.7), (0.5, 0.9)):
         out.append(Variant(f"anchors {no:g}-{clear:g}", constants=fusion.FusionConstants(no, clear)))
     out += [Variant("title x1 + anchors 0.3-0.8", title_weight=1.0, constants=fusion.FusionConstants(0.3, 0.8))]
