@@ -29,8 +29,8 @@ import uvicorn  # noqa: E402
 
 from api.app import create_app  # noqa: E402
 from evaldata import Chunk, Document  # noqa: E402
-from kb.config import load_settings  # noqa: E402
-from kb.service import KnowledgeBase  # noqa: E402
+from kb.settings import load_settings  # noqa: E402
+from kb.knowledge_base import KnowledgeBase  # noqa: E402
 
 KB = "/v1/convai/knowledge-base"
 TERMINAL = ("succeeded", "failed", "rag_limit_exceeded", "document_too_small")
@@ -79,7 +79,7 @@ class Server:
         log(f"server {label} on {self.url} ({', '.join(f'{k}={v}' for k, v in overrides.items()) or 'defaults'})")
 
     def workspace(self, name: str) -> "Workspace":
-        _, key = self.kb.create_workspace(name, "enterprise")
+        _, key = self.kb.workspaces.create(name, "enterprise")
         return Workspace(self.url, key, name)
 
     def stop(self) -> None:
