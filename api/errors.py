@@ -33,6 +33,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unsupported_format": 415,
     "document_too_large": 413,
     "parse_timeout": 422,
+    "invalid_crawl_request": 400,
 }
 
 
