@@ -18,7 +18,6 @@ MAX_PATTERN_CHARS = 1000
 class CrawlConfigError(IngestError):
     """A crawl request that cannot be run as given (bad URL, limits out of range...)."""
 
-    status = 422
     code = "invalid_crawl_request"
 
 
