@@ -153,6 +153,8 @@ class PromptDocumentResponse(BaseModel):
 
 
 class AgentRetrieveResponse(RetrieveResponse):
+    """`served_model` is null when rag is disabled (no model ran)."""
+
     prompt_documents: list[PromptDocumentResponse] = Field(description="The agent's prompt-mode documents, whole.")
     rag_enabled: bool = Field(description="The agent's rag.enabled; when false, chunks is always empty.")
 

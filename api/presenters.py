@@ -102,10 +102,12 @@ def text_as_html(text: str) -> str:
     return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
 
 
-def rag_index(index: RagIndex) -> RagIndexResponse:
+def rag_index(index: RagIndex, name: str | None = None) -> RagIndexResponse:
+    """The index under the model name a client asked for (`name`), or its served model's."""
     return RagIndexResponse(
         id=index.id,
-        model=index.model,
+        model=name or index.model,
+        served_model=index.model,
         status=index.status,
         progress_percentage=index.progress_percentage,
         document_model_index_usage=IndexUsage(used_bytes=index.used_bytes),

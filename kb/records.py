@@ -101,6 +101,8 @@ class RagIndex:
     chunks_embedded: int = 0
     chunks_reused: int = 0
     workspace_id: str = ""
+    # Other names clients asked for this index by, that `model` served (ElevenLabs' model names).
+    requested_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -210,9 +210,15 @@ def test_rag_disabled_no_auto_documents_and_unknown_model(sdk, client, docs):
     assert off["chunks"] == [] and off["rag_enabled"] is False
     assert [d["document_id"] for d in off["prompt_documents"]] == [docs["refunds"]]
 
-    agents.update(agent_id, conversation_config={"agent": {"prompt": {"rag": {"enabled": True, "embedding_model": "e5_mistral_7b_instruct"}}}})
-    unknown = client.post(f"{AGENTS}/{agent_id}/rag/retrieve", json={"query": "When is the shop open?"})
-    assert unknown.status_code == 400 and "all-MiniLM-L6-v2" in unknown.json()["detail"]["message"]
+    with pytest.raises(ApiError) as unknown:
+        agents.update(agent_id, conversation_config={"agent": {"prompt": {"rag": {"enabled": True, "embedding_model": "no_such_model"}}}})
+    assert unknown.value.status_code == 400 and "all-MiniLM-L6-v2" in unknown.value.body["detail"]["message"]
+    # ElevenLabs' model names are served by the bundled model while theirs are not on the machine
+    for name in ("e5_mistral_7b_instruct", "multilingual_e5_large_instruct"):
+        agents.update(agent_id, conversation_config={"agent": {"prompt": {"rag": {"enabled": True, "embedding_model": name}}}})
+        served = agent_retrieve(client, agent_id, "When is the shop open?")
+        assert served["embedding_model"] == name and served["served_model"] == "all-MiniLM-L6-v2"
+        assert docs["hours"] in [c["document_id"] for c in served["chunks"]]
 
     prompt_only = {"agent": {"prompt": {"knowledge_base": [
         {"type": "text", "name": "Refunds", "id": docs["refunds"], "usage_mode": "prompt"}], "rag": {"enabled": True}}}}

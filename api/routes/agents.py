@@ -153,6 +153,7 @@ def retrieve_for_agent(
         chunks=[c.__dict__ for c in result.chunks],
         prompt_documents=[d.__dict__ for d in result.prompt_documents],
         embedding_model=result.embedding_model,
+        served_model=result.served_model,
         retrieval_query=result.retrieval_query,
         rag_latency_secs=round(result.rag_latency_secs, 6),
         rag_enabled=result.rag_enabled,

@@ -63,10 +63,11 @@ class PromptDocument:
 class AgentRetrieval:
     chunks: list[RetrievedChunk]
     prompt_documents: list[PromptDocument]
-    embedding_model: str
+    embedding_model: str  # the agent's rag.embedding_model (or the workspace's default)
     retrieval_query: str
     rag_latency_secs: float
     rag_enabled: bool
+    served_model: str | None = None  # the model that ran; None when rag is disabled
 
 
 def _given_or(value: Any, default: Any) -> Any:
@@ -213,7 +214,8 @@ class Agents:
 
         With `rag.enabled` false (the default) no search is made: `chunks` is empty and only the
         `prompt` documents come back. An agent without `auto` documents gets no chunks (never the rest
-        of the workspace). An unknown `embedding_model` is a 400 naming the configured models.
+        of the workspace). `embedding_model` is resolved as everywhere (`ModelRegistry.resolve`): an
+        ElevenLabs name is served by its fallback when its own model is not on this machine.
         """
         started = time.perf_counter()
         overrides = overrides or RetrieveOverrides()
@@ -231,11 +233,13 @@ class Agents:
         auto_ids = [doc_id for doc_id, (_, mode) in resolved.items() if mode == "auto"]
         model = rag.embedding_model or workspace.default_model
         chunks: list[RetrievedChunk] = []
+        served = None
         if rag.enabled:
-            model = self.models.require_known(model)
+            served = self.models.resolve(model).served
             if auto_ids:
                 chunks = self._search(workspace, query, auto_ids, model, rag, overrides)
-        return AgentRetrieval(chunks, prompt_documents, model, query.strip(), time.perf_counter() - started, rag.enabled)
+        return AgentRetrieval(chunks, prompt_documents, model, query.strip(), time.perf_counter() - started, rag.enabled,
+                              served)
 
     def _search(self, workspace: Workspace, query: str, document_ids: list[str], model: str, rag: RagSettings,
                 overrides: RetrieveOverrides) -> list[RetrievedChunk]:
@@ -277,8 +281,11 @@ class Agents:
         return list(tags)
 
     def _check(self, tx: Tx, workspace_id: str, conversation_config: Mapping) -> list[Locator]:
-        """Validate the parts of the config kb reads; every locator must name a document of this workspace."""
-        parse_rag(conversation_config)
+        """Validate the parts of the config kb reads; every locator must name a document of this workspace,
+        and `rag.embedding_model` a model name kb knows."""
+        rag = parse_rag(conversation_config)
+        if rag.embedding_model is not None:
+            self.models.require_known(rag.embedding_model)
         locators = parse_locators(conversation_config)
         if locators:
             wanted = [loc.id for loc in locators]

@@ -69,7 +69,7 @@ class Documents:
                 self.repo.insert(tx, doc)
                 self.fulltext.add(tx, workspace.id, doc.id, prepared.parsed.text)
                 admission = self.rag_indexes.admit(tx, workspace.id, doc.size_bytes, failure=prepared.index_failure)
-                self.rag_indexes.create(tx, workspace.id, doc.id, workspace.default_model, doc.size_bytes, admission)
+                self.rag_indexes.create_for_upload(tx, workspace, doc.id, doc.size_bytes, admission)
         except BaseException:
             self.blobs.delete_document(workspace.id, doc.id)
             raise

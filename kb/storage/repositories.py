@@ -113,6 +113,9 @@ class RagIndexStore(Protocol):
     def insert(self, tx: Tx, workspace_id: str, index: RagIndex, now: float) -> None:
         ...
 
+    def set_requested_names(self, tx: Tx, index_id: str, names: Sequence[str]) -> None:
+        ...
+
     def restart(self, tx: Tx, index_id: str, status: str, used_bytes: int, error: str | None, now: float) -> None:
         ...
 
