@@ -96,6 +96,10 @@ class CreateAgentResponse(BaseModel):
     agent_id: str
 
 
+class DuplicateAgentRequest(BaseModel):
+    name: str | None = Field(default=None, max_length=255, description="Defaults to the agent's name + ' (copy)'.")
+
+
 class AgentMetadata(BaseModel):
     created_at_unix_secs: int
     updated_at_unix_secs: int

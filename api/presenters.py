@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 
 from kb.knowledge_base import KnowledgeBase
-from kb.records import Chunk, Document, RagIndex, Workspace
+from kb.records import Chunk, DependentAgentPage, Document, RagIndex, Workspace
 
 from .schemas import (
     ChunkResponse,
@@ -56,10 +56,11 @@ def folder_path(kb: KnowledgeBase, workspace: Workspace, folder_id: str | None) 
     return [FolderSegment(id=i, name=n) for i, n in kb.folders.path(workspace, folder_id)]
 
 
-def dependent_agents(kb: KnowledgeBase, workspace: Workspace, document_ids: list[str]) -> list[DependentAgent]:
+def dependent_agents(page: DependentAgentPage) -> list[DependentAgent]:
     return [
-        DependentAgent(id=a.id, name=a.name, created_at_unix_secs=int(a.created_at))
-        for a in kb.agents.dependent_agents(workspace, document_ids)
+        DependentAgent(id=a.id, name=a.name, created_at_unix_secs=int(a.created_at),
+                       referenced_resource_ids=a.referenced_resource_ids if a.transitive else None)
+        for a in page.agents
     ]
 
 

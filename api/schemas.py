@@ -111,6 +111,15 @@ class DependentAgent(BaseModel):
     name: str | None = None
     created_at_unix_secs: int | None = None
     access_level: Literal["admin", "editor", "commenter", "viewer"] | None = "admin"
+    referenced_resource_ids: list[str] | None = Field(
+        default=None, description="Transitive dependents: the folders (above the documents) the agent names."
+    )
+
+
+DependentType = Literal["direct", "transitive", "all"]
+DEPENDENT_TYPE_HELP = (
+    "direct: agents naming the document; transitive: agents naming only a folder above it; all (the default): both."
+)
 
 
 class DocumentBase(BaseModel):

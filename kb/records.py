@@ -201,12 +201,21 @@ class Locator:
 
 @dataclass(frozen=True)
 class DependentAgent:
-    """An agent whose knowledge_base names some of the asked documents (`referenced_resource_ids`)."""
+    """An agent whose knowledge_base names some of the asked documents (`referenced_resource_ids`),
+    or, when `transitive`, only folders above them (those folders' ids)."""
 
     id: str
     name: str
     created_at: float
     referenced_resource_ids: list[str]
+    transitive: bool = False
+
+
+@dataclass(frozen=True)
+class DependentAgentPage:
+    agents: list[DependentAgent]
+    next_cursor: str | None
+    has_more: bool
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,12 @@ from kb.records import ListQuery
 from .. import presenters
 from ..deps import KB, CurrentWorkspace
 from ..schemas import (
+    DEPENDENT_TYPE_HELP,
     AddDocumentResponse,
     ChunkResponse,
     ChunksResponse,
     DependentAgentsResponse,
+    DependentType,
     DocumentListResponse,
     DocumentResponse,
     MoveRequest,
@@ -194,9 +196,13 @@ def dependent_agents(
     documentation_id: str,
     kb: KB,
     workspace: CurrentWorkspace,
-    dependent_type: str | None = None,
+    dependent_type: Annotated[DependentType, Query(description=DEPENDENT_TYPE_HELP)] = "all",
     page_size: Annotated[int, Query(ge=1, le=100)] = 30,
     cursor: str | None = None,
 ) -> DependentAgentsResponse:
+    """Newest first; follow `next_cursor` while `has_more`."""
     kb.documents.get(workspace, documentation_id)
-    return DependentAgentsResponse(agents=presenters.dependent_agents(kb, workspace, [documentation_id]))
+    page = kb.agents.dependents_page(workspace, [documentation_id], dependent_type=dependent_type,
+                                     page_size=page_size, cursor=cursor)
+    return DependentAgentsResponse(agents=presenters.dependent_agents(page), next_cursor=page.next_cursor,
+                                   has_more=page.has_more)

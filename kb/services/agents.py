@@ -22,18 +22,20 @@ from typing import Any
 
 from index.retrieval import RetrievalLimits
 
-from ..errors import InvalidRequest, NotFound
-from ..records import Agent, AgentPage, DependentAgent, Locator, Workspace, new_id
+from ..errors import InvalidRequest, ModelNotInstalled, NotFound
+from ..records import Agent, AgentPage, DependentAgent, DependentAgentPage, Locator, Workspace, new_id
 from ..storage import Database, Tx, now
 from ..storage.interfaces import BlobStore
 from ..storage.repositories import AgentStore, DocumentStore
-from .agent_config import RAG_RANGES, RagSettings, deep_merge, parse_locators, parse_rag, prompt_of
+from .agent_config import RAG_RANGES, RagSettings, deep_merge, parse_locators, parse_rag, prompt_of, with_defaults
+from .cursors import decode_cursor, encode_cursor
 from .document_files import load_text
 from .models import ModelRegistry
 from .retrieval import RetrievedChunk, Retriever, SearchOptions
 
 DEFAULT_NAME = "Untitled agent"
 SORT_BY = ("name", "created_at", "updated_at", "call_count_7d")
+DEPENDENT_TYPES = ("direct", "transitive", "all")
 CHARS_PER_PAGE = 2_000
 
 __all__ = ["Agents", "AgentRetrieval", "PromptDocument", "RetrieveOverrides", "RAG_RANGES"]
@@ -126,6 +128,17 @@ class Agents:
             self.repo.replace_locators(tx, workspace.id, agent.id, locators)
         return updated
 
+    def duplicate(self, workspace: Workspace, agent_id: str, name: str | None = None) -> Agent:
+        """A new agent with a copy of the agent's config and tags, named `name` (default: "<name> (copy)")."""
+        with self.db.write() as tx:
+            source = self._get(tx, workspace.id, agent_id)
+            t = now()
+            agent = Agent(new_id("agent_"), workspace.id, self._name(name if name is not None else f"{source.name} (copy)"),
+                          list(source.tags), copy.deepcopy(source.body), t, t)
+            self.repo.insert(tx, agent)
+            self.repo.replace_locators(tx, workspace.id, agent.id, parse_locators(agent.conversation_config))
+        return agent
+
     def delete(self, workspace: Workspace, agent_id: str) -> None:
         with self.db.write() as tx:
             self._get(tx, workspace.id, agent_id)
@@ -156,6 +169,16 @@ class Agents:
         with self.db.read() as tx:
             return self._get(tx, workspace.id, agent_id)
 
+    def read_back(self, workspace: Workspace, agent: Agent) -> dict:
+        """The agent's stored fields as ElevenLabs returns them: its `conversation_config` with the
+        knowledge-base settings kb applies filled in (`with_defaults`), the embedding model named as
+        the ElevenLabs name the workspace's default model serves. The stored config is unchanged."""
+        try:
+            model = self.models.client_name(self.models.resolve(workspace.default_model).served)
+        except ModelNotInstalled:
+            model = workspace.default_model
+        return {**agent.body, "conversation_config": with_defaults(agent.conversation_config, model)}
+
     def list(
         self,
         workspace: Workspace,
@@ -165,8 +188,10 @@ class Agents:
         search: str | None = None,
         sort_by: str = "created_at",
         sort_direction: str = "desc",
+        tags: Iterable[str] = (),
     ) -> AgentPage:
-        """A page of the workspace's agents. `search`: names containing it (case-insensitive).
+        """A page of the workspace's agents. `search`: names containing it (case-insensitive); `tags`:
+        agents having any of these tags (exactly).
         `sort_by`: name, created_at or updated_at (call_count_7d sorts by created_at: kb counts no
         calls). Follow `next_cursor` (with the same sort) while `has_more`."""
         if not 1 <= page_size <= 100:
@@ -179,7 +204,8 @@ class Agents:
         after = self._decode_cursor(cursor, sort_by, sort_direction) if cursor else None
         with self.db.read() as tx:
             rows = self.repo.page(tx, workspace.id, limit=page_size + 1, sort_by=column,
-                                  ascending=sort_direction == "asc", search=search, after=after)
+                                  ascending=sort_direction == "asc", search=search, after=after,
+                                  tags=list(dict.fromkeys(tags)))
         page, has_more = rows[:page_size], len(rows) > page_size
         next_cursor = None
         if has_more:
@@ -195,6 +221,36 @@ class Agents:
             return []
         with self.db.read() as tx:
             return self.repo.dependents(tx, _workspace_id(workspace), ids)
+
+    def dependents_page(self, workspace: Workspace, document_ids: Iterable[str], *, dependent_type: str = "all",
+                        page_size: int = 30, cursor: str | None = None) -> DependentAgentPage:
+        """A page of the agents that use any of the documents, newest first. `direct`: agents whose
+        knowledge_base names one of them; `transitive`: agents that name none of them but a folder
+        above one (their `referenced_resource_ids` are those folders); `all`: both, each agent once."""
+        if dependent_type not in DEPENDENT_TYPES:
+            raise InvalidRequest(f"dependent_type must be one of {', '.join(DEPENDENT_TYPES)}")
+        if not 1 <= page_size <= 100:
+            raise InvalidRequest("page_size must be between 1 and 100")
+        offset = decode_cursor(cursor)
+        ids = list(dict.fromkeys(document_ids))
+        with self.db.read() as tx:
+            folders = self._folders_above(tx, workspace.id, ids) if dependent_type != "direct" else []
+            found = self.repo.dependents(tx, workspace.id, ids + [f for f in folders if f not in ids]) if ids else []
+        asked = set(ids)
+        agents: list[DependentAgent] = []
+        for agent in found:
+            direct = [r for r in agent.referenced_resource_ids if r in asked]
+            if direct and dependent_type != "transitive":
+                agents.append(DependentAgent(agent.id, agent.name, agent.created_at, direct))
+            elif not direct and dependent_type != "direct":
+                agents.append(DependentAgent(agent.id, agent.name, agent.created_at, agent.referenced_resource_ids, True))
+        page, has_more = agents[offset: offset + page_size], len(agents) > offset + page_size
+        return DependentAgentPage(page, encode_cursor(offset + page_size) if has_more else None, has_more)
+
+    def _folders_above(self, tx: Tx, workspace_id: str, document_ids: list[str]) -> list[str]:
+        """Ids of every folder above any of the documents (two queries)."""
+        parents = [d.parent_folder_id for d in self.documents.get_many(tx, workspace_id, document_ids) if d.parent_folder_id]
+        return list(self.documents.ancestors(tx, workspace_id, parents))
 
     def knowledge_base_size(self, workspace: Workspace, agent_id: str) -> float:
         """`number_of_pages` of the agent's knowledge base: the characters of extracted text of all its

@@ -230,8 +230,9 @@ class AgentStore(Protocol):
     def delete(self, tx: Tx, workspace_id: str, agent_id: str) -> None:
         ...
 
-    def page(self, tx: Tx, workspace_id: str, *, limit: int, sort_by: str, ascending: bool, search: str | None=None, after: tuple[Any, str] | None=None) -> list[Agent]:
-        """Up to `limit` agents sorted by `sort_by` (then id), after the (value, id) of a previous page."""
+    def page(self, tx: Tx, workspace_id: str, *, limit: int, sort_by: str, ascending: bool, search: str | None=None, after: tuple[Any, str] | None=None, tags: Sequence[str]=()) -> list[Agent]:
+        """Up to `limit` agents sorted by `sort_by` (then id), after the (value, id) of a previous page;
+        with `tags`, only agents that have any of them."""
 
     def replace_locators(self, tx: Tx, workspace_id: str, agent_id: str, locators: Sequence[Locator]) -> None:
         ...
