@@ -51,7 +51,9 @@ def create_folder(body: FolderRequest, kb: KB, workspace: CurrentWorkspace) -> A
     if body.enable_auto_sync:
         raise InvalidRequest("folder auto-sync is not supported yet")
     folder = kb.folders.create(workspace, body.name, body.parent_folder_id)
-    return AddDocumentResponse(id=folder.id, name=folder.name, folder_path=presenters.folder_path(kb, workspace, folder.id))
+    # folder_path: from the root to the new folder's parent (the folder itself not included)
+    return AddDocumentResponse(id=folder.id, name=folder.name,
+                               folder_path=presenters.folder_path(kb, workspace, folder.parent_folder_id))
 
 
 @router.post("/bulk-move", response_model=dict[str, BulkMoveSuccess | BatchFailure],
