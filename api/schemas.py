@@ -36,7 +36,10 @@ class FolderRequest(BaseModel):
 
 class UpdateDocumentRequest(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=255)
-    content: str | None = Field(default=None, description="New text of a text document (re-indexed).")
+    content: str | None = Field(
+        default=None,
+        description="New text of the document (re-indexed); for a file or URL document, its source file is kept.",
+    )
     enable_auto_sync: bool | None = None
     auto_remove: bool | None = None
     minimum_frequency_days: int | None = None

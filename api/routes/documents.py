@@ -103,8 +103,10 @@ def get_document(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> 
 
 
 @router.patch("/{documentation_id}", response_model=DocumentResponse,
-              summary="Rename a document, or replace a text document's content")
+              summary="Rename a document, or replace its content")
 def update_document(documentation_id: str, body: UpdateDocumentRequest, kb: KB, workspace: CurrentWorkspace) -> DocumentResponse:
+    """`content` becomes the document's text and is indexed again: all of a text document; for a
+    file or URL document its text, while the uploaded file (or fetched page) stays its source file."""
     if body.enable_auto_sync:
         raise InvalidRequest("URL auto-sync is not supported yet")
     doc = kb.documents.update(workspace, documentation_id, name=body.name, content=body.content)
