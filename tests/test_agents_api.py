@@ -182,7 +182,9 @@ def test_agent_retrieve_searches_only_its_auto_documents(sdk, client, docs):
         {"document_id": docs["refunds"], "document_name": "Refunds",
          "text": client.get(f"/v1/convai/knowledge-base/{docs['refunds']}/content").text}
     ]
-    assert result["embedding_model"] == "all-MiniLM-L6-v2" and result["retrieval_query"] == query
+    # no model named: the ElevenLabs name the workspace's default model serves, as the agent reads back
+    assert result["embedding_model"] == "e5_mistral_7b_instruct" and result["served_model"] == "all-MiniLM-L6-v2"
+    assert result["retrieval_query"] == query
     assert result["rag_enabled"] is True and result["rag_latency_secs"] >= 0
     refunds = agent_retrieve(client, agent_id, "Can I return an item for a refund?")
     assert docs["refunds"] not in {c["document_id"] for c in refunds["chunks"]}  # prompt documents are not searched

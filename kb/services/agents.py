@@ -173,11 +173,15 @@ class Agents:
         """The agent's stored fields as ElevenLabs returns them: its `conversation_config` with the
         knowledge-base settings kb applies filled in (`with_defaults`), the embedding model named as
         the ElevenLabs name the workspace's default model serves. The stored config is unchanged."""
+        return {**agent.body, "conversation_config": with_defaults(agent.conversation_config, self._default_model(workspace))}
+
+    def _default_model(self, workspace: Workspace) -> str:
+        """The model name of an agent that names none: the ElevenLabs name served by the workspace's
+        default model (read back and used alike), else that model's own name."""
         try:
-            model = self.models.client_name(self.models.resolve(workspace.default_model).served)
+            return self.models.client_name(self.models.resolve(workspace.default_model).served)
         except ModelNotInstalled:
-            model = workspace.default_model
-        return {**agent.body, "conversation_config": with_defaults(agent.conversation_config, model)}
+            return workspace.default_model
 
     def list(
         self,
@@ -287,7 +291,7 @@ class Agents:
             if mode == "prompt"
         ]
         auto_ids = [doc_id for doc_id, (_, mode) in resolved.items() if mode == "auto"]
-        model = rag.embedding_model or workspace.default_model
+        model = rag.embedding_model or self._default_model(workspace)
         chunks: list[RetrievedChunk] = []
         served = None
         if rag.enabled:
