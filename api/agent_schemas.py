@@ -40,7 +40,10 @@ class RagConfig(BaseModel):
     model_config = OPEN
     enabled: bool | None = Field(default=None, description="Search the auto documents (default false).")
     embedding_model: str | None = Field(
-        default=None, description="Model whose index is searched; defaults to the workspace's default model."
+        default=None,
+        description="Model whose index is searched: an ElevenLabs name (e5_mistral_7b_instruct, "
+        "multilingual_e5_large_instruct) or a KB_MODELS name; by default the workspace's default model, read "
+        "back as the ElevenLabs name it serves.",
     )
     max_vector_distance: float | None = _bounded("max_vector_distance", "Default 0.6.")
     max_documents_length: int | None = _bounded("max_documents_length", "Characters of chunk text, default 50,000.")
@@ -94,6 +97,10 @@ class UpdateAgentRequest(AgentFields):
 
 class CreateAgentResponse(BaseModel):
     agent_id: str
+
+
+class DuplicateAgentRequest(BaseModel):
+    name: str | None = Field(default=None, max_length=255, description="Defaults to the agent's name + ' (copy)'.")
 
 
 class AgentMetadata(BaseModel):
@@ -153,6 +160,8 @@ class PromptDocumentResponse(BaseModel):
 
 
 class AgentRetrieveResponse(RetrieveResponse):
+    """`served_model` is null when rag is disabled (no model ran)."""
+
     prompt_documents: list[PromptDocumentResponse] = Field(description="The agent's prompt-mode documents, whole.")
     rag_enabled: bool = Field(description="The agent's rag.enabled; when false, chunks is always empty.")
 

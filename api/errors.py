@@ -23,6 +23,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404,
     "conflict": 409,
     "unknown_model": 400,
+    "model_not_installed": 400,
     "quota_exceeded": 413,
     "invalid_document": 400,
     "empty_document": 400,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 
 from kb.knowledge_base import KnowledgeBase
-from kb.records import Chunk, Document, RagIndex, Workspace
+from kb.records import Chunk, DependentAgentPage, Document, RagIndex, Workspace
 
 from .schemas import (
     ChunkResponse,
@@ -56,10 +56,11 @@ def folder_path(kb: KnowledgeBase, workspace: Workspace, folder_id: str | None) 
     return [FolderSegment(id=i, name=n) for i, n in kb.folders.path(workspace, folder_id)]
 
 
-def dependent_agents(kb: KnowledgeBase, workspace: Workspace, document_ids: list[str]) -> list[DependentAgent]:
+def dependent_agents(page: DependentAgentPage) -> list[DependentAgent]:
     return [
-        DependentAgent(id=a.id, name=a.name, created_at_unix_secs=int(a.created_at))
-        for a in kb.agents.dependent_agents(workspace, document_ids)
+        DependentAgent(id=a.id, name=a.name, created_at_unix_secs=int(a.created_at),
+                       referenced_resource_ids=a.referenced_resource_ids if a.transitive else None)
+        for a in page.agents
     ]
 
 
@@ -102,10 +103,12 @@ def text_as_html(text: str) -> str:
     return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
 
 
-def rag_index(index: RagIndex) -> RagIndexResponse:
+def rag_index(index: RagIndex, name: str | None = None) -> RagIndexResponse:
+    """The index under the model name a client asked for (`name`), or its served model's."""
     return RagIndexResponse(
         id=index.id,
-        model=index.model,
+        model=name or index.model,
+        served_model=index.model,
         status=index.status,
         progress_percentage=index.progress_percentage,
         document_model_index_usage=IndexUsage(used_bytes=index.used_bytes),

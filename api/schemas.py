@@ -36,7 +36,10 @@ class FolderRequest(BaseModel):
 
 class UpdateDocumentRequest(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=255)
-    content: str | None = Field(default=None, description="New text of a text document (re-indexed).")
+    content: str | None = Field(
+        default=None,
+        description="New text of the document (re-indexed); for a file or URL document, its source file is kept.",
+    )
     enable_auto_sync: bool | None = None
     auto_remove: bool | None = None
     minimum_frequency_days: int | None = None
@@ -60,14 +63,21 @@ class DocumentIdsRequest(BaseModel):
     document_ids: list[str] = Field(min_length=1, max_length=100)
 
 
+MODEL_NAME = (
+    "Embedding model name: ElevenLabs' e5_mistral_7b_instruct or multilingual_e5_large_instruct (served by "
+    "their fallback in KB_MODEL_ALIASES when not on this machine), or a model of KB_MODELS such as all-MiniLM-L6-v2."
+)
+SERVED_MODEL = "kb: the model that actually runs for the name asked for (its indexes are shared by every such name)."
+
+
 class RagIndexRequest(BaseModel):
-    model: str = Field(description="Embedding model name, e.g. all-MiniLM-L6-v2.")
+    model: str = Field(description=MODEL_NAME)
 
 
 class RagIndexBatchItem(BaseModel):
     document_id: str
     create_if_missing: bool
-    model: str
+    model: str = Field(description=MODEL_NAME)
 
 
 class RagIndexBatchRequest(BaseModel):
@@ -104,6 +114,15 @@ class DependentAgent(BaseModel):
     name: str | None = None
     created_at_unix_secs: int | None = None
     access_level: Literal["admin", "editor", "commenter", "viewer"] | None = "admin"
+    referenced_resource_ids: list[str] | None = Field(
+        default=None, description="Transitive dependents: the folders (above the documents) the agent names."
+    )
+
+
+DependentType = Literal["direct", "transitive", "all"]
+DEPENDENT_TYPE_HELP = (
+    "direct: agents naming the document; transitive: agents naming only a folder above it; all (the default): both."
+)
 
 
 class DocumentBase(BaseModel):
@@ -173,7 +192,8 @@ class IndexUsage(BaseModel):
 
 class RagIndexResponse(BaseModel):
     id: str
-    model: str
+    model: str = Field(description="The model name asked for (listings: each name the index was asked for by).")
+    served_model: str = Field(description=SERVED_MODEL)
     status: Literal["created", "processing", "succeeded", "failed", "rag_limit_exceeded", "document_too_small"]
     progress_percentage: float
     document_model_index_usage: IndexUsage
@@ -187,7 +207,7 @@ class RagIndexesResponse(BaseModel):
 
 
 class ModelUsage(BaseModel):
-    model: str
+    model: str = Field(description="The served model: names it serves share its indexes and are counted once.")
     used_bytes: int
 
 
@@ -251,7 +271,9 @@ class ChunksResponse(BaseModel):
 class RetrieveRequest(BaseModel):
     query: str = Field(min_length=1, description="The user's question or the agent's search text.")
     document_ids: list[str] | None = Field(default=None, description="Search only these documents.")
-    embedding_model: str | None = Field(default=None, description="Defaults to the workspace's default model.")
+    embedding_model: str | None = Field(
+        default=None, description="Defaults to the workspace's default model. " + MODEL_NAME
+    )
     max_vector_distance: float = Field(
         default=DEFAULT_LIMITS.max_vector_distance, ge=0.0, le=2.0,
         description="Drop chunks farther than this cosine distance (1 - cosine similarity).",
@@ -301,7 +323,8 @@ class Timings(BaseModel):
 
 class RetrieveResponse(BaseModel):
     chunks: list[RetrievedChunkResponse]
-    embedding_model: str
+    embedding_model: str = Field(description="The model name asked for (or the workspace's default).")
+    served_model: str | None = Field(default=None, description=SERVED_MODEL)
     retrieval_query: str
     rag_latency_secs: float
     search_mode: str = "hybrid"

@@ -47,6 +47,12 @@ class UnknownModel(KBError):
     code = "unknown_model"
 
 
+class ModelNotInstalled(KBError):
+    """A configured embedding model whose files are not on this machine, with nothing to serve in its place."""
+
+    code = "model_not_installed"
+
+
 class QuotaExceeded(KBError):
     code = "quota_exceeded"
 
@@ -77,6 +83,6 @@ def ingest_errors_as_kb_errors() -> Iterator[None]:
 
 
 __all__ = [
-    "KBError", "NotFound", "Unauthorized", "InvalidRequest", "Conflict", "UnknownModel", "QuotaExceeded",
+    "KBError", "NotFound", "Unauthorized", "InvalidRequest", "Conflict", "UnknownModel", "ModelNotInstalled", "QuotaExceeded",
     "InvalidDocument", "DocumentTooLarge", "from_ingest_error", "ingest_errors_as_kb_errors",
 ]

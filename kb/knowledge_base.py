@@ -84,7 +84,7 @@ class KnowledgeBase:
 
     def warm_up(self) -> None:
         """Load the default model and run one query through it, so the first request is fast."""
-        self.retrieval.embed_query(self.settings.embedding.default_model, "warm up")
+        self.retrieval.embed_query(self.models.resolve(self.settings.embedding.default_model).served, "warm up")
 
     def close(self) -> None:
         if self._workers:

@@ -101,6 +101,8 @@ class RagIndex:
     chunks_embedded: int = 0
     chunks_reused: int = 0
     workspace_id: str = ""
+    # Other names clients asked for this index by, that `model` served (ElevenLabs' model names).
+    requested_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -199,12 +201,21 @@ class Locator:
 
 @dataclass(frozen=True)
 class DependentAgent:
-    """An agent whose knowledge_base names some of the asked documents (`referenced_resource_ids`)."""
+    """An agent whose knowledge_base names some of the asked documents (`referenced_resource_ids`),
+    or, when `transitive`, only folders above them (those folders' ids)."""
 
     id: str
     name: str
     created_at: float
     referenced_resource_ids: list[str]
+    transitive: bool = False
+
+
+@dataclass(frozen=True)
+class DependentAgentPage:
+    agents: list[DependentAgent]
+    next_cursor: str | None
+    has_more: bool
 
 
 @dataclass(frozen=True)

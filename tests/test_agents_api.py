@@ -75,6 +75,16 @@ def config(docs: dict[str, str], **rag) -> dict:
     }
 
 
+def read_back(sent: dict) -> dict:
+    """`sent` as an agent reads back: ElevenLabs' knowledge-base defaults filled in, given values kept."""
+    prompt = sent.get("agent", {}).get("prompt", {})
+    rag = {"enabled": False, "embedding_model": "e5_mistral_7b_instruct", "max_vector_distance": 0.6,
+           "max_documents_length": 50_000, "max_retrieved_rag_chunks_count": 20, **prompt.get("rag", {})}
+    locators = [{**loc, "usage_mode": loc.get("usage_mode", "auto")} for loc in prompt.get("knowledge_base", [])]
+    agent = sent.get("agent", {})
+    return {**sent, "agent": {**agent, "prompt": {**prompt, "knowledge_base": locators, "rag": rag}}}
+
+
 def agent_retrieve(client, agent_id: str, query: str, **overrides) -> dict:
     response = client.post(f"{AGENTS}/{agent_id}/rag/retrieve", json={"query": query, **overrides})
     assert response.status_code == 200, response.text
@@ -89,7 +99,7 @@ def test_create_get_list_update_round_trip(sdk, client, docs):
 
     raw = client.get(f"{AGENTS}/{agent_id}").json()
     GetAgentResponseModel.model_validate(raw, strict=True)
-    assert raw["conversation_config"] == sent
+    assert raw["conversation_config"] == read_back(sent)
     assert raw["platform_settings"] == {"widget": {"variant": "full"}}
     assert (raw["name"], raw["tags"], raw["access_info"]["role"]) == ("Shop helper", ["shops"], "admin")
     assert raw["metadata"]["created_at_unix_secs"] == raw["metadata"]["updated_at_unix_secs"] > 0
@@ -101,7 +111,7 @@ def test_create_get_list_update_round_trip(sdk, client, docs):
 
     updated = sdk.conversational_ai.agents.update(agent_id, name="Lyon helper", tags=["shops", "lyon"])
     assert (updated.name, updated.tags) == ("Lyon helper", ["shops", "lyon"])
-    assert client.get(f"{AGENTS}/{agent_id}").json()["conversation_config"] == sent  # untouched by the rename
+    assert client.get(f"{AGENTS}/{agent_id}").json()["conversation_config"] == read_back(sent)  # untouched by the rename
 
     # A partial conversation_config is deep-merged; a knowledge_base given replaces the old one whole.
     sdk.conversational_ai.agents.update(
@@ -110,7 +120,7 @@ def test_create_get_list_update_round_trip(sdk, client, docs):
                                                   "knowledge_base": sent["agent"]["prompt"]["knowledge_base"][:1]}}},
     )
     merged = client.get(f"{AGENTS}/{agent_id}").json()["conversation_config"]
-    assert merged["agent"]["prompt"]["rag"] == {**sent["agent"]["prompt"]["rag"], "max_vector_distance": 0.5}
+    assert merged["agent"]["prompt"]["rag"] == {**read_back(sent)["agent"]["prompt"]["rag"], "max_vector_distance": 0.5}
     assert merged["agent"]["prompt"]["knowledge_base"] == sent["agent"]["prompt"]["knowledge_base"][:1]
     assert merged["agent"]["first_message"] == "Hello!" and merged["tts"] == {"voice_id": "voice_123"}
 
@@ -172,7 +182,9 @@ def test_agent_retrieve_searches_only_its_auto_documents(sdk, client, docs):
         {"document_id": docs["refunds"], "document_name": "Refunds",
          "text": client.get(f"/v1/convai/knowledge-base/{docs['refunds']}/content").text}
     ]
-    assert result["embedding_model"] == "all-MiniLM-L6-v2" and result["retrieval_query"] == query
+    # no model named: the ElevenLabs name the workspace's default model serves, as the agent reads back
+    assert result["embedding_model"] == "e5_mistral_7b_instruct" and result["served_model"] == "all-MiniLM-L6-v2"
+    assert result["retrieval_query"] == query
     assert result["rag_enabled"] is True and result["rag_latency_secs"] >= 0
     refunds = agent_retrieve(client, agent_id, "Can I return an item for a refund?")
     assert docs["refunds"] not in {c["document_id"] for c in refunds["chunks"]}  # prompt documents are not searched
@@ -210,9 +222,15 @@ def test_rag_disabled_no_auto_documents_and_unknown_model(sdk, client, docs):
     assert off["chunks"] == [] and off["rag_enabled"] is False
     assert [d["document_id"] for d in off["prompt_documents"]] == [docs["refunds"]]
 
-    agents.update(agent_id, conversation_config={"agent": {"prompt": {"rag": {"enabled": True, "embedding_model": "e5_mistral_7b_instruct"}}}})
-    unknown = client.post(f"{AGENTS}/{agent_id}/rag/retrieve", json={"query": "When is the shop open?"})
-    assert unknown.status_code == 400 and "all-MiniLM-L6-v2" in unknown.json()["detail"]["message"]
+    with pytest.raises(ApiError) as unknown:
+        agents.update(agent_id, conversation_config={"agent": {"prompt": {"rag": {"enabled": True, "embedding_model": "no_such_model"}}}})
+    assert unknown.value.status_code == 400 and "all-MiniLM-L6-v2" in unknown.value.body["detail"]["message"]
+    # ElevenLabs' model names are served by the bundled model while theirs are not on the machine
+    for name in ("e5_mistral_7b_instruct", "multilingual_e5_large_instruct"):
+        agents.update(agent_id, conversation_config={"agent": {"prompt": {"rag": {"enabled": True, "embedding_model": name}}}})
+        served = agent_retrieve(client, agent_id, "When is the shop open?")
+        assert served["embedding_model"] == name and served["served_model"] == "all-MiniLM-L6-v2"
+        assert docs["hours"] in [c["document_id"] for c in served["chunks"]]
 
     prompt_only = {"agent": {"prompt": {"knowledge_base": [
         {"type": "text", "name": "Refunds", "id": docs["refunds"], "usage_mode": "prompt"}], "rag": {"enabled": True}}}}
@@ -239,7 +257,7 @@ def test_invalid_configs_are_refused(sdk, client, docs):
         agents.update(agent_id, conversation_config={"agent": {"prompt": {"knowledge_base": [
             {"type": "text", "name": "x", "id": "doc_gone"}]}}})
     assert bad_update.value.status_code == 400 and "doc_gone" in str(bad_update.value.body)
-    assert client.get(f"{AGENTS}/{agent_id}").json()["conversation_config"] == config(docs)  # unchanged
+    assert client.get(f"{AGENTS}/{agent_id}").json()["conversation_config"] == read_back(config(docs))  # unchanged
     assert client.post(f"{AGENTS}/{agent_id}/rag/retrieve", json={"query": "   "}).status_code == 400
     assert client.post(f"{AGENTS}/{agent_id}/rag/retrieve", json={"query": "x", "max_retrieved_rag_chunks_count": 0}).status_code == 422
 

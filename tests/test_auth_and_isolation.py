@@ -51,9 +51,22 @@ def test_workspaces_are_isolated(server, kb):
             ("DELETE", f"{KB}/{secret}", None),
             ("GET", f"{KB}/{secret}/rag-index", None),
             ("POST", f"{KB}/{secret}/rag-index", {"model": "all-MiniLM-L6-v2"}),
+            ("POST", f"{KB}/{secret}/rag-index", {"model": "e5_mistral_7b_instruct"}),
+            ("GET", f"{KB}/{secret}/chunks?embedding_model=e5_mistral_7b_instruct", None),
+            ("PATCH", f"{KB}/{secret}", {"content": "overwritten"}),
+            ("GET", f"{KB}/{secret}/dependent-agents?dependent_type=all", None),
         ]:
             response = b.request(method, path, json=body)
             assert response.status_code == 404, (method, path, response.text)
+
+        # Agents: B cannot see, copy or count A's, nor learn which of them use A's documents.
+        agent = a.post("/v1/convai/agents/create", json={"name": "alpha agent", "tags": ["shared-tag"], "conversation_config": {
+            "agent": {"prompt": {"knowledge_base": [{"type": "text", "name": "s", "id": secret}]}}}}).json()["agent_id"]
+        assert b.post(f"/v1/convai/agents/{agent}/duplicate", json={}).status_code == 404
+        assert b.get("/v1/convai/agents", params={"tags": "shared-tag"}).json()["agents"] == []
+        bulk = b.post(f"{KB}/dependent-agents", json={"document_ids": [secret, mine]}).json()
+        assert bulk["agents"] == [] and set(bulk["errors"]) == {secret}
+        assert [x["id"] for x in a.get(f"{KB}/{secret}/dependent-agents").json()["agents"]] == [agent]
 
         hits = retrieve(b, "launch code for project Nightingale", max_vector_distance=2.0)["chunks"]
         assert {h["document_id"] for h in hits} == {mine}

@@ -11,6 +11,8 @@ import pytest
 
 from helpers import make_kb
 from index.retrieval import RetrievalLimits
+from kb.settings import bundled_model_path
+from kb.settings.sections import default_models
 
 MODEL = "all-MiniLM-L6-v2"
 NOTES = [f"Note {n}: the spare part number {1000 + n} fits pump model {chr(65 + n % 26)}." for n in range(30)]
@@ -133,7 +135,7 @@ def test_negative_worker_count_is_refused(tmp_path):
 
 def test_first_index_statuses_reads_many_documents_at_once(tmp_path):
     """What `kb ingest` polls: the status of the index each upload created, not of later ones."""
-    kb = make_kb(tmp_path / "data")
+    kb = make_kb(tmp_path / "data", models={**default_models(), "second": bundled_model_path()})
     try:
         workspace, _ = kb.workspaces.create("statuses")
         other, _ = kb.workspaces.create("other")
@@ -142,7 +144,7 @@ def test_first_index_statuses_reads_many_documents_at_once(tmp_path):
         ids = [d.id for d in added]
         assert kb.rag_indexes.first_statuses(workspace, ids) == dict.fromkeys(ids, "created")
         kb.run_queued_jobs()
-        kb.rag_indexes.ensure(workspace, ids[0], "multilingual_e5_large_instruct")  # a second index, queued
+        kb.rag_indexes.ensure(workspace, ids[0], "second")  # a second model's index, queued
         assert kb.rag_indexes.first_statuses(workspace, ids + [elsewhere.id]) == dict.fromkeys(ids, "succeeded")
     finally:
         kb.close()

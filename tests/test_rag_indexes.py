@@ -1,4 +1,4 @@
-"""RAG indexes: listing, status and progress fields, unknown and unavailable models."""
+"""RAG indexes: listing, status and progress fields, unknown models (model names: test_model_names.py)."""
 
 from __future__ import annotations
 
@@ -36,15 +36,3 @@ def test_unknown_model_is_a_clear_error_naming_the_available_ones(client):
     assert "no-such-model" in message and "all-MiniLM-L6-v2" in message
     retrieval = client.post(f"{KB}/rag/retrieve", json={"query": "ships", "embedding_model": "no-such-model"})
     assert retrieval.status_code == 400 and "all-MiniLM-L6-v2" in retrieval.json()["detail"]["message"]
-
-
-def test_configured_but_unavailable_model_fails_with_a_message(client):
-    """multilingual_e5_large_instruct is configured by default but not on this machine."""
-    document_id = add_text(client, TEXT, "lighthouse")
-    started = client.post(f"{KB}/{document_id}/rag-index", json={"model": "multilingual_e5_large_instruct"})
-    assert started.status_code == 200
-    index = wait_indexed(client, document_id, model="multilingual_e5_large_instruct")
-    assert index["status"] == "failed"
-    assert "multilingual_e5_large_instruct" in index["error"] and "could not be loaded" in index["error"]
-    # The default model's index is unaffected, and retrieval still works on it.
-    assert wait_indexed(client, document_id, model="all-MiniLM-L6-v2")["status"] == "succeeded"

@@ -29,6 +29,7 @@ from elevenlabs import (
     ElevenLabs,
     GetAgentKnowledgebaseSizeResponseModel,
     GetAgentResponseModel,
+    GetAgentsPageResponseModel,
     GetKnowledgeBaseDependentAgentsResponseModel,
     GetKnowledgeBaseDependentAgentsResponseModelAgentsItem_Available,
     GetKnowledgeBaseListResponseModel,
@@ -73,7 +74,9 @@ from elevenlabs.conversational_ai.knowledge_base.documents import (
     DocumentsGetResponse_Text,
     DocumentsGetResponse_Url,
     DocumentsUpdateResponse,
+    DocumentsUpdateResponse_File,
     DocumentsUpdateResponse_Text,
+    DocumentsUpdateResponse_Url,
 )
 from elevenlabs.conversational_ai.knowledge_base.documents.summaries import (
     SummariesGetResponseValue,
@@ -333,6 +336,7 @@ def test_create_from_text_in_a_folder_and_get_it(el):
     folder = docs.create_folder(name="Marine life")
     assert isinstance(folder, AddKnowledgeBaseResponseModel)
     assert isinstance(folder.id, str) and folder.id and folder.name == "Marine life"
+    assert folder.folder_path == []  # root to parent: a folder at the root has none above it
 
     added = docs.create_from_text(text=WHALES, name="Whale facts", parent_folder_id=folder.id)
     assert isinstance(added, AddKnowledgeBaseResponseModel)
@@ -701,6 +705,7 @@ def test_folders_nesting_move_bulk_move_and_counts(el):
     projects = docs.create_folder(name="Projects").id
     nested_added = docs.create_folder(name="2024", parent_folder_id=projects)
     assert isinstance(nested_added, AddKnowledgeBaseResponseModel) and nested_added.name == "2024"
+    assert [(p.id, p.name) for p in nested_added.folder_path] == [(projects, "Projects")]  # not the folder itself
     nested = nested_added.id
     d1, d2, d3 = (add_text(el, text, name) for name, text in [("whales", WHALES), ("bread", BREAD), ("taxes", TAXES)])
 
@@ -1000,6 +1005,256 @@ def test_bulk_delete_reports_per_document_results(el):
     for gone in (a, b):
         assert_not_found(api_error(docs.get, gone))
     assert [d.id for d in list_all(el)] == [keep]
+
+
+# --- 12. ElevenLabs' embedding model names --------------------------------------------------------
+
+E5 = "e5_mistral_7b_instruct"
+MULTILINGUAL = "multilingual_e5_large_instruct"
+
+
+def elevenlabs_agent_config(document_id: str, name: str, model: str) -> dict:
+    """The knowledge-base part of an agent as ElevenLabs' own default agent config has it."""
+    return {"agent": {"prompt": {
+        "prompt": "You answer questions using the knowledge base.",
+        "knowledge_base": [{"type": "text", "name": name, "id": document_id, "usage_mode": "auto"}],
+        "rag": {"enabled": True, "embedding_model": model, "max_vector_distance": 0.6,
+                "max_documents_length": 50000, "max_retrieved_rag_chunks_count": 20},
+    }}}
+
+
+def test_elevenlabs_model_names_work_everywhere_a_model_is_taken(el, raw):
+    cai = el.conversational_ai
+    docs = cai.knowledge_base.documents
+    text, markers = _long_text()
+    document_id = add_text(el, text, "Fourteen topics", wait=True)
+    [own] = cai.get_document_rag_indexes(document_id).indexes
+    assert own.model == MODEL
+
+    for name in (E5, MULTILINGUAL):
+        index = cai.knowledge_base.document.compute_rag_index(document_id, model=name)
+        assert isinstance(index, RagDocumentIndexResponseModel)
+        assert index.model == name and index.id == own.id and index.status == "succeeded"  # one index, shared
+        assert getattr(index, "served_model") == MODEL  # kb's field: the model that actually ran
+        assert wait_index(el, document_id, model=name).id == own.id  # a listing filtered by the name finds it
+        strict(raw.post(f"{KB}/{document_id}/rag-index", json={"model": name}), RagDocumentIndexResponseModel)
+    listed = strict(raw.get(f"{KB}/{document_id}/rag-index"), RagDocumentIndexesResponseModel)
+    assert [(i.model, i.id) for i in listed.indexes] == [(MODEL, own.id), (E5, own.id), (MULTILINGUAL, own.id)]
+
+    overview = strict(raw.get(f"{KB}/rag-index"), RagIndexOverviewResponseModel)
+    assert overview.total_used_bytes == len(text.encode())  # counted once, under the model that serves them all
+    assert [(m.model, m.used_bytes) for m in overview.models] == [(MODEL, len(text.encode()))]
+
+    batch = cai.knowledge_base.get_or_create_rag_indexes(
+        items=[GetOrCreateRagIndexRequestModel(document_id=document_id, create_if_missing=True, model=E5)]
+    )
+    assert isinstance(batch[document_id], KnowledgeBaseGetOrCreateRagIndexesResponseValue_Success)
+    assert batch[document_id].data.model == E5 and batch[document_id].data.id == own.id
+    strict(raw.post(f"{KB}/rag-index", json={"items": [{"document_id": document_id, "create_if_missing": False,
+                                                        "model": MULTILINGUAL}]}),
+           dict[str, KnowledgeBaseGetOrCreateRagIndexesResponseValue])
+
+    by_e5 = docs.chunks.list(document_id, embedding_model=E5, page_size=100)
+    unnamed = docs.chunks.list(document_id, embedding_model=None, page_size=100)  # no model: the workspace's
+    assert isinstance(by_e5, KnowledgeBaseDocumentChunksResponseModel) and by_e5.chunks
+    assert [c.id for c in by_e5.chunks] == [c.id for c in unnamed.chunks]
+    assert all(m in " ".join(squash(c.content) for c in by_e5.chunks) for m in markers)
+    one = docs.chunk.get(document_id, by_e5.chunks[0].id, embedding_model=MULTILINGUAL)
+    assert one.content == by_e5.chunks[0].content
+    strict(raw.get(f"{KB}/{document_id}/chunks"), KnowledgeBaseDocumentChunksResponseModel)
+    strict(raw.get(f"{KB}/{document_id}/chunks", params={"embedding_model": E5}), KnowledgeBaseDocumentChunksResponseModel)
+    strict(raw.get(f"{KB}/{document_id}/chunk/{one.id}", params={"embedding_model": E5}),
+           KnowledgeBaseDocumentChunkResponseModel)
+
+    # Agents in the shape of ElevenLabs' default config retrieve, with either name
+    for name in (E5, MULTILINGUAL):
+        agent_id = cai.agents.create(name=f"{name} agent",
+                                     conversation_config=elevenlabs_agent_config(document_id, "Topics", name)).agent_id
+        agent = strict(raw.get(f"/v1/convai/agents/{agent_id}"), GetAgentResponseModel)
+        assert agent.conversation_config.agent.prompt.rag.embedding_model == name
+        answer = raw.post(f"/v1/convai/agents/{agent_id}/rag/retrieve", json={"query": "Which paragraph is about glaciers?"})
+        assert answer.status_code == 200, answer.text
+        result = answer.json()
+        assert result["embedding_model"] == name and result["served_model"] == MODEL
+        assert result["chunks"] and "glaciers" in result["chunks"][0]["text"]
+
+
+# --- 13. agent read-back --------------------------------------------------------------------------
+
+
+def test_an_agent_reads_back_with_elevenlabs_knowledge_base_defaults(el, raw):
+    cai = el.conversational_ai
+    document_id = add_text(el, WHALES, "Whale facts", wait=True)
+    sent = {"agent": {"prompt": {"prompt": "Talk about whales.",
+                                 "knowledge_base": [{"type": "text", "name": "Whale facts", "id": document_id}]}}}
+    agent_id = cai.agents.create(name="No rag block", conversation_config=sent).agent_id
+
+    agent = cai.agents.get(agent_id)
+    prompt = agent.conversation_config.agent.prompt
+    assert prompt.rag.max_vector_distance == 0.6
+    assert (prompt.rag.enabled, prompt.rag.embedding_model) == (False, E5)
+    assert (prompt.rag.max_documents_length, prompt.rag.max_retrieved_rag_chunks_count) == (50000, 20)
+    assert [(k.id, k.usage_mode) for k in prompt.knowledge_base] == [(document_id, "auto")]
+    assert prompt.prompt == "Talk about whales."
+    strict(raw.get(f"/v1/convai/agents/{agent_id}"), GetAgentResponseModel)
+
+    empty = cai.agents.create(conversation_config={}).agent_id
+    bare = strict(raw.get(f"/v1/convai/agents/{empty}"), GetAgentResponseModel)
+    assert bare.conversation_config.agent.prompt.knowledge_base == []
+    assert bare.conversation_config.agent.prompt.rag.max_vector_distance == 0.6
+
+    # What is read back is what retrieval applies: enabling rag alone (as the SDK's GET-then-PATCH
+    # pattern does) retrieves with the defaults shown.
+    updated = cai.agents.update(agent_id, conversation_config={"agent": {"prompt": {"rag": {"enabled": True}}}})
+    assert updated.conversation_config.agent.prompt.rag.enabled is True
+    assert updated.conversation_config.agent.prompt.rag.max_retrieved_rag_chunks_count == 20
+    answer = raw.post(f"/v1/convai/agents/{agent_id}/rag/retrieve", json={"query": "What do blue whales eat?"}).json()
+    assert answer["chunks"] and all(c["vector_distance"] <= 0.6 for c in answer["chunks"])
+    assert answer["embedding_model"] == E5 and answer["served_model"] == MODEL  # as read back
+
+
+# --- 14. dependent agents -------------------------------------------------------------------------
+
+
+def test_dependent_agents_page_by_type_and_through_folders(el, raw):
+    cai = el.conversational_ai
+    docs = cai.knowledge_base.documents
+    folder = docs.create_folder(name="Ocean").id
+    inner = docs.create_folder(name="Deep sea", parent_folder_id=folder).id
+    whales = add_text(el, WHALES, "Whale facts", parent_folder_id=inner)
+    bread = add_text(el, BREAD, "Bread notes")
+
+    def agent(name: str, *locators: tuple[str, str, str]) -> str:
+        knowledge = [{"type": kind, "name": label, "id": i} for kind, label, i in locators]
+        return cai.agents.create(name=name, conversation_config={"agent": {"prompt": {"knowledge_base": knowledge}}}).agent_id
+
+    direct = [agent(f"direct {n}", ("text", "Whale facts", whales)) for n in range(3)]
+    via_folder = agent("via folder", ("folder", "Ocean", folder))
+    via_inner = agent("via inner folder", ("folder", "Deep sea", inner))
+    both = agent("both", ("text", "Whale facts", whales), ("folder", "Ocean", folder))
+    agent("unrelated", ("text", "Bread notes", bread))
+    newest_first = [both, via_inner, via_folder, *reversed(direct)]
+
+    def pages(call, **params) -> list:
+        agents, cursor, count = [], None, 0
+        while True:
+            page = call(page_size=2, cursor=cursor, **params)
+            assert isinstance(page, GetKnowledgeBaseDependentAgentsResponseModel) and len(page.agents) <= 2
+            agents += page.agents
+            count += 1
+            assert count < 20
+            if not page.has_more:
+                assert page.next_cursor is None
+                return agents
+            assert page.next_cursor
+            cursor = page.next_cursor
+
+    everything = pages(lambda **p: docs.get_agents(whales, **p))  # dependent_type defaults to all
+    assert [a.id for a in everything] == newest_first
+    assert all(isinstance(a, GetKnowledgeBaseDependentAgentsResponseModelAgentsItem_Available) for a in everything)
+    first = docs.get_agents(whales, page_size=2)
+    assert first.has_more is True and len(first.agents) == 2
+
+    only_direct = pages(lambda **p: docs.get_agents(whales, dependent_type="direct", **p))
+    assert [a.id for a in only_direct] == [both, *reversed(direct)]
+    transitive = pages(lambda **p: docs.get_agents(whales, dependent_type="transitive", **p))
+    assert [(a.id, a.referenced_resource_ids) for a in transitive] == [(via_inner, [inner]), (via_folder, [folder])]
+    assert [a.id for a in docs.get_agents(inner, dependent_type="direct").agents] == [via_inner]
+    assert [a.id for a in docs.get_agents(inner, dependent_type="transitive").agents] == [both, via_folder]
+
+    bulk = pages(lambda **p: docs.get_bulk_agents(document_ids=[whales, bread], **p))
+    assert len(bulk) == len(newest_first) + 1 and len({a.id for a in bulk}) == len(bulk)
+    strict(raw.get(f"{KB}/{whales}/dependent-agents", params={"page_size": 2}), GetKnowledgeBaseDependentAgentsResponseModel)
+    for kind in ("direct", "transitive", "all"):
+        strict(raw.get(f"{KB}/{whales}/dependent-agents", params={"dependent_type": kind}),
+               GetKnowledgeBaseDependentAgentsResponseModel)
+        strict(raw.post(f"{KB}/dependent-agents", params={"dependent_type": kind, "page_size": 3},
+                        json={"document_ids": [whales, bread]}), GetKnowledgeBaseDependentAgentsResponseModel)
+    bad = raw.get(f"{KB}/{whales}/dependent-agents", params={"dependent_type": "sideways"})
+    assert bad.status_code == 422
+
+
+# --- 15. content of file and URL documents ---------------------------------------------------------
+
+
+def test_update_content_of_file_and_url_documents(el, raw, site, corpus):
+    docs = el.conversational_ai.knowledge_base.documents
+    pdf = (corpus / "pdf" / PDF_NAME).read_bytes()
+    file_id = docs.create_from_file(file=(PDF_NAME, pdf, "application/pdf")).id
+    page = html_page("Timetable", "The ferry to the island leaves the harbour at seven every morning.")
+    url = site.serve("/content/timetable.html", page)
+    url_id = docs.create_from_url(url=url, name="Timetable").id
+    for document_id in (file_id, url_id):
+        assert wait_index(el, document_id).status == "succeeded"
+
+    edited = "Corrected text: the orchid greenhouse is kept at twenty-four degrees all year."
+    updated = docs.update(file_id, content=edited)
+    assert isinstance(updated, DocumentsUpdateResponse_File), type(updated)
+    assert updated.id == file_id and updated.filename == PDF_NAME and updated.name == PDF_NAME
+    assert "orchid greenhouse" in updated.extracted_inner_html and PDF_SENTENCES[0] not in updated.extracted_inner_html
+    assert docs.get_content(file_id).strip() == edited
+    assert updated.metadata.size_bytes == len(edited.encode())
+    source = httpx.get(docs.get_source_file_url(file_id).signed_url, timeout=30)
+    assert source.content == pdf  # the uploaded file stays its source file
+    wait_retrievable(raw, "What temperature is the greenhouse?", file_id, new="orchid", old="Beautiful")
+
+    moved = "The cable car to the summit departs from the valley station every twenty minutes."
+    updated_url = docs.update(url_id, content=moved)
+    assert isinstance(updated_url, DocumentsUpdateResponse_Url), type(updated_url)
+    assert updated_url.url == url and updated_url.name == "Timetable" and moved in updated_url.extracted_inner_html
+    assert docs.get_content(url_id).strip() == moved
+    wait_retrievable(raw, "When does the cable car leave?", url_id, new="cable car", old="ferry")
+    assert "ferry" in el.conversational_ai.knowledge_base.document.refresh(url_id).extracted_inner_html  # the page again
+
+    strict(raw.patch(f"{KB}/{file_id}", json={"content": "Plain text, again."}), DocumentsUpdateResponse,
+           "DocumentsUpdateResponse_File")
+    strict(raw.patch(f"{KB}/{url_id}", json={"content": "Another text."}), DocumentsUpdateResponse,
+           "DocumentsUpdateResponse_Url")
+    folder = docs.create_folder(name="Empty").id
+    refused = api_error(docs.update, folder, content="text")
+    assert refused.status_code == 400 and "folder" in error_message(refused)
+
+
+# --- 16. agents: tags filter and duplicate --------------------------------------------------------
+
+
+def test_agents_list_filters_by_tags_and_duplicate_copies_an_agent(el, raw):
+    agents = el.conversational_ai.agents
+    document_id = add_text(el, WHALES, "Whale facts")
+    config = {"agent": {"prompt": {"prompt": "Help.", "knowledge_base": [
+        {"type": "text", "name": "Whale facts", "id": document_id, "usage_mode": "prompt"}]}}}
+    made = {name: agents.create(name=name, tags=tags, conversation_config=config).agent_id
+            for name, tags in [("support", ["support"]), ("sales", ["sales"]), ("vip", ["support", "vip"]),
+                               ("untagged", []), ("Support", ["Support"])]}
+
+    def names(**params) -> set[str]:
+        listed, cursor = set(), None
+        while True:
+            page = agents.list(page_size=1, cursor=cursor, **params)
+            assert isinstance(page, GetAgentsPageResponseModel)
+            listed |= {a.name for a in page.agents}
+            if not page.has_more:
+                return listed
+            cursor = page.next_cursor
+
+    assert names(tags="support") == {"support", "vip"}  # exact tags, any case not folded
+    assert names(tags=["sales", "vip"]) == {"sales", "vip"}  # any of several
+    assert names(tags="nobody") == set()
+    assert names() == set(made)
+    strict(raw.get("/v1/convai/agents", params=[("tags", "support"), ("tags", "sales")]), GetAgentsPageResponseModel)
+
+    copy = agents.duplicate(made["vip"])
+    assert isinstance(copy, CreateAgentResponseModel) and copy.agent_id not in made.values()
+    original, duplicate = agents.get(made["vip"]), agents.get(copy.agent_id)
+    assert duplicate.name == "vip (copy)" and duplicate.tags == ["support", "vip"]
+    assert duplicate.conversation_config.agent.prompt.prompt == original.conversation_config.agent.prompt.prompt
+    assert [k.id for k in duplicate.conversation_config.agent.prompt.knowledge_base] == [document_id]
+    named = agents.duplicate(made["sales"], name="Sales, second")
+    assert agents.get(named.agent_id).name == "Sales, second"
+    dependents = el.conversational_ai.knowledge_base.documents.get_agents(document_id, page_size=100)
+    assert {copy.agent_id, named.agent_id} <= {a.id for a in dependents.agents}  # the copies use the document too
+    strict(raw.post(f"/v1/convai/agents/{made['support']}/duplicate", json={}), CreateAgentResponseModel)
+    assert_not_found(api_error(agents.duplicate, "agent_does_not_exist"))
 
 
 # --- strict shapes --------------------------------------------------------------------------------

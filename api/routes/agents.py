@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from kb.records import Agent
+from kb.knowledge_base import KnowledgeBase
+from kb.records import Agent, Workspace
 from kb.services.agents import RetrieveOverrides
 
 from ..agent_schemas import (
@@ -18,6 +19,7 @@ from ..agent_schemas import (
     AgentSummary,
     CreateAgentRequest,
     CreateAgentResponse,
+    DuplicateAgentRequest,
     KnowledgeBaseSizeResponse,
     UpdateAgentRequest,
 )
@@ -27,10 +29,11 @@ from ..schemas import AccessInfo
 router = APIRouter(prefix="/v1/convai", tags=["agents"])
 
 
-def _agent(agent: Agent) -> dict:
-    """The stored agent as given, with kb's fields on top (returned without the fields never set)."""
+def _agent(kb: KnowledgeBase, workspace: Workspace, agent: Agent) -> dict:
+    """The stored agent as given, with ElevenLabs' knowledge-base defaults filled in and kb's fields on
+    top (returned without the other fields never set)."""
     return {
-        **agent.body,
+        **kb.agents.read_back(workspace, agent),
         "agent_id": agent.id,
         "name": agent.name,
         "tags": agent.tags,
@@ -67,9 +70,11 @@ def list_agents(
         Query(description="call_count_7d sorts by created_at: kb counts no calls"),
     ] = "created_at",
     sort_direction: Literal["asc", "desc"] = "desc",
+    tags: Annotated[list[str] | None, Query(description="Only agents with any of these tags (repeat the parameter)")] = None,
 ) -> AgentsPageResponse:
     page = kb.agents.list(
-        workspace, page_size=page_size, cursor=cursor, search=search, sort_by=sort_by, sort_direction=sort_direction
+        workspace, page_size=page_size, cursor=cursor, search=search, sort_by=sort_by, sort_direction=sort_direction,
+        tags=tags or (),
     )
     return AgentsPageResponse(
         agents=[
@@ -93,7 +98,7 @@ def list_agents(
     "/agents/{agent_id}", response_model=AgentResponse, response_model_exclude_unset=True, summary="Get an agent"
 )
 def get_agent(agent_id: str, kb: KB, workspace: CurrentWorkspace) -> dict:
-    return _agent(kb.agents.get(workspace, agent_id))
+    return _agent(kb, workspace, kb.agents.get(workspace, agent_id))
 
 
 @router.patch(
@@ -102,7 +107,16 @@ def get_agent(agent_id: str, kb: KB, workspace: CurrentWorkspace) -> dict:
 def update_agent(agent_id: str, body: UpdateAgentRequest, kb: KB, workspace: CurrentWorkspace) -> dict:
     """Partial update: `name` and `tags` replace; `conversation_config`, `platform_settings`, `workflow`
     and other fields are deep-merged into the stored ones (lists, such as `knowledge_base`, replaced whole)."""
-    return _agent(kb.agents.update(workspace, agent_id, body.model_dump(exclude_unset=True)))
+    return _agent(kb, workspace, kb.agents.update(workspace, agent_id, body.model_dump(exclude_unset=True)))
+
+
+@router.post("/agents/{agent_id}/duplicate", response_model=CreateAgentResponse, summary="Duplicate an agent")
+def duplicate_agent(
+    agent_id: str, kb: KB, workspace: CurrentWorkspace, body: DuplicateAgentRequest | None = None
+) -> CreateAgentResponse:
+    """A new agent with a copy of the agent's config and tags (kb keeps no versions or branches to copy)."""
+    agent = kb.agents.duplicate(workspace, agent_id, body.name if body else None)
+    return CreateAgentResponse(agent_id=agent.id)
 
 
 @router.delete("/agents/{agent_id}", response_model=AgentDeletedResponse, summary="Delete an agent")
@@ -153,6 +167,7 @@ def retrieve_for_agent(
         chunks=[c.__dict__ for c in result.chunks],
         prompt_documents=[d.__dict__ for d in result.prompt_documents],
         embedding_model=result.embedding_model,
+        served_model=result.served_model,
         retrieval_query=result.retrieval_query,
         rag_latency_secs=round(result.rag_latency_secs, 6),
         rag_enabled=result.rag_enabled,

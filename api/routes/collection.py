@@ -16,6 +16,7 @@ from .. import presenters
 from ..deps import KB, CurrentWorkspace
 from ..errors import status_for
 from ..schemas import (
+    DEPENDENT_TYPE_HELP,
     AddDocumentResponse,
     BatchFailure,
     BulkDeleteRequest,
@@ -24,6 +25,7 @@ from ..schemas import (
     BulkMoveSuccess,
     DeletedId,
     DependentAgentsResponse,
+    DependentType,
     DocumentIdsRequest,
     FolderRequest,
     MovedId,
@@ -49,7 +51,9 @@ def create_folder(body: FolderRequest, kb: KB, workspace: CurrentWorkspace) -> A
     if body.enable_auto_sync:
         raise InvalidRequest("folder auto-sync is not supported yet")
     folder = kb.folders.create(workspace, body.name, body.parent_folder_id)
-    return AddDocumentResponse(id=folder.id, name=folder.name, folder_path=presenters.folder_path(kb, workspace, folder.id))
+    # folder_path: from the root to the new folder's parent (the folder itself not included)
+    return AddDocumentResponse(id=folder.id, name=folder.name,
+                               folder_path=presenters.folder_path(kb, workspace, folder.parent_folder_id))
 
 
 @router.post("/bulk-move", response_model=dict[str, BulkMoveSuccess | BatchFailure],
@@ -90,16 +94,19 @@ def bulk_dependent_agents(
     body: DocumentIdsRequest,
     kb: KB,
     workspace: CurrentWorkspace,
-    dependent_type: str | None = None,
+    dependent_type: Annotated[DependentType, Query(description=DEPENDENT_TYPE_HELP)] = "all",
     page_size: Annotated[int, Query(ge=1, le=100)] = 30,
     cursor: str | None = None,
 ) -> DependentAgentsResponse:
-    """Agents of the documents found; each id not found is reported in `errors` (the others carry on)."""
+    """Agents of the documents found, newest first, each once; each id not found is reported in
+    `errors` (the others carry on). Follow `next_cursor` while `has_more`."""
     ids = list(dict.fromkeys(body.document_ids))
     found = kb.documents.get_many(workspace, ids)
     errors = {i: failure(_not_found(i)) for i in ids if i not in found}
-    agents = presenters.dependent_agents(kb, workspace, [i for i in ids if i in found])
-    return DependentAgentsResponse(agents=agents, errors=errors)
+    page = kb.agents.dependents_page(workspace, [i for i in ids if i in found], dependent_type=dependent_type,
+                                     page_size=page_size, cursor=cursor)
+    return DependentAgentsResponse(agents=presenters.dependent_agents(page), next_cursor=page.next_cursor,
+                                   has_more=page.has_more, errors=errors)
 
 
 @router.get("/search", response_model=SearchResponse,

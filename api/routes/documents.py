@@ -13,10 +13,12 @@ from kb.records import ListQuery
 from .. import presenters
 from ..deps import KB, CurrentWorkspace
 from ..schemas import (
+    DEPENDENT_TYPE_HELP,
     AddDocumentResponse,
     ChunkResponse,
     ChunksResponse,
     DependentAgentsResponse,
+    DependentType,
     DocumentListResponse,
     DocumentResponse,
     MoveRequest,
@@ -101,8 +103,10 @@ def get_document(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> 
 
 
 @router.patch("/{documentation_id}", response_model=DocumentResponse,
-              summary="Rename a document, or replace a text document's content")
+              summary="Rename a document, or replace its content")
 def update_document(documentation_id: str, body: UpdateDocumentRequest, kb: KB, workspace: CurrentWorkspace) -> DocumentResponse:
+    """`content` becomes the document's text and is indexed again: all of a text document; for a
+    file or URL document its text, while the uploaded file (or fetched page) stays its source file."""
     if body.enable_auto_sync:
         raise InvalidRequest("URL auto-sync is not supported yet")
     doc = kb.documents.update(workspace, documentation_id, name=body.name, content=body.content)
@@ -194,9 +198,13 @@ def dependent_agents(
     documentation_id: str,
     kb: KB,
     workspace: CurrentWorkspace,
-    dependent_type: str | None = None,
+    dependent_type: Annotated[DependentType, Query(description=DEPENDENT_TYPE_HELP)] = "all",
     page_size: Annotated[int, Query(ge=1, le=100)] = 30,
     cursor: str | None = None,
 ) -> DependentAgentsResponse:
+    """Newest first; follow `next_cursor` while `has_more`."""
     kb.documents.get(workspace, documentation_id)
-    return DependentAgentsResponse(agents=presenters.dependent_agents(kb, workspace, [documentation_id]))
+    page = kb.agents.dependents_page(workspace, [documentation_id], dependent_type=dependent_type,
+                                     page_size=page_size, cursor=cursor)
+    return DependentAgentsResponse(agents=presenters.dependent_agents(page), next_cursor=page.next_cursor,
+                                   has_more=page.has_more)

@@ -46,6 +46,7 @@ def retrieve(body: RetrieveRequest, kb: KB, workspace: CurrentWorkspace) -> Retr
     return RetrieveResponse(
         chunks=[c.__dict__ for c in result.chunks],
         embedding_model=result.embedding_model,
+        served_model=result.served_model,
         retrieval_query=result.retrieval_query,
         rag_latency_secs=round(result.rag_latency_secs, 6),
         search_mode=body.search_mode,
@@ -60,12 +61,18 @@ def retrieve(body: RetrieveRequest, kb: KB, workspace: CurrentWorkspace) -> Retr
     summary="Start (or report) the document's index for a model",
 )
 def compute_rag_index(documentation_id: str, body: RagIndexRequest, kb: KB, workspace: CurrentWorkspace) -> RagIndexResponse:
-    return presenters.rag_index(kb.rag_indexes.ensure(workspace, documentation_id, body.model))
+    """`model` in the answer is the name asked for; `served_model` the model that builds the index.
+    Names served by one model share its index: asking again by another name reports the same one."""
+    named = kb.rag_indexes.ensure(workspace, documentation_id, body.model)
+    return presenters.rag_index(named.index, named.name)
 
 
 @router.get("/{documentation_id}/rag-index", response_model=RagIndexesResponse, summary="List the document's indexes")
 def list_rag_indexes(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> RagIndexesResponse:
-    return RagIndexesResponse(indexes=[presenters.rag_index(i) for i in kb.rag_indexes.list(workspace, documentation_id)])
+    """Each index under its served model's name and under every other name it was asked for by."""
+    return RagIndexesResponse(
+        indexes=[presenters.rag_index(n.index, n.name) for n in kb.rag_indexes.list_named(workspace, documentation_id)]
+    )
 
 
 @router.get("/rag-index", response_model=RagOverviewResponse, summary="RAG index usage of the workspace")
@@ -84,8 +91,8 @@ def rag_index_batch(body: RagIndexBatchRequest, kb: KB, workspace: CurrentWorksp
     results: dict[str, RagIndexBatchSuccess | BatchFailure] = {}
     for item in body.items:
         try:
-            index = kb.rag_indexes.ensure(workspace, item.document_id, item.model, create=item.create_if_missing)
-            results[item.document_id] = RagIndexBatchSuccess(data=presenters.rag_index(index))
+            named = kb.rag_indexes.ensure(workspace, item.document_id, item.model, create=item.create_if_missing)
+            results[item.document_id] = RagIndexBatchSuccess(data=presenters.rag_index(named.index, named.name))
         except KBError as exc:
             results[item.document_id] = failure(exc)
     return results

@@ -61,7 +61,7 @@ def reindex(data_dir: Path, workspace_ref: str, model: str | None, document_ids:
     try:
         target = resolve_workspace(kb, workspace_ref)
         ops = kb.reindex
-        models = [kb.models.require_known(model)] if model else ops.models_in_use(target.id)
+        models = [kb.models.resolve(model).served] if model else ops.models_in_use(target.id)
         report = {}
         for name in models:
             if re_embed:

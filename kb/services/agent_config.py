@@ -3,9 +3,10 @@
 - `conversation_config.agent.prompt.knowledge_base`: locators `{"type", "name", "id", "usage_mode"?}`
   naming documents (or folders) of the agent's own workspace.
 - `conversation_config.agent.prompt.rag`: the agent's retrieval settings. What is absent is read with
-  these defaults at retrieval time (the stored config itself is returned as it was given):
-  `enabled` false; `embedding_model` the workspace's default model; `max_vector_distance` 0.6;
-  `max_documents_length` 50,000; `max_retrieved_rag_chunks_count` 20 (kb's retrieval defaults).
+  these defaults at retrieval time, and filled in when the agent is read back (`with_defaults`; the
+  stored config stays as it was given): `enabled` false; `embedding_model` the workspace's default
+  model; `max_vector_distance` 0.6; `max_documents_length` 50,000; `max_retrieved_rag_chunks_count`
+  20 (kb's retrieval defaults, which are ElevenLabs' too).
   `num_candidates` sets the candidate pool of each search side (default 100);
   `query_rewrite_prompt_override` is stored but not used yet.
 """
@@ -107,6 +108,30 @@ def parse_rag(conversation_config: Mapping) -> RagSettings:
             raise InvalidRequest(f"rag.{key} must be an integer")
         values[key] = kind(value)
     return RagSettings(**values)
+
+
+def with_defaults(conversation_config: Mapping, embedding_model: str) -> dict:
+    """The config as ElevenLabs reads it back: `agent.prompt.knowledge_base` a list whose locators
+    each have a `usage_mode`, and `agent.prompt.rag` with every retrieval setting kb applies (given
+    values kept, absent ones the defaults above; `embedding_model` the name given here)."""
+    config = copy.deepcopy(dict(conversation_config))
+    agent = config["agent"] = dict(config.get("agent") or {})
+    prompt = agent["prompt"] = dict(agent.get("prompt") or {})
+    prompt["knowledge_base"] = [
+        {**item, "usage_mode": item.get("usage_mode") or "auto"} for item in prompt.get("knowledge_base") or []
+    ]
+    rag = prompt["rag"] = dict(prompt.get("rag") or {})
+    defaults = RagSettings()
+    for key, value in {
+        "enabled": defaults.enabled,
+        "embedding_model": embedding_model,
+        "max_vector_distance": defaults.max_vector_distance,
+        "max_documents_length": defaults.max_documents_length,
+        "max_retrieved_rag_chunks_count": defaults.max_retrieved_rag_chunks_count,
+    }.items():
+        if rag.get(key) is None:
+            rag[key] = value
+    return config
 
 
 def deep_merge(base: Mapping, changes: Mapping) -> dict:

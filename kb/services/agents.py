@@ -22,18 +22,20 @@ from typing import Any
 
 from index.retrieval import RetrievalLimits
 
-from ..errors import InvalidRequest, NotFound
-from ..records import Agent, AgentPage, DependentAgent, Locator, Workspace, new_id
+from ..errors import InvalidRequest, ModelNotInstalled, NotFound
+from ..records import Agent, AgentPage, DependentAgent, DependentAgentPage, Locator, Workspace, new_id
 from ..storage import Database, Tx, now
 from ..storage.interfaces import BlobStore
 from ..storage.repositories import AgentStore, DocumentStore
-from .agent_config import RAG_RANGES, RagSettings, deep_merge, parse_locators, parse_rag, prompt_of
+from .agent_config import RAG_RANGES, RagSettings, deep_merge, parse_locators, parse_rag, prompt_of, with_defaults
+from .cursors import decode_cursor, encode_cursor
 from .document_files import load_text
 from .models import ModelRegistry
 from .retrieval import RetrievedChunk, Retriever, SearchOptions
 
 DEFAULT_NAME = "Untitled agent"
 SORT_BY = ("name", "created_at", "updated_at", "call_count_7d")
+DEPENDENT_TYPES = ("direct", "transitive", "all")
 CHARS_PER_PAGE = 2_000
 
 __all__ = ["Agents", "AgentRetrieval", "PromptDocument", "RetrieveOverrides", "RAG_RANGES"]
@@ -63,10 +65,11 @@ class PromptDocument:
 class AgentRetrieval:
     chunks: list[RetrievedChunk]
     prompt_documents: list[PromptDocument]
-    embedding_model: str
+    embedding_model: str  # the agent's rag.embedding_model (or the workspace's default)
     retrieval_query: str
     rag_latency_secs: float
     rag_enabled: bool
+    served_model: str | None = None  # the model that ran; None when rag is disabled
 
 
 def _given_or(value: Any, default: Any) -> Any:
@@ -125,6 +128,17 @@ class Agents:
             self.repo.replace_locators(tx, workspace.id, agent.id, locators)
         return updated
 
+    def duplicate(self, workspace: Workspace, agent_id: str, name: str | None = None) -> Agent:
+        """A new agent with a copy of the agent's config and tags, named `name` (default: "<name> (copy)")."""
+        with self.db.write() as tx:
+            source = self._get(tx, workspace.id, agent_id)
+            t = now()
+            agent = Agent(new_id("agent_"), workspace.id, self._name(name if name is not None else f"{source.name} (copy)"),
+                          list(source.tags), copy.deepcopy(source.body), t, t)
+            self.repo.insert(tx, agent)
+            self.repo.replace_locators(tx, workspace.id, agent.id, parse_locators(agent.conversation_config))
+        return agent
+
     def delete(self, workspace: Workspace, agent_id: str) -> None:
         with self.db.write() as tx:
             self._get(tx, workspace.id, agent_id)
@@ -155,6 +169,20 @@ class Agents:
         with self.db.read() as tx:
             return self._get(tx, workspace.id, agent_id)
 
+    def read_back(self, workspace: Workspace, agent: Agent) -> dict:
+        """The agent's stored fields as ElevenLabs returns them: its `conversation_config` with the
+        knowledge-base settings kb applies filled in (`with_defaults`), the embedding model named as
+        the ElevenLabs name the workspace's default model serves. The stored config is unchanged."""
+        return {**agent.body, "conversation_config": with_defaults(agent.conversation_config, self._default_model(workspace))}
+
+    def _default_model(self, workspace: Workspace) -> str:
+        """The model name of an agent that names none: the ElevenLabs name served by the workspace's
+        default model (read back and used alike), else that model's own name."""
+        try:
+            return self.models.client_name(self.models.resolve(workspace.default_model).served)
+        except ModelNotInstalled:
+            return workspace.default_model
+
     def list(
         self,
         workspace: Workspace,
@@ -164,8 +192,10 @@ class Agents:
         search: str | None = None,
         sort_by: str = "created_at",
         sort_direction: str = "desc",
+        tags: Iterable[str] = (),
     ) -> AgentPage:
-        """A page of the workspace's agents. `search`: names containing it (case-insensitive).
+        """A page of the workspace's agents. `search`: names containing it (case-insensitive); `tags`:
+        agents having any of these tags (exactly).
         `sort_by`: name, created_at or updated_at (call_count_7d sorts by created_at: kb counts no
         calls). Follow `next_cursor` (with the same sort) while `has_more`."""
         if not 1 <= page_size <= 100:
@@ -178,7 +208,8 @@ class Agents:
         after = self._decode_cursor(cursor, sort_by, sort_direction) if cursor else None
         with self.db.read() as tx:
             rows = self.repo.page(tx, workspace.id, limit=page_size + 1, sort_by=column,
-                                  ascending=sort_direction == "asc", search=search, after=after)
+                                  ascending=sort_direction == "asc", search=search, after=after,
+                                  tags=list(dict.fromkeys(tags)))
         page, has_more = rows[:page_size], len(rows) > page_size
         next_cursor = None
         if has_more:
@@ -194,6 +225,36 @@ class Agents:
             return []
         with self.db.read() as tx:
             return self.repo.dependents(tx, _workspace_id(workspace), ids)
+
+    def dependents_page(self, workspace: Workspace, document_ids: Iterable[str], *, dependent_type: str = "all",
+                        page_size: int = 30, cursor: str | None = None) -> DependentAgentPage:
+        """A page of the agents that use any of the documents, newest first. `direct`: agents whose
+        knowledge_base names one of them; `transitive`: agents that name none of them but a folder
+        above one (their `referenced_resource_ids` are those folders); `all`: both, each agent once."""
+        if dependent_type not in DEPENDENT_TYPES:
+            raise InvalidRequest(f"dependent_type must be one of {', '.join(DEPENDENT_TYPES)}")
+        if not 1 <= page_size <= 100:
+            raise InvalidRequest("page_size must be between 1 and 100")
+        offset = decode_cursor(cursor)
+        ids = list(dict.fromkeys(document_ids))
+        with self.db.read() as tx:
+            folders = self._folders_above(tx, workspace.id, ids) if dependent_type != "direct" else []
+            found = self.repo.dependents(tx, workspace.id, ids + [f for f in folders if f not in ids]) if ids else []
+        asked = set(ids)
+        agents: list[DependentAgent] = []
+        for agent in found:
+            direct = [r for r in agent.referenced_resource_ids if r in asked]
+            if direct and dependent_type != "transitive":
+                agents.append(DependentAgent(agent.id, agent.name, agent.created_at, direct))
+            elif not direct and dependent_type != "direct":
+                agents.append(DependentAgent(agent.id, agent.name, agent.created_at, agent.referenced_resource_ids, True))
+        page, has_more = agents[offset: offset + page_size], len(agents) > offset + page_size
+        return DependentAgentPage(page, encode_cursor(offset + page_size) if has_more else None, has_more)
+
+    def _folders_above(self, tx: Tx, workspace_id: str, document_ids: list[str]) -> list[str]:
+        """Ids of every folder above any of the documents (two queries)."""
+        parents = [d.parent_folder_id for d in self.documents.get_many(tx, workspace_id, document_ids) if d.parent_folder_id]
+        return list(self.documents.ancestors(tx, workspace_id, parents))
 
     def knowledge_base_size(self, workspace: Workspace, agent_id: str) -> float:
         """`number_of_pages` of the agent's knowledge base: the characters of extracted text of all its
@@ -213,7 +274,8 @@ class Agents:
 
         With `rag.enabled` false (the default) no search is made: `chunks` is empty and only the
         `prompt` documents come back. An agent without `auto` documents gets no chunks (never the rest
-        of the workspace). An unknown `embedding_model` is a 400 naming the configured models.
+        of the workspace). `embedding_model` is resolved as everywhere (`ModelRegistry.resolve`): an
+        ElevenLabs name is served by its fallback when its own model is not on this machine.
         """
         started = time.perf_counter()
         overrides = overrides or RetrieveOverrides()
@@ -229,13 +291,15 @@ class Agents:
             if mode == "prompt"
         ]
         auto_ids = [doc_id for doc_id, (_, mode) in resolved.items() if mode == "auto"]
-        model = rag.embedding_model or workspace.default_model
+        model = rag.embedding_model or self._default_model(workspace)
         chunks: list[RetrievedChunk] = []
+        served = None
         if rag.enabled:
-            model = self.models.require_known(model)
+            served = self.models.resolve(model).served
             if auto_ids:
                 chunks = self._search(workspace, query, auto_ids, model, rag, overrides)
-        return AgentRetrieval(chunks, prompt_documents, model, query.strip(), time.perf_counter() - started, rag.enabled)
+        return AgentRetrieval(chunks, prompt_documents, model, query.strip(), time.perf_counter() - started, rag.enabled,
+                              served)
 
     def _search(self, workspace: Workspace, query: str, document_ids: list[str], model: str, rag: RagSettings,
                 overrides: RetrieveOverrides) -> list[RetrievedChunk]:
@@ -277,8 +341,11 @@ class Agents:
         return list(tags)
 
     def _check(self, tx: Tx, workspace_id: str, conversation_config: Mapping) -> list[Locator]:
-        """Validate the parts of the config kb reads; every locator must name a document of this workspace."""
-        parse_rag(conversation_config)
+        """Validate the parts of the config kb reads; every locator must name a document of this workspace,
+        and `rag.embedding_model` a model name kb knows."""
+        rag = parse_rag(conversation_config)
+        if rag.embedding_model is not None:
+            self.models.require_known(rag.embedding_model)
         locators = parse_locators(conversation_config)
         if locators:
             wanted = [loc.id for loc in locators]

@@ -19,9 +19,10 @@ class Chunks:
 
     def page(self, workspace: Workspace, document_id: str, model: str | None, *, page_size: int = 30,
              cursor: str | None = None) -> tuple[list[Chunk], str | None]:
-        """The document's chunks for a model, in document order, and the next cursor."""
+        """The document's chunks for the model serving `model` (default: the workspace's default
+        model), in document order, and the next cursor."""
         self._document(workspace, document_id)
-        model = self.models.require_known(model or workspace.default_model)
+        model = self.models.resolve(model or workspace.default_model).served
         if not 1 <= page_size <= 1000:
             raise InvalidRequest("page_size must be between 1 and 1000")
         offset = decode_cursor(cursor)
@@ -32,7 +33,7 @@ class Chunks:
     def get(self, workspace: Workspace, document_id: str, chunk_id: str, model: str | None = None) -> Chunk:
         self._document(workspace, document_id)
         if model is not None:
-            model = self.models.require_known(model)
+            model = self.models.resolve(model).served
         with self.db.read() as tx:
             chunk = self.repo.get(tx, workspace.id, document_id, chunk_id, model)
         if chunk is None:

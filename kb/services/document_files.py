@@ -22,18 +22,22 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def store_parsed(blobs: BlobStore, workspace_id: str, document_id: str, original: bytes, parsed: ParsedDocument) -> None:
+def store_parsed(blobs: BlobStore, workspace_id: str, document_id: str, original: bytes | None,
+                 parsed: ParsedDocument) -> None:
+    """The document's files; `original` None keeps the original there is."""
     structure = {
         "format": parsed.format,
         "metadata": parsed.metadata,
         "pages": parsed.pages,
         "blocks": [[b.start, b.end, b.kind, list(b.heading_path), b.page] for b in parsed.blocks],
     }
-    blobs.put_many(workspace_id, document_id, {
-        ORIGINAL: original,
+    files = {
         TEXT: parsed.text.encode("utf-8"),
         STRUCTURE: json.dumps(structure, ensure_ascii=False).encode("utf-8"),
-    })
+    }
+    if original is not None:
+        files[ORIGINAL] = original
+    blobs.put_many(workspace_id, document_id, files)
 
 
 def load_parsed(blobs: BlobStore, workspace_id: str, document_id: str) -> ParsedDocument:

@@ -69,7 +69,7 @@ class Documents:
                 self.repo.insert(tx, doc)
                 self.fulltext.add(tx, workspace.id, doc.id, prepared.parsed.text)
                 admission = self.rag_indexes.admit(tx, workspace.id, doc.size_bytes, failure=prepared.index_failure)
-                self.rag_indexes.create(tx, workspace.id, doc.id, workspace.default_model, doc.size_bytes, admission)
+                self.rag_indexes.create_for_upload(tx, workspace, doc.id, doc.size_bytes, admission)
         except BaseException:
             self.blobs.delete_document(workspace.id, doc.id)
             raise
@@ -80,12 +80,20 @@ class Documents:
 
     def update(self, workspace: Workspace, document_id: str, *, name: str | None = None,
                content: str | None = None) -> Document:
-        """Rename, and for text documents replace the text (re-indexed in the background)."""
+        """Rename, and replace the content (re-indexed in the background).
+
+        New `content` becomes the document's text, whatever its type: a text document's whole
+        content; a file's or a URL document's text (Markdown when the document was Markdown, plain
+        text otherwise), what is indexed and what its size counts, while the uploaded file (or the
+        fetched page) stays its source file until `update-file` (or `refresh`) replaces both.
+        """
         doc = self.get(workspace, document_id)
         if content is not None:
-            if doc.type != "text":
-                raise InvalidRequest("only text documents take new content; use update-file for files and refresh for URLs")
-            doc = self._replace(workspace, doc, self.ingestion.from_text(content, fmt=doc.format))
+            if doc.is_folder:
+                raise InvalidRequest(f"{document_id!r} is a folder; folders have no content")
+            fmt = "markdown" if doc.format == "markdown" else "txt"
+            doc = self._replace(workspace, doc, self.ingestion.from_text(content, fmt=fmt),
+                                keep_source=doc.type != "text")
         if name is not None:
             doc = self.rename(workspace, document_id, name)
         return doc
@@ -114,14 +122,15 @@ class Documents:
             raise InvalidRequest(f"document {document_id!r} is a {doc.type} document; only URL documents can be refreshed")
         return self._replace(workspace, doc, self.ingestion.from_url(doc.url))
 
-    def _replace(self, workspace: Workspace, doc: Document, prepared: Prepared) -> Document:
+    def _replace(self, workspace: Workspace, doc: Document, prepared: Prepared, *, keep_source: bool = False) -> Document:
+        """New content for a document, re-indexed if it changed. `keep_source`: the original file stays."""
         new_hash = content_hash(prepared.data)
         if new_hash == doc.content_hash:
             return doc  # unchanged: nothing to re-embed
         size, chars = len(prepared.data), len(prepared.parsed.text)
         with self.db.write() as tx:  # refuse before replacing the files...
             self.quotas.check_storage(tx, workspace.id, size, chars, freed_bytes=doc.size_bytes, freed_chars=doc.char_count)
-        store_parsed(self.blobs, workspace.id, doc.id, prepared.data, prepared.parsed)
+        store_parsed(self.blobs, workspace.id, doc.id, None if keep_source else prepared.data, prepared.parsed)
         with self.db.write() as tx:  # ...and check again with the rows written
             self.quotas.check_storage(tx, workspace.id, size, chars, freed_bytes=doc.size_bytes, freed_chars=doc.char_count)
             self.repo.update_content(tx, workspace.id, doc.id, {

@@ -1,14 +1,21 @@
-"""RAG indexes: one per document and embedding model, with status and progress; each admitted one
-is built by an `index_document` job (`kb/services/indexing.py`)."""
+"""RAG indexes: one per document and served embedding model, with status and progress; each admitted
+one is built by an `index_document` job (`kb/services/indexing.py`).
+
+Indexes are stored under the model that serves them (`ModelRegistry.resolve`); a client that asked
+by another name (ElevenLabs' `e5_mistral_7b_instruct` served by MiniLM) gets the same index back
+under its name, and listings show it under that name too.
+"""
 
 from __future__ import annotations
 
-from ..errors import InvalidRequest, NotFound
+from dataclasses import dataclass, replace
+
+from ..errors import InvalidRequest, ModelNotInstalled, NotFound
 from ..jobs import JobQueue
 from ..records import RagIndex, Workspace, new_id
 from ..storage import Database, Tx, now
 from ..storage.repositories import DocumentStore, RagIndexStore
-from .models import ModelRegistry
+from .models import ModelRegistry, ServedModel
 from .quotas import Admission, Quotas
 from .removal import Removal
 
@@ -16,6 +23,15 @@ STATUSES = ("created", "processing", "succeeded", "failed", "rag_limit_exceeded"
 TERMINAL_STATUSES = ("succeeded", "failed", "rag_limit_exceeded", "document_too_small")
 RETRYABLE_STATUSES = ("failed", "rag_limit_exceeded", "document_too_small")
 INDEX_JOB = "index_document"
+
+
+@dataclass(frozen=True)
+class NamedIndex:
+    """An index as a client sees it: under a model name it asked for, or its served model's name.
+    Every name a model serves shares that model's one index per document (and its usage)."""
+
+    index: RagIndex
+    name: str
 
 
 def index_subject(rag_index_id: str) -> str:
@@ -44,26 +60,38 @@ class RagIndexes:
         return self.quotas.admit_index(tx, workspace_id, size_bytes, excluding_index=excluding_index)
 
     def create(self, tx: Tx, workspace_id: str, document_id: str, model: str, size_bytes: int,
-               admission: Admission = Admission("created")) -> RagIndex:
-        """Insert an index, with its job when it was admitted.
+               admission: Admission = Admission("created"), requested_names: tuple[str, ...] = ()) -> RagIndex:
+        """Insert an index for a served model, with its job when it was admitted.
 
         An index that was not admitted (over the RAG limit, too small, nothing to index) is recorded
         with that status and its message, and no job is queued: nothing is partially indexed.
         """
         index = RagIndex(new_id("ri_"), document_id, model, admission.status, 0.0, size_bytes, admission.message,
-                         workspace_id=workspace_id)
+                         workspace_id=workspace_id, requested_names=requested_names)
         self.repo.insert(tx, workspace_id, index, now())
         if admission.admitted:
             self._enqueue(tx, index.id)
         return index
+
+    def create_for_upload(self, tx: Tx, workspace: Workspace, document_id: str, size_bytes: int,
+                          admission: Admission) -> RagIndex:
+        """The index a new document gets at once: for the model serving the workspace's default. When
+        that model is not on this machine the document is still stored, its index failed saying why."""
+        try:
+            choice = self.models.resolve(workspace.default_model)
+        except ModelNotInstalled as exc:
+            return self.create(tx, workspace.id, document_id, workspace.default_model, size_bytes,
+                               Admission("failed", exc.message))
+        names = (choice.requested,) if choice.substituted else ()
+        return self.create(tx, workspace.id, document_id, choice.served, size_bytes, admission, names)
 
     def restart(self, tx: Tx, index: RagIndex, size_bytes: int, admission: Admission) -> RagIndex:
         """Run an existing index again (its document changed, or it failed): its current chunks serve until then."""
         self.repo.restart(tx, index.id, admission.status, size_bytes, admission.message, now())
         if admission.admitted:
             self._enqueue(tx, index.id)
-        return RagIndex(index.id, index.document_id, index.model, admission.status, 0.0, size_bytes, admission.message,
-                        workspace_id=index.workspace_id)
+        return replace(index, status=admission.status, progress_percentage=0.0, used_bytes=size_bytes,
+                       error=admission.message, chunks_embedded=0, chunks_reused=0)
 
     def restart_all(self, tx: Tx, workspace_id: str, document_id: str, size_bytes: int, failure: str | None) -> None:
         """Every index of a document whose content changed, admitted again against the limits."""
@@ -80,32 +108,52 @@ class RagIndexes:
 
     # --- on their own ------------------------------------------------------------------------
 
-    def ensure(self, workspace: Workspace, document_id: str, model: str, create: bool = True) -> RagIndex:
-        """Start an index of the document for `model`, or report the one that exists (retrying a failed one)."""
-        self.models.require_known(model)
+    def ensure(self, workspace: Workspace, document_id: str, model: str, create: bool = True) -> NamedIndex:
+        """Start an index of the document for the model serving the name `model`, or report the one
+        that exists (retrying a failed one), under the name asked for."""
+        choice = self.models.resolve(model)
         with self.db.write() as tx:
             doc = self.documents.get(tx, workspace.id, document_id)
             if doc is None:
                 raise NotFound(f"document {document_id!r} not found in this workspace")
             if doc.is_folder:
                 raise InvalidRequest(f"{document_id!r} is a folder; index the documents in it")
-            index = self.repo.find(tx, workspace.id, doc.id, model)
+            index = self.repo.find(tx, workspace.id, doc.id, choice.served)
             if index is None:
                 if not create:
                     raise NotFound(f"document {document_id!r} has no index for {model!r}")
-                index = self.create(tx, workspace.id, doc.id, model, doc.size_bytes, self.admit(tx, workspace.id, doc.size_bytes))
+                index = self.create(tx, workspace.id, doc.id, choice.served, doc.size_bytes,
+                                    self.admit(tx, workspace.id, doc.size_bytes))
             elif index.status in RETRYABLE_STATUSES and create:
                 # Asked again: retry a failure, and re-check limits that may have changed since.
                 admission = self.admit(tx, workspace.id, doc.size_bytes, excluding_index=index.id)
                 index = self.restart(tx, index, doc.size_bytes, admission)
+            index = self._remember_name(tx, index, choice)
         self.notify()
-        return index
+        return NamedIndex(index, choice.requested)
+
+    def _remember_name(self, tx: Tx, index: RagIndex, choice: ServedModel) -> RagIndex:
+        """Record that a client asked for `index` by another name than its model's (listings show it)."""
+        if not choice.substituted or choice.requested in index.requested_names:
+            return index
+        names = (*index.requested_names, choice.requested)
+        self.repo.set_requested_names(tx, index.id, names)
+        return replace(index, requested_names=names)
 
     def list(self, workspace: Workspace, document_id: str) -> list[RagIndex]:
         with self.db.read() as tx:
             if self.documents.get(tx, workspace.id, document_id) is None:
                 raise NotFound(f"document {document_id!r} not found in this workspace")
             return self.repo.of_document(tx, workspace.id, document_id)
+
+    def list_named(self, workspace: Workspace, document_id: str) -> list[NamedIndex]:
+        """The document's indexes, each under its served model's name and under every other name a
+        client asked for it by that its model still serves (one index, listed once per name)."""
+        return [
+            NamedIndex(index, name)
+            for index in self.list(workspace, document_id)
+            for name in (index.model, *(n for n in index.requested_names if self.models.serves(n, index.model)))
+        ]
 
     def first_statuses(self, workspace: Workspace, document_ids: list[str]) -> dict[str, str]:
         """Status of the index each document's upload created, for many documents (`kb ingest` polls it)."""

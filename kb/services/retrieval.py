@@ -38,11 +38,12 @@ class RetrievedChunk:
 @dataclass(frozen=True)
 class RetrievalResult:
     chunks: list[RetrievedChunk]
-    embedding_model: str
+    embedding_model: str  # the name asked for (or the workspace's default)
     retrieval_query: str
     rag_latency_secs: float
     timings_ms: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    served_model: str = ""  # the model that ran (see ModelRegistry.resolve)
 
 
 class Stopwatch:
@@ -118,6 +119,7 @@ class Retriever:
         self.cache = QueryEmbeddingCache()
 
     def embed_query(self, model: str, query: str) -> np.ndarray:
+        """The query's vector by the served model `model` (cached)."""
         vector = self.cache.get(model, query)
         if vector is None:
             vector = self.models.get_for_query(model).embed_query(query)
@@ -142,7 +144,8 @@ class Retriever:
             raise InvalidRequest("query must not be empty")
         if len(query) > MAX_QUERY_CHARS:
             raise InvalidRequest(f"query is longer than {MAX_QUERY_CHARS} characters")
-        model = self.models.require_known(embedding_model or workspace.default_model)
+        choice = self.models.resolve(embedding_model or workspace.default_model)
+        model = choice.served
         skipped: list[str] = []
 
         query_vector = self.embed_query(model, query)
@@ -184,7 +187,7 @@ class Retriever:
             else:
                 result = self._with_context(workspace.id, result, options.context_chunks, limits.max_documents_length)
         clock.lap("context")
-        return RetrievalResult(result, model, query, clock.total_ms() / 1000, clock.timings(), skipped)
+        return RetrievalResult(result, choice.requested, query, clock.total_ms() / 1000, clock.timings(), skipped, model)
 
     def _rank(self, mode, query, query_vector, query_terms, loaded, dense_keys, lexical_keys, model) -> list[tuple[int, float]]:
         """Candidates best first, each with its true cosine distance to the query (in every mode)."""

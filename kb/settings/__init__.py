@@ -16,6 +16,7 @@ from typing import Any
 from .environment import env_name, field_owners, from_environment
 from .sections import (
     DEFAULT_MODEL,
+    ELEVENLABS_MODELS,
     SECTIONS,
     EmbeddingSettings,
     IndexSettings,
@@ -103,10 +104,18 @@ def check(settings: Settings) -> None:
             f"default model {settings.embedding.default_model!r} is not configured; known models: "
             f"{', '.join(settings.embedding.models)}"
         )
+    for name, target in settings.embedding.model_aliases.items():
+        if target == name:
+            raise ValueError(f"KB_MODEL_ALIASES: {name!r} cannot fall back to itself")
+        if target not in settings.embedding.models:
+            raise ValueError(
+                f"KB_MODEL_ALIASES: {name!r} falls back to {target!r}, which is not a configured model; known models: "
+                f"{', '.join(settings.embedding.models)} (add it with KB_MODELS=name=path_or_hf_id)"
+            )
 
 
 __all__ = [
-    "DEFAULT_MODEL", "DEFAULT_TIERS_FILE", "LIMIT_NAMES", "SECTIONS", "Settings", "EmbeddingSettings", "IndexSettings",
+    "DEFAULT_MODEL", "DEFAULT_TIERS_FILE", "ELEVENLABS_MODELS", "LIMIT_NAMES", "SECTIONS", "Settings", "EmbeddingSettings", "IndexSettings",
     "IngestSettings", "JobsSettings", "ServerSettings", "StorageSettings", "WorkspaceSettings", "bundled_model_path",
     "env_name", "env_names", "load_settings", "load_tiers",
 ]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .sections import SECTIONS, default_models
+from .sections import SECTIONS, default_model_aliases, default_models
 
 
 def env_name(field_name: str) -> str:
@@ -26,6 +26,24 @@ def parse_models(value: str) -> dict[str, str]:
     return models
 
 
+def parse_model_aliases(value: str) -> dict[str, str]:
+    """`name=model,name2=model2`; entries add to (or replace) the defaults, `name=` removes one."""
+    aliases = default_model_aliases()
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, sep, target = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"KB_MODEL_ALIASES entry {item!r} must look like name=model (or name= to remove one)")
+        if target.strip():
+            aliases[name.strip()] = target.strip()
+        else:
+            aliases.pop(name.strip(), None)
+    return aliases
+
+
+# Fields whose variable is not read by its type alone.
+FIELD_PARSERS: dict[str, Callable[[str], Any]] = {"models": parse_models, "model_aliases": parse_model_aliases}
+
+
 def _parser(hint: Any) -> Callable[[str], Any]:
     """How to read one variable, from the field's type (`X | None` reads as X)."""
     args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -37,8 +55,6 @@ def _parser(hint: Any) -> Callable[[str], Any]:
         return hint
     if typing.get_origin(hint) is tuple:
         return lambda raw: tuple(part.strip() for part in raw.split(",") if part.strip())
-    if typing.get_origin(hint) is dict:
-        return parse_models
     raise TypeError(f"no environment parser for settings of type {hint!r}")
 
 
@@ -62,7 +78,8 @@ def from_environment(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
             if raw is None or raw == "":
                 continue
             try:
-                values[section][f.name] = _parser(hints[f.name])(raw)
+                parse = FIELD_PARSERS.get(f.name) or _parser(hints[f.name])
+                values[section][f.name] = parse(raw)
             except ValueError as exc:
                 raise ValueError(f"{env_name(f.name)}={raw!r}: {exc}") from None
     return values

@@ -13,6 +13,8 @@ from pathlib import Path
 from .tiers import DEFAULT_TIERS_FILE, load_tiers
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# The names of ElevenLabs' embedding models (the SDK's `EmbeddingModelEnum`), the first its default.
+ELEVENLABS_MODELS = ("e5_mistral_7b_instruct", "multilingual_e5_large_instruct")
 
 
 def bundled_model_path() -> str:
@@ -25,8 +27,15 @@ def default_models() -> dict[str, str]:
     # name -> local path or Hugging Face id (must already be in the local cache: nothing is downloaded)
     return {
         DEFAULT_MODEL: "bundled",
+        "e5_mistral_7b_instruct": "intfloat/e5-mistral-7b-instruct",
         "multilingual_e5_large_instruct": "intfloat/multilingual-e5-large-instruct",
     }
+
+
+def default_model_aliases() -> dict[str, str]:
+    # name a client may use -> the configured model that serves it when the name's own model is not
+    # on this machine (see kb.services.models.ModelRegistry.resolve)
+    return {name: DEFAULT_MODEL for name in ELEVENLABS_MODELS}
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,7 @@ class IngestSettings:
 class EmbeddingSettings:
     default_model: str = DEFAULT_MODEL
     models: dict[str, str] = field(default_factory=default_models)
+    model_aliases: dict[str, str] = field(default_factory=default_model_aliases)
     embed_batch_size: int = 32
     embed_backend: str = "onnx-int8"  # "torch", "onnx" (fp32) or "onnx-int8"; see BENCHMARKS.md
     embed_threads: int = 0  # threads of background embedding (at low priority); 0: every CPU

@@ -113,6 +113,9 @@ class RagIndexStore(Protocol):
     def insert(self, tx: Tx, workspace_id: str, index: RagIndex, now: float) -> None:
         ...
 
+    def set_requested_names(self, tx: Tx, index_id: str, names: Sequence[str]) -> None:
+        ...
+
     def restart(self, tx: Tx, index_id: str, status: str, used_bytes: int, error: str | None, now: float) -> None:
         ...
 
@@ -227,8 +230,9 @@ class AgentStore(Protocol):
     def delete(self, tx: Tx, workspace_id: str, agent_id: str) -> None:
         ...
 
-    def page(self, tx: Tx, workspace_id: str, *, limit: int, sort_by: str, ascending: bool, search: str | None=None, after: tuple[Any, str] | None=None) -> list[Agent]:
-        """Up to `limit` agents sorted by `sort_by` (then id), after the (value, id) of a previous page."""
+    def page(self, tx: Tx, workspace_id: str, *, limit: int, sort_by: str, ascending: bool, search: str | None=None, after: tuple[Any, str] | None=None, tags: Sequence[str]=()) -> list[Agent]:
+        """Up to `limit` agents sorted by `sort_by` (then id), after the (value, id) of a previous page;
+        with `tags`, only agents that have any of them."""
 
     def replace_locators(self, tx: Tx, workspace_id: str, agent_id: str, locators: Sequence[Locator]) -> None:
         ...

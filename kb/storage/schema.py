@@ -87,6 +87,8 @@ rag_indexes = Table(
     Column("error", Text),
     Column("chunks_embedded", Integer, nullable=False, default=0),  # by the model in the last run
     Column("chunks_reused", Integer, nullable=False, default=0),  # embeddings reused from identical text
+    # other model names clients asked for this index by, that `model` served (a JSON list of names)
+    Column("requested_names", JSON, nullable=False, default=list),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("document_id", "model", name="uq_rag_index_document_model"),

@@ -48,9 +48,11 @@ class AgentRepository:
 
     def page(
         self, tx: Tx, workspace_id: str, *, limit: int, sort_by: str, ascending: bool, search: str | None = None,
-        after: tuple[Any, str] | None = None,
+        after: tuple[Any, str] | None = None, tags: Sequence[str] = (),
     ) -> list[Agent]:
-        """Up to `limit` agents sorted by `sort_by` (then id), after the (value, id) of a previous page."""
+        """Up to `limit` agents sorted by `sort_by` (then id), after the (value, id) of a previous page;
+        with `tags`, only agents that have any of them (read in batches of the sorted agents: tags are
+        a JSON list, which databases search each their own way)."""
         column = agents.c[sort_by]
         query = select(agents).where(agents.c.workspace_id == workspace_id)
         if search:
@@ -60,7 +62,17 @@ class AgentRepository:
             beyond = (column > value, agents.c.id > last_id) if ascending else (column < value, agents.c.id < last_id)
             query = query.where(or_(beyond[0], and_(column == value, beyond[1])))
         order = (column.asc(), agents.c.id.asc()) if ascending else (column.desc(), agents.c.id.desc())
-        return [_agent(r) for r in tx.execute(query.order_by(*order).limit(limit)).fetchall()]
+        query = query.order_by(*order)
+        if not tags:
+            return [_agent(r) for r in tx.execute(query.limit(limit)).fetchall()]
+        wanted, found, batch, offset = set(tags), [], max(4 * limit, 200), 0
+        while len(found) < limit:
+            rows = tx.execute(query.limit(batch).offset(offset)).fetchall()
+            found += [agent for agent in map(_agent, rows) if wanted.intersection(agent.tags)]
+            if len(rows) < batch:
+                break
+            offset += batch
+        return found[:limit]
 
     def replace_locators(self, tx: Tx, workspace_id: str, agent_id: str, locators: Sequence[Locator]) -> None:
         tx.execute(delete(agent_documents).where(agent_documents.c.agent_id == agent_id))

@@ -15,7 +15,7 @@ BATCH = 500  # ids per IN (...) list
 
 def _index(row) -> RagIndex:
     return RagIndex(row.id, row.document_id, row.model, row.status, row.progress_percentage, row.used_bytes, row.error,
-                    row.chunks_embedded, row.chunks_reused, row.workspace_id)
+                    row.chunks_embedded, row.chunks_reused, row.workspace_id, tuple(row.requested_names or ()))
 
 
 def _batches(ids: Sequence[str]):
@@ -29,9 +29,13 @@ class RagIndexRepository:
             rag_indexes.insert().values(
                 id=index.id, workspace_id=workspace_id, document_id=index.document_id, model=index.model,
                 status=index.status, progress_percentage=0.0, used_bytes=index.used_bytes, error=index.error,
-                chunks_embedded=0, chunks_reused=0, created_at=now, updated_at=now,
+                chunks_embedded=0, chunks_reused=0, requested_names=list(index.requested_names), created_at=now,
+                updated_at=now,
             )
         )
+
+    def set_requested_names(self, tx: Tx, index_id: str, names: Sequence[str]) -> None:
+        tx.execute(update(rag_indexes).where(rag_indexes.c.id == index_id).values(requested_names=list(names)))
 
     def restart(self, tx: Tx, index_id: str, status: str, used_bytes: int, error: str | None, now: float) -> None:
         tx.execute(
