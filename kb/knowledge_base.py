@@ -28,6 +28,7 @@ from .services.reindex import Reindex
 from .services.removal import Removal
 from .services.retrieval import Retriever
 from .services.search import FullTextSearch
+from .services.slots import WorkspaceSlots
 from .services.workspaces import Workspaces
 from .settings import Settings
 from .storage import open_storage
@@ -65,7 +66,9 @@ class KnowledgeBase:
         self.folders = Folders(s.db, s.documents)
         self.ingestion = Ingestion(settings.ingest)
         self.documents = Documents(s.db, s.documents, s.fulltext, s.blobs, self.ingestion, self.quotas,
-                                   self.rag_indexes, self.folders, self.agents, self.removal)
+                                   self.rag_indexes, self.folders, self.agents, self.removal,
+                                   WorkspaceSlots(settings.ingest.url_fetches_per_workspace, "URL fetches",
+                                                  "KB_URL_FETCHES_PER_WORKSPACE"))
         self.chunks = Chunks(s.db, s.chunks, s.documents, self.models)
         self.search = FullTextSearch(s.db, s.fulltext, s.documents)
         self.source_files = SourceFiles(LinkSigner(data_dir), s.documents, s.db, s.blobs)
