@@ -56,7 +56,7 @@ class KnowledgeBase:
         self.workspaces = Workspaces(s.db, s.workspaces, settings.workspaces, settings.embedding.default_model,
                                      data_dir / "default_api_key")
         self.quotas = Quotas(s.db, s.workspaces, s.documents, s.rag_indexes, s.quota_lock, settings.workspaces)
-        self.removal = Removal(s.db, s.documents, s.rag_indexes, s.chunks, s.fulltext, self.vectors, s.blobs)
+        self.removal = Removal(s.db, s.documents, s.rag_indexes, s.chunks, s.fulltext, self.vectors, s.blobs, self.queue)
         self.rag_indexes = RagIndexes(s.db, s.rag_indexes, s.documents, self.queue, self.quotas, self.models, self.removal)
         self.indexer = Indexer(index, settings.embedding, s.db, self.rag_indexes, s.rag_indexes, s.chunks, s.documents,
                                s.blobs, self.models, self.vectors)
