@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kb.services.agent_config import LOCATOR_TYPES, RAG_RANGES, USAGE_MODES
+from kb.services.agent_config import LOCATOR_TYPES, MAX_KNOWLEDGE_BASE_ITEMS, RAG_RANGES, USAGE_MODES
 
 from .schemas import AccessInfo, RetrieveResponse
 
@@ -55,7 +55,10 @@ class RagConfig(BaseModel):
 class PromptConfig(BaseModel):
     model_config = OPEN
     prompt: str | None = Field(default=None, description="The system prompt.")
-    knowledge_base: list[KnowledgeBaseLocator] | None = None
+    knowledge_base: list[KnowledgeBaseLocator] | None = Field(
+        default=None, max_length=MAX_KNOWLEDGE_BASE_ITEMS,
+        description=f"At most {MAX_KNOWLEDGE_BASE_ITEMS:,} locators (name folders to include more documents).",
+    )
     rag: RagConfig | None = None
 
 

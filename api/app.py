@@ -9,12 +9,14 @@ from fastapi import FastAPI
 from kb.knowledge_base import KnowledgeBase
 
 from .errors import install_error_handlers
+from .offload import open_ingest_pool
 from .routes import agents, collection, documents, rag
 
 
 def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        open_ingest_pool(app, kb.settings.server.ingest_threads)
         kb.warm_up()  # load the default model now, not on the first request
         if start_workers:
             kb.start_workers()

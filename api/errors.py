@@ -25,6 +25,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unknown_model": 400,
     "model_not_installed": 400,
     "quota_exceeded": 413,
+    "too_many_requests": 429,
     "invalid_document": 400,
     "empty_document": 400,
     "corrupt_document": 400,

@@ -17,10 +17,11 @@ chunk never reaches back across a heading.
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .segment import sentence_spans, word_spans
+from .segment import iter_word_spans, sentence_spans, word_spans
 from .types import Block, Chunk, ParsedDocument
 
 
@@ -32,8 +33,14 @@ class _Piece:
     block: int  # index into doc.blocks
 
 
+# A span this many characters per token of budget is longer than any chunk: it is cut before it is
+# counted (a token holds a few characters; counting a 50 MB paragraph whole would tokenise it whole).
+CHARS_PER_TOKEN_CAP = 64
+MEMO_SIZE = 50_000  # spans whose counts are remembered (counts are reused only near where they were made)
+
+
 class _Counter:
-    """`count_tokens` on spans of one text, memoised, minus the special tokens."""
+    """`count_tokens` on spans of one text, memoised (boundedly), minus the special tokens."""
 
     def __init__(self, text: str, count_tokens: Callable[[str], int]) -> None:
         self.text = text
@@ -44,6 +51,8 @@ class _Counter:
     def __call__(self, start: int, end: int) -> int:
         key = (start, end)
         if key not in self._memo:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
             self._memo[key] = self.count_tokens(self.text[start:end]) - self.special
         return self._memo[key]
 
@@ -92,34 +101,42 @@ class _Chunker:
     # -- cutting blocks into pieces that fit ------------------------------------------
     def _pieces(self, index: int) -> list[_Piece]:
         block = self.doc.blocks[index]
-        tokens = self.count(block.start, block.end)
-        if tokens <= self.budget:
-            return [_Piece(block.start, block.end, tokens, index)]
+        if not self._too_long(block.start, block.end):
+            tokens = self.count(block.start, block.end)
+            if tokens <= self.budget:
+                return [_Piece(block.start, block.end, tokens, index)]
         pieces: list[_Piece] = []
         for start, end in sentence_spans(self.text, block.start, block.end):
-            tokens = self.count(start, end)
-            if tokens <= self.budget:
+            tokens = None if self._too_long(start, end) else self.count(start, end)
+            if tokens is not None and tokens <= self.budget:
                 pieces.append(_Piece(start, end, tokens, index))
             else:
                 pieces.extend(self._windows(start, end, index))
         return pieces
 
+    def _too_long(self, start: int, end: int) -> bool:
+        """Longer in characters than any chunk could be: not worth counting whole."""
+        return end - start > self.budget * CHARS_PER_TOKEN_CAP
+
     def _windows(self, start: int, end: int, index: int) -> list[_Piece]:
         """Cut an over-long sentence between words, or between characters inside a word."""
         pieces: list[_Piece] = []
-        words = word_spans(self.text, start, end)
-        w = 0
-        while w < len(words):
+        # Words are read as they are needed, at most `budget` ahead: a sentence of millions of
+        # words is never held as one list.
+        upcoming = iter_word_spans(self.text, start, end)
+        words: list[tuple[int, int]] = []
+        while True:
+            words.extend(islice(upcoming, self.budget - len(words)))
+            if not words:
+                return pieces
             # Each word costs at least one token, so no window holds more than `budget` words.
-            hi = min(len(words), w + self.budget)
-            fits = self._largest(w + 1, hi, lambda k: self.count(words[w][0], words[k - 1][1]))
+            fits = self._largest(1, len(words), lambda k: self.count(words[0][0], words[k - 1][1]))
             if fits:
-                pieces.append(_Piece(words[w][0], words[fits - 1][1], self.count(words[w][0], words[fits - 1][1]), index))
-                w = fits
+                pieces.append(_Piece(words[0][0], words[fits - 1][1], self.count(words[0][0], words[fits - 1][1]), index))
+                del words[:fits]
             else:  # a single word longer than the budget: cut it between characters
-                pieces.extend(self._characters(*words[w], index))
-                w += 1
-        return pieces
+                pieces.extend(self._characters(*words[0], index))
+                del words[0]
 
     def _characters(self, start: int, end: int, index: int) -> list[_Piece]:
         pieces = []

@@ -5,7 +5,8 @@ twice: before each request (a clear error, no traffic to a forbidden host) and a
 connect time inside the transport, on the very address being connected to, so a DNS
 answer that changes between the two (DNS rebinding) cannot slip through. Environment
 proxies are ignored for the same reason. `timeout` bounds each network operation and
-the whole fetch, redirects and body included.
+the whole fetch, redirects, headers and body included: every socket read and write ends by the
+fetch's deadline, so a server trickling bytes cannot hold a fetch (and its thread) longer.
 
 `fetch_response` returns whatever final status the server answered (a crawler needs to
 tell 304 "not modified" and 404/410 "gone" from a transient 5xx); `fetch_url` is the
@@ -31,19 +32,58 @@ _USER_AGENT = "kb-ingest/0.1"
 
 
 class _GuardedBackend(httpcore.SyncBackend):
-    """Resolves and checks the address itself, then connects to that exact address."""
+    """Resolves and checks the address itself, then connects to that exact address. With a
+    `deadline` (time.monotonic), no socket operation waits past it: a server that sends its
+    headers or body a byte at a time cannot hold the fetch longer than the whole timeout."""
 
-    def __init__(self, policy: HostPolicy) -> None:
+    def __init__(self, policy: HostPolicy, deadline: float | None = None) -> None:
         self.policy = policy
+        self.deadline = deadline
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         last: Exception | None = None
         for address in self.policy.resolve(host, port):
             try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+                stream = super().connect_tcp(address, port, _within(self.deadline, timeout, httpcore.ConnectTimeout),
+                                             local_address, socket_options)
+                return _DeadlineStream(stream, self.deadline) if self.deadline is not None else stream
             except httpcore.ConnectError as exc:
                 last = exc
         raise last or httpcore.ConnectError(f"no address to connect to for {host}")
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose every read and write ends by the deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+        self.stream = stream
+        self.deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.stream.read(max_bytes, _within(self.deadline, timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.stream.write(buffer, _within(self.deadline, timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        tls = self.stream.start_tls(ssl_context, server_hostname, _within(self.deadline, timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(tls, self.deadline)
+
+    def get_extra_info(self, info: str):
+        return self.stream.get_extra_info(info)
+
+
+def _within(deadline: float | None, timeout: float | None, error: type[Exception]) -> float | None:
+    """`timeout` cut to what is left before `deadline`; `error` once nothing is left."""
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the whole fetch took longer than its timeout")
+    return left if timeout is None else min(timeout, left)
 
 
 @functools.cache
@@ -53,10 +93,10 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 class _GuardedTransport(httpx.HTTPTransport):
-    def __init__(self, policy: HostPolicy) -> None:
+    def __init__(self, policy: HostPolicy, deadline: float | None = None) -> None:
         super().__init__(verify=_ssl_context(), trust_env=False, retries=0)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=_ssl_context(), network_backend=_GuardedBackend(policy), max_connections=4
+            ssl_context=_ssl_context(), network_backend=_GuardedBackend(policy, deadline), max_connections=4
         )
 
 
@@ -98,7 +138,8 @@ def fetch_response(
     deadline = time.monotonic() + timeout
     current = _checked_url(url, policy)
     sent = {"User-Agent": user_agent, "Accept": "*/*", **(headers or {})}
-    with httpx.Client(transport=_GuardedTransport(policy), follow_redirects=False, trust_env=False) as client:
+    transport = _GuardedTransport(policy, deadline)
+    with httpx.Client(transport=transport, follow_redirects=False, trust_env=False) as client:
         for hop in range(max_redirects + 1):
             remaining = _remaining(deadline, timeout, url)
             request = client.build_request("GET", current, headers=sent)

@@ -10,6 +10,7 @@ inside a sentence, and are cut between characters by the chunker.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 _BOUNDARY = re.compile(
     r"[.!?…؟۔]+[\"'”’»)\]]*[ \t]+(?![a-z])"  # Latin, Arabic, Urdu: punctuation then space
@@ -32,7 +33,12 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
 
 
 def word_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    return [m.span() for m in _WORD.finditer(text, start, end)]
+    return list(iter_word_spans(text, start, end))
+
+
+def iter_word_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """The spans of the words of `text[start:end]`, one at a time."""
+    return (m.span() for m in _WORD.finditer(text, start, end))
 
 
 def _add_stripped(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:

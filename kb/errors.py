@@ -57,6 +57,12 @@ class QuotaExceeded(KBError):
     code = "quota_exceeded"
 
 
+class TooManyRequests(KBError):
+    """A workspace already runs as many operations of a kind as it may at once (URL fetches)."""
+
+    code = "too_many_requests"
+
+
 class InvalidDocument(KBError):
     """Content that cannot be ingested. Its `code` says why, with the ingest library's codes
     (`unsupported_format`, `empty_document`, `corrupt_document`, `parse_timeout`, `fetch_failed`...)."""
@@ -84,5 +90,5 @@ def ingest_errors_as_kb_errors() -> Iterator[None]:
 
 __all__ = [
     "KBError", "NotFound", "Unauthorized", "InvalidRequest", "Conflict", "UnknownModel", "ModelNotInstalled", "QuotaExceeded",
-    "InvalidDocument", "DocumentTooLarge", "from_ingest_error", "ingest_errors_as_kb_errors",
+    "TooManyRequests", "InvalidDocument", "DocumentTooLarge", "from_ingest_error", "ingest_errors_as_kb_errors",
 ]

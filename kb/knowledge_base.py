@@ -28,6 +28,7 @@ from .services.reindex import Reindex
 from .services.removal import Removal
 from .services.retrieval import Retriever
 from .services.search import FullTextSearch
+from .services.slots import WorkspaceSlots
 from .services.workspaces import Workspaces
 from .settings import Settings
 from .storage import open_storage
@@ -55,7 +56,7 @@ class KnowledgeBase:
         self.workspaces = Workspaces(s.db, s.workspaces, settings.workspaces, settings.embedding.default_model,
                                      data_dir / "default_api_key")
         self.quotas = Quotas(s.db, s.workspaces, s.documents, s.rag_indexes, s.quota_lock, settings.workspaces)
-        self.removal = Removal(s.db, s.documents, s.rag_indexes, s.chunks, s.fulltext, self.vectors, s.blobs)
+        self.removal = Removal(s.db, s.documents, s.rag_indexes, s.chunks, s.fulltext, self.vectors, s.blobs, self.queue)
         self.rag_indexes = RagIndexes(s.db, s.rag_indexes, s.documents, self.queue, self.quotas, self.models, self.removal)
         self.indexer = Indexer(index, settings.embedding, s.db, self.rag_indexes, s.rag_indexes, s.chunks, s.documents,
                                s.blobs, self.models, self.vectors)
@@ -65,7 +66,9 @@ class KnowledgeBase:
         self.folders = Folders(s.db, s.documents)
         self.ingestion = Ingestion(settings.ingest)
         self.documents = Documents(s.db, s.documents, s.fulltext, s.blobs, self.ingestion, self.quotas,
-                                   self.rag_indexes, self.folders, self.agents, self.removal)
+                                   self.rag_indexes, self.folders, self.agents, self.removal,
+                                   WorkspaceSlots(settings.ingest.url_fetches_per_workspace, "URL fetches",
+                                                  "KB_URL_FETCHES_PER_WORKSPACE"))
         self.chunks = Chunks(s.db, s.chunks, s.documents, self.models)
         self.search = FullTextSearch(s.db, s.fulltext, s.documents)
         self.source_files = SourceFiles(LinkSigner(data_dir), s.documents, s.db, s.blobs)

@@ -12,6 +12,7 @@ from kb.records import ListQuery
 
 from .. import presenters
 from ..deps import KB, CurrentWorkspace
+from ..offload import on_ingest_pool
 from ..schemas import (
     DEPENDENT_TYPE_HELP,
     AddDocumentResponse,
@@ -45,27 +46,41 @@ def _read_upload(kb, file: UploadFile) -> bytes:
 
 
 @router.post("/text", response_model=AddDocumentResponse, summary="Add a document from text")
-def create_from_text(body: TextDocumentRequest, kb: KB, workspace: CurrentWorkspace) -> AddDocumentResponse:
-    return _added(kb, workspace, kb.documents.add_text(workspace, body.text, body.name, body.parent_folder_id))
+async def create_from_text(body: TextDocumentRequest, request: Request, kb: KB,
+                           workspace: CurrentWorkspace) -> AddDocumentResponse:
+    def add() -> AddDocumentResponse:
+        return _added(kb, workspace, kb.documents.add_text(workspace, body.text, body.name, body.parent_folder_id))
+
+    return await on_ingest_pool(request, add)
 
 
 @router.post("/file", response_model=AddDocumentResponse, summary="Add a document from a file")
-def create_from_file(
+async def create_from_file(
+    request: Request,
     kb: KB,
     workspace: CurrentWorkspace,
     file: Annotated[UploadFile, File(description="PDF, DOCX, EPUB, HTML, TXT or Markdown")],
     name: Annotated[str | None, Form()] = None,
     parent_folder_id: Annotated[str | None, Form()] = None,
 ) -> AddDocumentResponse:
-    doc = kb.documents.add_file(workspace, _read_upload(kb, file), file.filename, file.content_type, name, parent_folder_id)
-    return _added(kb, workspace, doc)
+    def add() -> AddDocumentResponse:
+        doc = kb.documents.add_file(workspace, _read_upload(kb, file), file.filename, file.content_type, name,
+                                    parent_folder_id)
+        return _added(kb, workspace, doc)
+
+    return await on_ingest_pool(request, add)
 
 
 @router.post("/url", response_model=AddDocumentResponse, summary="Add a document from a URL")
-def create_from_url(body: UrlDocumentRequest, kb: KB, workspace: CurrentWorkspace) -> AddDocumentResponse:
+async def create_from_url(body: UrlDocumentRequest, request: Request, kb: KB,
+                          workspace: CurrentWorkspace) -> AddDocumentResponse:
+    """A workspace fetches at most `KB_URL_FETCHES_PER_WORKSPACE` URLs at once: one more is `429 too_many_requests`."""
     if body.enable_auto_sync:
         raise InvalidRequest("URL auto-sync is not supported yet; add the URL without enable_auto_sync and use /refresh")
-    return _added(kb, workspace, kb.documents.add_url(workspace, body.url, body.name, body.parent_folder_id))
+    def add() -> AddDocumentResponse:
+        return _added(kb, workspace, kb.documents.add_url(workspace, body.url, body.name, body.parent_folder_id))
+
+    return await on_ingest_pool(request, add)
 
 
 @router.get("", response_model=DocumentListResponse, summary="List documents and folders")
@@ -104,13 +119,18 @@ def get_document(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> 
 
 @router.patch("/{documentation_id}", response_model=DocumentResponse,
               summary="Rename a document, or replace its content")
-def update_document(documentation_id: str, body: UpdateDocumentRequest, kb: KB, workspace: CurrentWorkspace) -> DocumentResponse:
+async def update_document(documentation_id: str, body: UpdateDocumentRequest, request: Request, kb: KB,
+                          workspace: CurrentWorkspace) -> DocumentResponse:
     """`content` becomes the document's text and is indexed again: all of a text document; for a
     file or URL document its text, while the uploaded file (or fetched page) stays its source file."""
     if body.enable_auto_sync:
         raise InvalidRequest("URL auto-sync is not supported yet")
-    doc = kb.documents.update(workspace, documentation_id, name=body.name, content=body.content)
-    return presenters.detail(kb, workspace, doc)
+
+    def update() -> DocumentResponse:
+        doc = kb.documents.update(workspace, documentation_id, name=body.name, content=body.content)
+        return presenters.detail(kb, workspace, doc)
+
+    return await on_ingest_pool(request, update)
 
 
 @router.delete("/{documentation_id}", summary="Delete a document (or folder), its chunks and vectors")
@@ -173,17 +193,26 @@ def download_source_file(workspace_id: str, documentation_id: str, expires: int,
 
 @router.post("/{documentation_id}/refresh", response_model=DocumentResponse,
              summary="Fetch a URL document again (re-indexed only if it changed)")
-def refresh(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> DocumentResponse:
-    return presenters.detail(kb, workspace, kb.documents.refresh(workspace, documentation_id))
+async def refresh(documentation_id: str, request: Request, kb: KB, workspace: CurrentWorkspace) -> DocumentResponse:
+    """Counts as one of the workspace's URL fetches (`KB_URL_FETCHES_PER_WORKSPACE`)."""
+
+    def fetch_again() -> DocumentResponse:
+        return presenters.detail(kb, workspace, kb.documents.refresh(workspace, documentation_id))
+
+    return await on_ingest_pool(request, fetch_again)
 
 
 @router.patch("/{documentation_id}/update-file", response_model=DocumentResponse,
               summary="Replace a file document's content, keeping its id")
-def update_file(
-    documentation_id: str, kb: KB, workspace: CurrentWorkspace, file: Annotated[UploadFile, File()]
+async def update_file(
+    documentation_id: str, request: Request, kb: KB, workspace: CurrentWorkspace, file: Annotated[UploadFile, File()]
 ) -> DocumentResponse:
-    doc = kb.documents.update_file(workspace, documentation_id, _read_upload(kb, file), file.filename, file.content_type)
-    return presenters.detail(kb, workspace, doc)
+    def replace() -> DocumentResponse:
+        doc = kb.documents.update_file(workspace, documentation_id, _read_upload(kb, file), file.filename,
+                                       file.content_type)
+        return presenters.detail(kb, workspace, doc)
+
+    return await on_ingest_pool(request, replace)
 
 
 @router.post("/{document_id}/move", summary="Move a document or folder into a folder (null: the root)")

@@ -18,14 +18,16 @@ from .base import Converter, Sample
 from .registry import register_converter
 from .text import EMPTY_TEXT, decode, unify_newlines
 
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))??(?:[ \t]+#+)?[ \t]*$")
+# The opening of an ATX heading; its title is cut out with string methods (`_atx_heading`): the one
+# regular expression that did it all backtracked quadratically on long runs of blanks in a line.
+_ATX_OPEN = re.compile(r" {0,3}(#{1,6})(?=[ \t]|$)")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _LIST_ITEM = re.compile(r"^ {0,3}(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)")
 _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
 _THEMATIC_BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
-_FRONT_FIELD = re.compile(r"^(title|author|description|date|subject|keywords|tags)\s*:\s*(.+?)\s*$", re.I | re.M)
+_FRONT_FIELD = re.compile(r"^(title|author|description|date|subject|keywords|tags)[ \t]*:(.*)$", re.I | re.M)
 
 
 @register_converter
@@ -53,7 +55,8 @@ def _convert_markdown(text: str) -> ParsedDocument:
     front = _FRONT_MATTER.match(text)
     if front:
         for key, value in _FRONT_FIELD.findall(front.group(1)):
-            metadata.setdefault(key.lower(), value.strip("\"'"))
+            if value.strip():
+                metadata.setdefault(key.lower(), value.strip().strip("\"'"))
         text = text[front.end():]
     builder = DocumentBuilder("markdown")
     _MarkdownReader(builder).read(text.split("\n"))
@@ -96,10 +99,10 @@ class _MarkdownReader:
         if not line.strip():
             self.flush()
             return
-        atx = _ATX.match(line)
+        atx = _atx_heading(line)
         if atx:
             self.flush()
-            self.builder.heading(atx.group(2) or "", len(atx.group(1)))
+            self.builder.heading(atx[1], atx[0])
             return
         setext = _SETEXT.match(line)
         if setext and self.lines and self.kind == "paragraph":
@@ -121,3 +124,20 @@ class _MarkdownReader:
             if self.kind == "table":
                 self.flush()
             self.lines.append(line)
+
+
+def _atx_heading(line: str) -> tuple[int, str] | None:
+    """(level, title) of an ATX heading line (`## Title ##`), in time linear in the line's length.
+
+    The title is what follows the opening `#`s, without surrounding blanks and without a closing
+    run of `#`s that is preceded by a blank (or is all there is)."""
+    opening = _ATX_OPEN.match(line)
+    if not opening:
+        return None
+    title = line[opening.end():].strip(" \t")
+    unclosed = title.rstrip("#")
+    if not unclosed:
+        title = ""
+    elif unclosed != title and unclosed[-1] in " \t":
+        title = unclosed.rstrip(" \t")
+    return len(opening.group(1)), title

@@ -24,6 +24,8 @@ from ..errors import InvalidRequest
 from ..records import Locator
 
 LOCATOR_TYPES = ("file", "url", "text", "folder")
+# Locators one agent's knowledge_base may hold (a folder locator stands for everything below it).
+MAX_KNOWLEDGE_BASE_ITEMS = 1_000
 USAGE_MODES = ("auto", "prompt")
 DEFAULT_LIMITS = RetrievalLimits()
 # Numeric `rag` settings: (type, minimum, maximum). The API's request schema uses the same bounds.
@@ -65,7 +67,13 @@ def parse_locators(conversation_config: Mapping) -> list[Locator]:
     items = prompt_of(conversation_config).get("knowledge_base") or []
     if not isinstance(items, list):
         raise InvalidRequest("conversation_config.agent.prompt.knowledge_base must be a list")
+    if len(items) > MAX_KNOWLEDGE_BASE_ITEMS:
+        raise InvalidRequest(
+            f"conversation_config.agent.prompt.knowledge_base has {len(items)} items, over the limit of "
+            f"{MAX_KNOWLEDGE_BASE_ITEMS}: put the documents in folders and name the folders instead"
+        )
     locators: list[Locator] = []
+    seen: set[str] = set()
     for n, item in enumerate(items):
         where = f"conversation_config.agent.prompt.knowledge_base[{n}]"
         if not isinstance(item, Mapping):
@@ -79,8 +87,9 @@ def parse_locators(conversation_config: Mapping) -> list[Locator]:
             raise InvalidRequest(f"{where}.type must be one of {', '.join(LOCATOR_TYPES)}")
         if mode not in USAGE_MODES:
             raise InvalidRequest(f"{where}.usage_mode must be one of {', '.join(USAGE_MODES)}")
-        if any(loc.id == doc_id for loc in locators):
+        if doc_id in seen:
             raise InvalidRequest(f"document {doc_id!r} is in the knowledge_base twice")
+        seen.add(doc_id)
         locators.append(Locator(doc_id, name, kind, mode))
     return locators
 

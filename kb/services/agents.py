@@ -22,7 +22,7 @@ from typing import Any
 
 from index.retrieval import RetrievalLimits
 
-from ..errors import InvalidRequest, ModelNotInstalled, NotFound
+from ..errors import Conflict, InvalidRequest, ModelNotInstalled, NotFound
 from ..records import Agent, AgentPage, DependentAgent, DependentAgentPage, Locator, Workspace, new_id
 from ..storage import Database, Tx, now
 from ..storage.interfaces import BlobStore
@@ -37,6 +37,7 @@ DEFAULT_NAME = "Untitled agent"
 SORT_BY = ("name", "created_at", "updated_at", "call_count_7d")
 DEPENDENT_TYPES = ("direct", "transitive", "all")
 CHARS_PER_PAGE = 2_000
+UPDATE_ATTEMPTS = 5  # an update merged while others came in is merged again, this many times at most
 
 __all__ = ["Agents", "AgentRetrieval", "PromptDocument", "RetrieveOverrides", "RAG_RANGES"]
 
@@ -104,8 +105,8 @@ class Agents:
         tags = self._tags(fields.pop("tags", None))
         t = now()
         agent = Agent(new_id("agent_"), workspace.id, name, tags, copy.deepcopy(fields), t, t)
+        locators = self._check(workspace.id, agent.conversation_config)  # before the write: it holds the lock
         with self.db.write() as tx:
-            locators = self._check(tx, workspace.id, agent.conversation_config)
             self.repo.insert(tx, agent)
             self.repo.replace_locators(tx, workspace.id, agent.id, locators)
         return agent
@@ -115,28 +116,37 @@ class Agents:
         one (objects key by key, lists such as `knowledge_base` replaced whole). A top-level null
         changes nothing; a nested null is stored."""
         changes = {key: value for key, value in changes.items() if value is not None}
-        with self.db.write() as tx:
-            agent = self._get(tx, workspace.id, agent_id)
-            name = self._name(changes.pop("name")) if "name" in changes else agent.name
-            tags = self._tags(changes.pop("tags")) if "tags" in changes else agent.tags
+        name = self._name(changes.pop("name")) if "name" in changes else None
+        tags = self._tags(changes.pop("tags")) if "tags" in changes else None
+        for _ in range(UPDATE_ATTEMPTS):
+            # Merged and checked outside the write transaction (which holds the database's write
+            # lock); written only if no other update came in between, else merged again.
+            agent = self.get(workspace, agent_id)
             body = deep_merge(agent.body, changes)
             if not isinstance(body.get("conversation_config"), Mapping):
                 raise InvalidRequest("conversation_config must be an object")
-            locators = self._check(tx, workspace.id, body["conversation_config"])
-            updated = Agent(agent.id, agent.workspace_id, name, tags, body, agent.created_at, now())
-            self.repo.update(tx, updated)
-            self.repo.replace_locators(tx, workspace.id, agent.id, locators)
-        return updated
+            locators = self._check(workspace.id, body["conversation_config"])
+            updated = Agent(agent.id, agent.workspace_id, agent.name if name is None else name,
+                            agent.tags if tags is None else tags, body, agent.created_at,
+                            max(now(), agent.updated_at + 1e-6))
+            with self.db.write() as tx:
+                if self._get(tx, workspace.id, agent_id).updated_at != agent.updated_at:
+                    continue  # changed meanwhile: merge into the newer version
+                self.repo.update(tx, updated)
+                self.repo.replace_locators(tx, workspace.id, agent.id, locators)
+            return updated
+        raise Conflict(f"agent {agent_id!r} kept changing while this update was applied; send it again")
 
     def duplicate(self, workspace: Workspace, agent_id: str, name: str | None = None) -> Agent:
         """A new agent with a copy of the agent's config and tags, named `name` (default: "<name> (copy)")."""
+        source = self.get(workspace, agent_id)
+        t = now()
+        agent = Agent(new_id("agent_"), workspace.id, self._name(name if name is not None else f"{source.name} (copy)"),
+                      list(source.tags), copy.deepcopy(source.body), t, t)
+        locators = parse_locators(agent.conversation_config)
         with self.db.write() as tx:
-            source = self._get(tx, workspace.id, agent_id)
-            t = now()
-            agent = Agent(new_id("agent_"), workspace.id, self._name(name if name is not None else f"{source.name} (copy)"),
-                          list(source.tags), copy.deepcopy(source.body), t, t)
             self.repo.insert(tx, agent)
-            self.repo.replace_locators(tx, workspace.id, agent.id, parse_locators(agent.conversation_config))
+            self.repo.replace_locators(tx, workspace.id, agent.id, locators)
         return agent
 
     def delete(self, workspace: Workspace, agent_id: str) -> None:
@@ -340,16 +350,18 @@ class Agents:
             raise InvalidRequest("tags must be a list of strings")
         return list(tags)
 
-    def _check(self, tx: Tx, workspace_id: str, conversation_config: Mapping) -> list[Locator]:
+    def _check(self, workspace_id: str, conversation_config: Mapping) -> list[Locator]:
         """Validate the parts of the config kb reads; every locator must name a document of this workspace,
-        and `rag.embedding_model` a model name kb knows."""
+        and `rag.embedding_model` a model name kb knows. Reads only (never inside a write transaction):
+        a document deleted right after is left out at retrieval like any deleted since."""
         rag = parse_rag(conversation_config)
         if rag.embedding_model is not None:
             self.models.require_known(rag.embedding_model)
         locators = parse_locators(conversation_config)
         if locators:
             wanted = [loc.id for loc in locators]
-            found = self.documents.types_of(tx, workspace_id, wanted)
+            with self.db.read() as tx:
+                found = self.documents.types_of(tx, workspace_id, wanted)
             missing = [doc_id for doc_id in wanted if doc_id not in found]
             if missing:
                 raise InvalidRequest(

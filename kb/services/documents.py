@@ -19,6 +19,7 @@ from .ingestion import Ingestion, Prepared
 from .quotas import Quotas
 from .rag_indexes import RagIndexes
 from .removal import Removal
+from .slots import WorkspaceSlots
 
 DOCUMENT_TYPES = ("file", "url", "text", "folder")
 
@@ -26,7 +27,7 @@ DOCUMENT_TYPES = ("file", "url", "text", "folder")
 class Documents:
     def __init__(self, db: Database, repo: DocumentStore, fulltext: FullTextIndex, blobs: BlobStore,
                  ingestion: Ingestion, quotas: Quotas, rag_indexes: RagIndexes, folders: Folders, agents: Agents,
-                 removal: Removal):
+                 removal: Removal, fetches: WorkspaceSlots):
         self.db = db
         self.repo = repo
         self.fulltext = fulltext
@@ -37,6 +38,7 @@ class Documents:
         self.folders = folders
         self.agents = agents
         self.removal = removal
+        self.fetches = fetches  # URL fetches each workspace may run at once
 
     # --- adding --------------------------------------------------------------------------------
 
@@ -49,7 +51,9 @@ class Documents:
 
     def add_url(self, workspace: Workspace, url: str, name: str | None = None, parent_folder_id: str | None = None) -> Document:
         self.folders.check(workspace, parent_folder_id)  # before the fetch: fail fast
-        return self._add(workspace, "url", self.ingestion.from_url(url), name, parent_folder_id)
+        with self.fetches.hold(workspace.id):
+            prepared = self.ingestion.from_url(url)
+        return self._add(workspace, "url", prepared, name, parent_folder_id)
 
     def _add(self, workspace: Workspace, doc_type: str, prepared: Prepared, name: str | None,
              parent_folder_id: str | None) -> Document:
@@ -120,7 +124,9 @@ class Documents:
         doc = self.get(workspace, document_id)
         if doc.type != "url" or not doc.url:
             raise InvalidRequest(f"document {document_id!r} is a {doc.type} document; only URL documents can be refreshed")
-        return self._replace(workspace, doc, self.ingestion.from_url(doc.url))
+        with self.fetches.hold(workspace.id):
+            prepared = self.ingestion.from_url(doc.url)
+        return self._replace(workspace, doc, prepared)
 
     def _replace(self, workspace: Workspace, doc: Document, prepared: Prepared, *, keep_source: bool = False) -> Document:
         """New content for a document, re-indexed if it changed. `keep_source`: the original file stays."""

@@ -34,6 +34,8 @@ from .rag_indexes import INDEX_JOB, RagIndexes
 log = logging.getLogger(__name__)
 
 INDEX_BATCH_JOBS = 64  # queued indexing jobs one worker takes at once (embedded together)
+EMBED_SLICE = 256  # texts tokenised and embedded at a time: memory stays bounded whatever the document's size
+CHECK_EVERY = 2_000  # token counts between two looks at whether the job was cancelled while chunking
 
 
 def chunk_budget(settings: IndexSettings, embedder: Embedder) -> int:
@@ -44,6 +46,10 @@ def chunk_budget(settings: IndexSettings, embedder: Embedder) -> int:
 
 class Stopping(Exception):
     """The service is stopping: the jobs are handed back and run again at the next start."""
+
+
+class Dropped(Exception):
+    """The index's job was cancelled (its document deleted) while it was being chunked."""
 
 
 class Indexer:
@@ -87,7 +93,10 @@ class Indexer:
         """
         self.rag_indexes.set_state(rag_index_ids, status="processing", progress=0.0)  # one transaction for all
         found = self.rag_indexes.load(rag_index_ids)  # those deleted while queued are gone
-        pending = [p for p in (self._prepare(found[i]) for i in rag_index_ids if i in found) if p is not None]
+        jobs = job_ids or {}
+        pending = [
+            p for p in (self._prepare(found[i], context, jobs.get(i)) for i in rag_index_ids if i in found) if p is not None
+        ]
         by_model: dict[str, list[PendingIndex]] = {}
         for item in pending:
             by_model.setdefault(item.index.model, []).append(item)
@@ -95,7 +104,7 @@ class Indexer:
             try:
                 if reuse_embeddings:
                     self._reuse_stored_embeddings(group)
-                self._embed_missing(group, self.models.get(model), context)
+                group = self._embed_missing(group, self.models.get(model), context, jobs)
             except Stopping:
                 log.info("stopping: %d document(s) left to index at the next start", len(group))
                 raise Interrupted() from None
@@ -118,14 +127,15 @@ class Indexer:
                     log.exception("publishing indexes of %s with %s failed", workspace_id, model)
                     self._fail(items, f"internal error while saving the index: {exc}")
 
-    def _prepare(self, index: RagIndex) -> "PendingIndex | None":
-        """Chunk one document (every chunk still to embed); None if that failed."""
+    def _prepare(self, index: RagIndex, context: JobContext | None = None,
+                 job_id: int | None = None) -> "PendingIndex | None":
+        """Chunk one document (every chunk still to embed); None if that failed or its job was cancelled."""
         try:
             embedder = self.models.get(index.model)
             parsed = load_parsed(self.blobs, index.workspace_id, index.document_id)
             budget = self.chunk_budget(embedder)
             pieces = chunk_document(
-                parsed, count_tokens=embedder.count_tokens, max_tokens=budget,
+                parsed, count_tokens=_watched(embedder.count_tokens, context, job_id), max_tokens=budget,
                 overlap_tokens=min(self.settings.chunk_overlap_tokens, budget // 2),
             )
             if not pieces:
@@ -139,6 +149,10 @@ class Indexer:
             language = document_language(parsed.text)
             terms = chunk_terms([c.text for c in pieces], language)
             return PendingIndex(index, pieces, texts, hashes, vectors, list(range(len(texts))), terms, language)
+        except Interrupted:
+            raise
+        except Dropped:
+            log.info("indexing %s stopped: its job was cancelled", index.document_id)
         except (ModelUnavailable, IngestError, FileNotFoundError) as exc:
             message = getattr(exc, "message", None) or str(exc)
             log.warning("indexing %s with %s failed: %s", index.document_id, index.model, message)
@@ -170,32 +184,53 @@ class Indexer:
                     if h in known:
                         item.vectors[i] = np.frombuffer(known[h], dtype=np.float32)
 
-    def _embed_missing(self, group: list["PendingIndex"], embedder: Embedder, context: JobContext | None) -> None:
-        """Embed every text of the group not embedded before, each distinct text once, in one call."""
+    def _embed_missing(self, group: list["PendingIndex"], embedder: Embedder, context: JobContext | None,
+                       job_ids: dict[str, int]) -> list["PendingIndex"]:
+        """Embed every text of the group not embedded before, each distinct text once, `EMBED_SLICE`
+        texts at a time (tokens and activations of one slice only are in memory). Between slices,
+        indexes whose jobs were cancelled (their documents deleted) are dropped; returns those left."""
         unique: dict[str, str] = {}  # hash -> text (the same hash is the same text within a model)
         for item in group:
             for i in item.missing:
                 unique.setdefault(item.hashes[i], item.texts[i])
         if not unique:
-            return
+            return group
         last_update = 0.0
+        done = 0
 
-        def progress(done: int) -> None:
+        def progress(in_slice: int) -> None:
             nonlocal last_update
             if (self.stopping is not None and self.stopping.is_set()) or (context is not None and context.stopping.is_set()):
                 raise Stopping()
             if context is not None:
                 context.raise_if_stopping()
-            if time.monotonic() - last_update > 0.5 or done == len(unique):
+            if time.monotonic() - last_update > 0.5 or done + in_slice == len(unique):
                 last_update = time.monotonic()
                 # 99 at most: 100 means committed, which happens in _publish.
-                self.rag_indexes.set_state([p.index.id for p in group], progress=min(99.0, 100.0 * done / len(unique)))
+                self.rag_indexes.set_state([p.index.id for p in group],
+                                           progress=min(99.0, 100.0 * (done + in_slice) / len(unique)))
 
-        vectors = embedder.embed_documents(list(unique.values()), batch_size=self.embed_batch_size, on_progress=progress)
-        by_hash = dict(zip(unique, vectors))
+        by_hash: dict[str, np.ndarray] = {}
+        todo = list(unique)
+        while todo:
+            if context is not None and done:
+                cancelled = context.check()
+                live = [p for p in group if job_ids.get(p.index.id) not in cancelled]
+                if len(live) < len(group):
+                    group = live
+                    wanted = {p.hashes[i] for p in group for i in p.missing}
+                    todo = [h for h in todo if h in wanted]
+                    if not todo:
+                        break
+            part, todo = todo[:EMBED_SLICE], todo[EMBED_SLICE:]
+            vectors = embedder.embed_documents([unique[h] for h in part], batch_size=self.embed_batch_size,
+                                               on_progress=progress)
+            by_hash.update(zip(part, vectors))
+            done += len(part)
         for item in group:
             for i in item.missing:
                 item.vectors[i] = by_hash[item.hashes[i]]
+        return group
 
     def _publish(self, workspace_id: str, model: str, pending: list["PendingIndex"]) -> None:
         """Commit the chunks of every pending index of one workspace and model, then update the
@@ -254,6 +289,26 @@ class PendingIndex:
             )
             for i, piece in enumerate(self.pieces)
         ]
+
+
+def _watched(count_tokens, context: JobContext | None, job_id: int | None):
+    """`count_tokens` that, every `CHECK_EVERY` calls, stops chunking when the pool stops
+    (`Interrupted`) or the job was cancelled (`Dropped`; learned at the job's heartbeat)."""
+    if context is None:
+        return count_tokens
+    calls = 0
+
+    def count(text: str) -> int:
+        nonlocal calls
+        calls += 1
+        if calls % CHECK_EVERY == 0:
+            if context.stopping.is_set():
+                raise Interrupted()
+            if job_id is not None and job_id in context.cancelled:
+                raise Dropped()
+        return count_tokens(text)
+
+    return count
 
 
 def with_context(title: str, chunk: Chunk, count_tokens, max_tokens: int) -> str:

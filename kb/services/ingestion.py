@@ -1,6 +1,6 @@
 """From what a user sends (text, file bytes, a URL) to parsed content ready to store.
 
-Parsing of files runs in a killable child process (`sandbox`); URLs are fetched with the
+Parsing of files and of raw text runs in a killable child process (`sandbox`); URLs are fetched with the
 address guard of `ingest.fetch_url`. Nothing is stored here. This is where kb calls the `ingest`
 library, so its errors become kb's `InvalidDocument` here (same code and message).
 """
@@ -16,7 +16,7 @@ from ingest.errors import BlockedAddress, EmptyDocument, IngestError
 
 from ..errors import DocumentTooLarge, InvalidDocument, from_ingest_error, ingest_errors_as_kb_errors
 from ..settings import IngestSettings
-from .sandbox import parse_isolated
+from .sandbox import parse_isolated, parse_text_isolated
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,9 @@ class Ingestion:
             if not text.strip():
                 raise EmptyDocument("the text is empty: send some text to add to the knowledge base")
             fmt = fmt or ("markdown" if (name or "").lower().endswith((".md", ".markdown")) else "txt")
-            return Prepared(data, ingest.parse_text(text, fmt), " ".join(text.split())[:60] or "Untitled text")
+            parsed = parse_text_isolated(text, fmt, timeout_secs=self.settings.parse_timeout_secs,
+                                         memory_bytes=self.settings.parse_memory_mb * 1024 * 1024)
+            return Prepared(data, parsed, " ".join(text[:1000].split())[:60] or "Untitled text")
 
     def from_file(self, data: bytes, filename: str | None, content_type: str | None) -> Prepared:
         self.check_size(len(data))

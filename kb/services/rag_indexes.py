@@ -15,6 +15,7 @@ from ..jobs import JobQueue
 from ..records import RagIndex, Workspace, new_id
 from ..storage import Database, Tx, now
 from ..storage.repositories import DocumentStore, RagIndexStore
+from .index_jobs import INDEX_JOB, index_subject
 from .models import ModelRegistry, ServedModel
 from .quotas import Admission, Quotas
 from .removal import Removal
@@ -22,7 +23,6 @@ from .removal import Removal
 STATUSES = ("created", "processing", "succeeded", "failed", "rag_limit_exceeded", "document_too_small")
 TERMINAL_STATUSES = ("succeeded", "failed", "rag_limit_exceeded", "document_too_small")
 RETRYABLE_STATUSES = ("failed", "rag_limit_exceeded", "document_too_small")
-INDEX_JOB = "index_document"
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,6 @@ class NamedIndex:
 
     index: RagIndex
     name: str
-
-
-def index_subject(rag_index_id: str) -> str:
-    """The subject of an index's jobs (to cancel them)."""
-    return f"rag_index:{rag_index_id}"
 
 
 class RagIndexes:

@@ -1,18 +1,22 @@
-"""Removing documents and RAG indexes: rows, full-text entries, vectors and files, in step."""
+"""Removing documents and RAG indexes: rows, full-text entries, vectors, files and their indexing
+jobs (cancelled in the same transaction), in step."""
 
 from __future__ import annotations
 
 from contextlib import ExitStack
 
 from ..indexes import VectorIndexes
+from ..jobs import JobQueue
 from ..storage import Database
 from ..storage.interfaces import BlobStore, FullTextIndex
 from ..storage.repositories import ChunkStore, DocumentStore, RagIndexStore
+from .index_jobs import index_subject
 
 
 class Removal:
     def __init__(self, db: Database, documents: DocumentStore, rag_indexes: RagIndexStore,
-                 chunks: ChunkStore, fulltext: FullTextIndex, vectors: VectorIndexes, blobs: BlobStore):
+                 chunks: ChunkStore, fulltext: FullTextIndex, vectors: VectorIndexes, blobs: BlobStore,
+                 queue: JobQueue):
         self.db = db
         self.documents = documents
         self.rag_indexes = rag_indexes
@@ -20,6 +24,7 @@ class Removal:
         self.fulltext = fulltext
         self.vectors = vectors
         self.blobs = blobs
+        self.queue = queue  # the jobs of removed indexes are cancelled with them
 
     def remove_documents(self, workspace_id: str, document_ids: list[str]) -> None:
         """Delete documents (and folders) with everything derived from them; retrieval stops finding them at once."""
@@ -32,6 +37,9 @@ class Removal:
                 stack.enter_context(self.vectors.lock(workspace_id, model))
             with self.db.write() as tx:
                 keys = self.chunks.keys_by_model_of_documents(tx, workspace_id, document_ids)
+                indexes = self.rag_indexes.ids_of_documents(tx, workspace_id, document_ids)
+                if indexes:  # queued ones end at once, running ones stop at their next check
+                    self.queue.cancel_subject(tx, [index_subject(i) for i in indexes])
                 self.chunks.delete_of_documents(tx, workspace_id, document_ids)
                 self.rag_indexes.delete_of_documents(tx, workspace_id, document_ids)
                 self.documents.delete(tx, workspace_id, document_ids)
@@ -47,6 +55,7 @@ class Removal:
         with self.vectors.lock(workspace_id, model):
             with self.db.write() as tx:
                 keys = self.chunks.keys_of_indexes(tx, [rag_index_id])
+                self.queue.cancel_subject(tx, [index_subject(rag_index_id)])
                 self.chunks.delete_of_indexes(tx, [rag_index_id])
                 self.rag_indexes.delete(tx, workspace_id, rag_index_id)
                 generation = self.vectors.bump_generation(tx, workspace_id, model) if keys else None

@@ -1,4 +1,4 @@
-"""Parse untrusted files in a child process, so a parser that hangs, crashes or eats memory
+"""Parse untrusted files (and raw text) in a child process, so a parser that hangs, crashes or eats memory
 cannot take the server down: the child is killed at the time limit and capped in memory.
 
 Children fork from a clean `forkserver` process that has preloaded the parsers (not torch,
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import resource
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 import ingest
@@ -18,12 +19,12 @@ _CONTEXT = mp.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["ingest", *ingest.converters.preload_modules()])
 
 
-def _child(conn: Connection, data: bytes, filename: str | None, content_type: str | None,
-           limits: ingest.ParseLimits, memory_bytes: int) -> None:
+def _child(conn: Connection, parse: Callable[..., ingest.ParsedDocument], args: tuple, kwargs: dict,
+           memory_bytes: int) -> None:
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     try:
-        conn.send(("ok", ingest.parse(data, filename, content_type, limits=limits)))
+        conn.send(("ok", parse(*args, **kwargs)))
     except IngestError as exc:
         conn.send(("error", _describe(exc)))
     except MemoryError:
@@ -54,12 +55,22 @@ def parse_isolated(
     memory_bytes: int = 2_000_000_000,
 ) -> ingest.ParsedDocument:
     """`ingest.parse` in a killable child process with a time and memory limit."""
+    return _isolated(ingest.parse, (data, filename, content_type), {"limits": limits or ingest.ParseLimits()},
+                     timeout_secs, memory_bytes)
+
+
+def parse_text_isolated(
+    text: str, fmt: str = "txt", *, timeout_secs: float = 60.0, memory_bytes: int = 2_000_000_000
+) -> ingest.ParsedDocument:
+    """`ingest.parse_text` (raw text as plain text, Markdown or HTML) in the same kind of child process:
+    text sent by a client is as untrusted as a file."""
+    return _isolated(ingest.parse_text, (text, fmt), {}, timeout_secs, memory_bytes)
+
+
+def _isolated(parse: Callable[..., ingest.ParsedDocument], args: tuple, kwargs: dict, timeout_secs: float,
+              memory_bytes: int) -> ingest.ParsedDocument:
     receiver, sender = _CONTEXT.Pipe(duplex=False)
-    process = _CONTEXT.Process(
-        target=_child,
-        args=(sender, data, filename, content_type, limits or ingest.ParseLimits(), memory_bytes),
-        daemon=True,
-    )
+    process = _CONTEXT.Process(target=_child, args=(sender, parse, args, kwargs, memory_bytes), daemon=True)
     process.start()
     sender.close()
     try:

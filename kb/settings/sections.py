@@ -42,6 +42,7 @@ def default_model_aliases() -> dict[str, str]:
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
+    ingest_threads: int = 16  # uploads (fetching, parsing) run on these threads, never on the request threads
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class IngestSettings:
     url_timeout_secs: float = 15.0
     url_max_redirects: int = 5
     url_allow_hosts: tuple[str, ...] = ()
+    url_fetches_per_workspace: int = 4  # URL fetches one workspace may have running at once; more: 429
 
     @property
     def parse_limits(self):

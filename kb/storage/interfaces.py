@@ -69,7 +69,10 @@ class Dialect(ABC):
     """What one kind of database does its own way."""
 
     name: str = ""
-    internal_tables: frozenset[str] = frozenset()  # dialect-only tables, not in `schema.metadata`
+
+    def is_internal(self, table: str) -> bool:
+        """Whether `table` is one of the dialect's own tables, not in `schema.metadata` (full-text tables)."""
+        return False
 
     @abstractmethod
     def create_engines(self, url: str) -> tuple[Engine, Engine]:

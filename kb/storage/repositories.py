@@ -143,6 +143,9 @@ class RagIndexStore(Protocol):
     def models_of(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> list[str]:
         ...
 
+    def ids_of_documents(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> list[str]:
+        """Ids of the documents' indexes (every model)."""
+
     def models_in_use(self, tx: Tx, workspace_id: str) -> list[str]:
         ...
 

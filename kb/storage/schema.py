@@ -4,7 +4,7 @@ Everything that is not derived lives here: workspaces, hashed API keys, document
 chunks with their embeddings, RAG indexes, agents, background jobs and their schedules. FAISS and
 BM25 files are rebuilt from it. The migrations in `kb/storage/migrations` produce exactly this
 schema (a test compares them); change both together. Dialect-specific tables (SQLite's FTS5
-`document_text`) are created by the migrations only.
+table of each workspace, `workspace_text_<digest>`) are created by the dialect when needed.
 """
 
 from __future__ import annotations

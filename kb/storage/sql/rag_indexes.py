@@ -105,6 +105,12 @@ class RagIndexRepository:
             .where(rag_indexes.c.workspace_id == workspace_id, rag_indexes.c.document_id.in_(list(document_ids)))
         ).scalars()))
 
+    def ids_of_documents(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> list[str]:
+        return list(tx.execute(
+            select(rag_indexes.c.id)
+            .where(rag_indexes.c.workspace_id == workspace_id, rag_indexes.c.document_id.in_(list(document_ids)))
+        ).scalars())
+
     def models_in_use(self, tx: Tx, workspace_id: str) -> list[str]:
         return sorted(tx.execute(
             select(rag_indexes.c.model).where(rag_indexes.c.workspace_id == workspace_id).distinct()

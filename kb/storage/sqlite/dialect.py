@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from ..interfaces import Dialect, FullTextIndex, JobClaims, QuotaLock, Tx
 from ..sql.jobs import SqlJobClaims
-from .fulltext import Fts5FullText
+from .fulltext import TABLE_PREFIX, Fts5FullText
 
 
 def _pragmas(dbapi_connection, _record) -> None:
@@ -32,9 +32,10 @@ class SerialisedWrites(QuotaLock):
 
 class SqliteDialect(Dialect):
     name = "sqlite"
-    internal_tables = frozenset(
-        {"document_text"} | {f"document_text_{part}" for part in ("data", "idx", "content", "docsize", "config")}
-    )
+
+    def is_internal(self, table: str) -> bool:
+        """Each workspace's FTS5 table and its shadow tables (`kb/storage/sqlite/fulltext.py`)."""
+        return table.startswith(TABLE_PREFIX)
 
     def create_engines(self, url: str) -> tuple[Engine, Engine]:
         database = make_url(url).database
