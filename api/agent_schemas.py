@@ -7,17 +7,23 @@ ElevenLabs config, stored and returned as given.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from kb.services.agent_config import LOCATOR_TYPES, MAX_KNOWLEDGE_BASE_ITEMS, RAG_RANGES, USAGE_MODES
+from kb.services.queries import MAX_QUERY_CHARS
 
-from .schemas import AccessInfo, RetrieveResponse
+from .schemas import MAX_GIVEN_NAME_CHARS, MAX_ID_CHARS, NAME_CHARS, AccessInfo, Flag, RetrieveResponse
 
 OPEN = ConfigDict(extra="allow")
 LocatorType = Literal[LOCATOR_TYPES]  # type: ignore[valid-type]
 UsageMode = Literal[USAGE_MODES]  # type: ignore[valid-type]
+MAX_TAGS = 100
+Tag = Annotated[str, Field(min_length=1, max_length=NAME_CHARS)]
+# JSON numbers only ("0.5" or true is a 422): the settings kb reads, checked as sent
+StrictFloat = Annotated[float, Strict()]
+StrictInt = Annotated[int, Strict()]
 
 
 def _bounded(name: str, description: str) -> Any:
@@ -28,8 +34,8 @@ def _bounded(name: str, description: str) -> Any:
 class KnowledgeBaseLocator(BaseModel):
     model_config = OPEN
     type: LocatorType = Field(description="The document's type: file, url, text or folder.")
-    name: str = Field(description="Display name of the document in the agent.")
-    id: str = Field(min_length=1, description="A document (or folder) id of the agent's workspace.")
+    name: str = Field(max_length=MAX_GIVEN_NAME_CHARS, description="Display name of the document in the agent.")
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="A document (or folder) id of the agent's workspace.")
     usage_mode: UsageMode | None = Field(
         default=None,
         description="auto (the default): searched by retrieval; prompt: its whole text is given on every turn.",
@@ -38,17 +44,17 @@ class KnowledgeBaseLocator(BaseModel):
 
 class RagConfig(BaseModel):
     model_config = OPEN
-    enabled: bool | None = Field(default=None, description="Search the auto documents (default false).")
+    enabled: Flag | None = Field(default=None, description="Search the auto documents (default false).")
     embedding_model: str | None = Field(
-        default=None,
+        default=None, max_length=MAX_GIVEN_NAME_CHARS,
         description="Model whose index is searched: an ElevenLabs name (e5_mistral_7b_instruct, "
         "multilingual_e5_large_instruct) or a KB_MODELS name; by default the workspace's default model, read "
         "back as the ElevenLabs name it serves.",
     )
-    max_vector_distance: float | None = _bounded("max_vector_distance", "Default 0.6.")
-    max_documents_length: int | None = _bounded("max_documents_length", "Characters of chunk text, default 50,000.")
-    max_retrieved_rag_chunks_count: int | None = _bounded("max_retrieved_rag_chunks_count", "Default 20.")
-    num_candidates: int | None = _bounded("num_candidates", "Candidates each search side contributes (default 100).")
+    max_vector_distance: StrictFloat | None = _bounded("max_vector_distance", "Default 0.6.")
+    max_documents_length: StrictInt | None = _bounded("max_documents_length", "Characters of chunk text, default 50,000.")
+    max_retrieved_rag_chunks_count: StrictInt | None = _bounded("max_retrieved_rag_chunks_count", "Default 20.")
+    num_candidates: StrictInt | None = _bounded("num_candidates", "Candidates each search side contributes (default 100).")
     query_rewrite_prompt_override: str | None = Field(default=None, description="Stored; not used yet.")
 
 
@@ -84,8 +90,8 @@ class AgentFields(BaseModel):
     model_config = OPEN
     platform_settings: dict[str, Any] | None = None
     workflow: dict[str, Any] | None = None
-    name: str | None = Field(default=None, max_length=255, description="Defaults to 'Untitled agent'.")
-    tags: list[str] | None = None
+    name: str | None = Field(default=None, max_length=NAME_CHARS, description="Defaults to 'Untitled agent'.")
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
 
 
 class CreateAgentRequest(AgentFields):
@@ -103,7 +109,7 @@ class CreateAgentResponse(BaseModel):
 
 
 class DuplicateAgentRequest(BaseModel):
-    name: str | None = Field(default=None, max_length=255, description="Defaults to the agent's name + ' (copy)'.")
+    name: str | None = Field(default=None, max_length=NAME_CHARS, description="Defaults to the agent's name + ' (copy)'.")
 
 
 class AgentMetadata(BaseModel):
@@ -144,14 +150,14 @@ class KnowledgeBaseSizeResponse(BaseModel):
 
 
 class AgentRetrieveRequest(BaseModel):
-    query: str = Field(min_length=1, description="The user's question or the agent's search text.")
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The user's question or the agent's search text.")
     max_documents_length: int | None = _bounded(
         "max_documents_length", "Overrides the agent's rag.max_documents_length for this call."
     )
     max_retrieved_rag_chunks_count: int | None = _bounded(
         "max_retrieved_rag_chunks_count", "Overrides the agent's rag.max_retrieved_rag_chunks_count for this call."
     )
-    use_agent_defaults: bool = Field(
+    use_agent_defaults: Flag = Field(
         default=True, description="False: limits not given here come from kb's defaults, not the agent's rag config."
     )
 

@@ -10,6 +10,7 @@ from kb.knowledge_base import KnowledgeBase
 
 from .errors import install_error_handlers
 from .offload import open_ingest_pool
+from .request_guard import BodyLimits, RequestGuard
 from .routes import agents, collection, documents, rag
 
 
@@ -33,6 +34,10 @@ def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
     )
     app.state.kb = kb
     install_error_handlers(app)
+    requests = kb.settings.requests
+    app.add_middleware(RequestGuard, limits=BodyLimits(
+        requests.max_request_bytes, requests.max_agent_bytes, kb.settings.ingest.max_upload_bytes, requests.max_json_depth,
+    ))
     # Fixed paths (/search, /rag-index, /folder...) first: they must win over /{documentation_id}.
     app.include_router(rag.router)
     app.include_router(collection.router)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -22,6 +23,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_api_key": 401,
     "not_found": 404,
     "conflict": 409,
+    "invalid_json": 400,
+    "request_too_large": 413,
+    "idempotency_key_reused": 422,
     "unknown_model": 400,
     "model_not_installed": 400,
     "quota_exceeded": 413,
@@ -48,7 +52,24 @@ def error_body(code: str, message: str, **extra: object) -> dict:
     return {"detail": {"status": code, "message": message, **extra}}
 
 
+def validation_errors(exc: RequestValidationError) -> list[dict]:
+    """FastAPI's 422 items (`loc`, `msg`, `type`), without the `input` they came from: an input may be
+    anything the client sent (megabytes, or values that cannot be encoded in an answer)."""
+    items = []
+    for error in exc.errors():
+        item = {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
+        if error.get("ctx"):
+            item["ctx"] = {str(k): v if isinstance(v, (int, str)) and not isinstance(v, bool) else str(v)
+                           for k, v in error["ctx"].items()}
+        items.append(item)
+    return items
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_errors(exc)}, status_code=422)
+
     @app.exception_handler(KBError)
     async def kb_error(_request: Request, exc: KBError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=status_for(exc.code))

@@ -2,65 +2,77 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, Strict
 
+from kb.services.queries import MAX_QUERY_CHARS
 from kb.services.retrieval import RetrievalLimits
 
 DEFAULT_LIMITS = RetrievalLimits()
+# Field limits of request bodies (README "Limits"); names longer than NAME_CHARS are cut to it when stored.
+NAME_CHARS = 255
+MAX_GIVEN_NAME_CHARS = 1_000
+MAX_ID_CHARS = 128
+MAX_URL_CHARS = 8_192
+MAX_FILTER_IDS = 1_000
+Flag = Annotated[bool, Strict()]  # JSON true or false only: "yes" or 1 is a 422, not a guess
+DocumentId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+FolderId = Annotated[str | None, Field(default=None, max_length=MAX_ID_CHARS)]
 
 
 class TextDocumentRequest(BaseModel):
     text: str = Field(description="The text to add to the knowledge base.")
-    name: str | None = Field(default=None, description="Display name; defaults to the text's first words.")
-    parent_folder_id: str | None = Field(default=None, description="Folder to put the document in.")
+    name: str | None = Field(default=None, max_length=MAX_GIVEN_NAME_CHARS,
+                             description="Display name (cut to 255 characters); defaults to the text's first words.")
+    parent_folder_id: FolderId = Field(default=None, description="Folder to put the document in.")
 
 
 class UrlDocumentRequest(BaseModel):
-    url: str = Field(description="An http(s) URL whose page or file is fetched and indexed.")
-    name: str | None = Field(default=None, description="Display name; defaults to the page title.")
-    parent_folder_id: str | None = None
-    enable_auto_sync: bool | None = Field(default=None, description="Not supported yet: must be false or absent.")
-    auto_remove: bool | None = None
-    minimum_frequency_days: int | None = None
+    url: str = Field(max_length=MAX_URL_CHARS, description="An http(s) URL whose page or file is fetched and indexed.")
+    name: str | None = Field(default=None, max_length=MAX_GIVEN_NAME_CHARS,
+                             description="Display name (cut to 255 characters); defaults to the page title.")
+    parent_folder_id: FolderId = None
+    enable_auto_sync: Flag | None = Field(default=None, description="Not supported yet: must be false or absent.")
+    auto_remove: Flag | None = None
+    minimum_frequency_days: int | None = Field(default=None, ge=0, le=3650)
 
 
 class FolderRequest(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    parent_folder_id: str | None = None
-    enable_auto_sync: bool | None = None
-    auto_remove: bool | None = None
-    minimum_frequency_days: int | None = None
+    name: str = Field(min_length=1, max_length=NAME_CHARS)
+    parent_folder_id: FolderId = None
+    enable_auto_sync: Flag | None = None
+    auto_remove: Flag | None = None
+    minimum_frequency_days: int | None = Field(default=None, ge=0, le=3650)
 
 
 class UpdateDocumentRequest(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=255)
+    name: str | None = Field(default=None, min_length=1, max_length=NAME_CHARS)
     content: str | None = Field(
         default=None,
         description="New text of the document (re-indexed); for a file or URL document, its source file is kept.",
     )
-    enable_auto_sync: bool | None = None
-    auto_remove: bool | None = None
-    minimum_frequency_days: int | None = None
-    tighten_only: bool | None = None
+    enable_auto_sync: Flag | None = None
+    auto_remove: Flag | None = None
+    minimum_frequency_days: int | None = Field(default=None, ge=0, le=3650)
+    tighten_only: Flag | None = None
 
 
 class MoveRequest(BaseModel):
-    move_to: str | None = Field(default=None, description="Destination folder id; null for the root.")
+    move_to: FolderId = Field(default=None, description="Destination folder id; null for the root.")
 
 
 class BulkMoveRequest(MoveRequest):
-    document_ids: list[str] = Field(min_length=1, max_length=100)
+    document_ids: list[DocumentId] = Field(min_length=1, max_length=100)
 
 
 class BulkDeleteRequest(BaseModel):
-    document_ids: list[str] = Field(min_length=1, max_length=100)
-    force: bool = False
+    document_ids: list[DocumentId] = Field(min_length=1, max_length=100)
+    force: Flag = False
 
 
 class DocumentIdsRequest(BaseModel):
-    document_ids: list[str] = Field(min_length=1, max_length=100)
+    document_ids: list[DocumentId] = Field(min_length=1, max_length=100)
 
 
 MODEL_NAME = (
@@ -71,13 +83,13 @@ SERVED_MODEL = "kb: the model that actually runs for the name asked for (its ind
 
 
 class RagIndexRequest(BaseModel):
-    model: str = Field(description=MODEL_NAME)
+    model: str = Field(max_length=MAX_GIVEN_NAME_CHARS, description=MODEL_NAME)
 
 
 class RagIndexBatchItem(BaseModel):
-    document_id: str
-    create_if_missing: bool
-    model: str = Field(description=MODEL_NAME)
+    document_id: DocumentId
+    create_if_missing: Flag
+    model: str = Field(max_length=MAX_GIVEN_NAME_CHARS, description=MODEL_NAME)
 
 
 class RagIndexBatchRequest(BaseModel):
@@ -269,10 +281,11 @@ class ChunksResponse(BaseModel):
 
 
 class RetrieveRequest(BaseModel):
-    query: str = Field(min_length=1, description="The user's question or the agent's search text.")
-    document_ids: list[str] | None = Field(default=None, description="Search only these documents.")
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The user's question or the agent's search text.")
+    document_ids: list[DocumentId] | None = Field(default=None, max_length=MAX_FILTER_IDS,
+                                                  description="Search only these documents.")
     embedding_model: str | None = Field(
-        default=None, description="Defaults to the workspace's default model. " + MODEL_NAME
+        default=None, max_length=MAX_GIVEN_NAME_CHARS, description="Defaults to the workspace's default model. " + MODEL_NAME
     )
     max_vector_distance: float = Field(
         default=DEFAULT_LIMITS.max_vector_distance, ge=0.0, le=2.0,

@@ -43,6 +43,24 @@ class Conflict(KBError):
     code = "conflict"
 
 
+class InvalidJson(KBError):
+    """A request body that is not JSON kb accepts: malformed, nested too deeply, NaN or Infinity, lone surrogates."""
+
+    code = "invalid_json"
+
+
+class RequestTooLarge(KBError):
+    """A request (body, field or list) over one of kb's documented limits."""
+
+    code = "request_too_large"
+
+
+class IdempotencyKeyReused(KBError):
+    """An `Idempotency-Key` sent again with a different request."""
+
+    code = "idempotency_key_reused"
+
+
 class UnknownModel(KBError):
     code = "unknown_model"
 
@@ -89,6 +107,7 @@ def ingest_errors_as_kb_errors() -> Iterator[None]:
 
 
 __all__ = [
-    "KBError", "NotFound", "Unauthorized", "InvalidRequest", "Conflict", "UnknownModel", "ModelNotInstalled", "QuotaExceeded",
+    "KBError", "NotFound", "Unauthorized", "InvalidRequest", "InvalidJson", "RequestTooLarge",
+    "IdempotencyKeyReused", "Conflict", "UnknownModel", "ModelNotInstalled", "QuotaExceeded",
     "TooManyRequests", "InvalidDocument", "DocumentTooLarge", "from_ingest_error", "ingest_errors_as_kb_errors",
 ]

@@ -64,13 +64,13 @@ def list_agents(
     workspace: CurrentWorkspace,
     page_size: Annotated[int, Query(ge=1, le=100)] = 30,
     cursor: str | None = None,
-    search: Annotated[str | None, Query(description="Only agents whose name contains this (any case)")] = None,
+    search: Annotated[str | None, Query(max_length=1_000, description="Only agents whose name contains this (any case)")] = None,
     sort_by: Annotated[
         Literal["name", "created_at", "updated_at", "call_count_7d"],
         Query(description="call_count_7d sorts by created_at: kb counts no calls"),
     ] = "created_at",
     sort_direction: Literal["asc", "desc"] = "desc",
-    tags: Annotated[list[str] | None, Query(description="Only agents with any of these tags (repeat the parameter)")] = None,
+    tags: Annotated[list[str] | None, Query(max_length=100, description="Only agents with any of these tags (repeat the parameter)")] = None,
 ) -> AgentsPageResponse:
     page = kb.agents.list(
         workspace, page_size=page_size, cursor=cursor, search=search, sort_by=sort_by, sort_direction=sort_direction,

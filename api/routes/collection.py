@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from kb.errors import InvalidRequest, KBError, NotFound
+from kb.services.queries import MAX_QUERY_CHARS
 
 from .. import presenters
 from ..deps import KB, CurrentWorkspace
@@ -81,7 +82,7 @@ def bulk_delete(body: BulkDeleteRequest, kb: KB, workspace: CurrentWorkspace) ->
 
 @router.get("/summaries", response_model=dict[str, SummarySuccess | BatchFailure],
             summary="Summaries of many documents; a result per id")
-def summaries(kb: KB, workspace: CurrentWorkspace, document_ids: Annotated[list[str], Query()]) -> dict:
+def summaries(kb: KB, workspace: CurrentWorkspace, document_ids: Annotated[list[str], Query(max_length=100)]) -> dict:
     ids = list(dict.fromkeys(document_ids))
     found = kb.documents.get_many(workspace, ids)
     present = [found[i] for i in ids if i in found]
@@ -114,7 +115,7 @@ def bulk_dependent_agents(
 def search(
     kb: KB,
     workspace: CurrentWorkspace,
-    query: Annotated[str, Query(min_length=1)],
+    query: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)],
     page_size: Annotated[int, Query(ge=1, le=100)] = 30,
     types: Annotated[list[str] | None, Query()] = None,
     cursor: str | None = None,

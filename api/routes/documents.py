@@ -11,6 +11,7 @@ from kb.errors import DocumentTooLarge, InvalidRequest
 from kb.records import ListQuery
 
 from .. import presenters
+from ..content_disposition import attachment
 from ..deps import KB, CurrentWorkspace
 from ..offload import on_ingest_pool
 from ..schemas import (
@@ -89,7 +90,7 @@ def list_documents(
     workspace: CurrentWorkspace,
     page_size: Annotated[int, Query(ge=1, le=100)] = 30,
     cursor: str | None = None,
-    search: Annotated[str | None, Query(description="Only names that start with this (case-insensitive)")] = None,
+    search: Annotated[str | None, Query(max_length=1_000, description="Only names that start with this (case-insensitive)")] = None,
     types: DocType = None,
     parent_folder_id: Annotated[str | None, Query(description="Only direct children of this folder")] = None,
     ancestor_folder_id: Annotated[str | None, Query(description="Only items anywhere below this folder")] = None,
@@ -183,12 +184,19 @@ def source_file_url(documentation_id: str, request: Request, kb: KB, workspace: 
             summary="Download an original upload (with a signed link, no API key)")
 def download_source_file(workspace_id: str, documentation_id: str, expires: int, signature: str, kb: KB) -> Response:
     data, doc = kb.source_files.open(workspace_id, documentation_id, expires, signature)
-    filename = (doc.filename or doc.name).replace('"', "")
     return Response(
         data,
-        media_type=doc.content_type or "application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        media_type=_media_type(doc.content_type),
+        headers={"Content-Disposition": attachment(doc.filename or doc.name), "X-Content-Type-Options": "nosniff"},
     )
+
+
+def _media_type(content_type: str | None) -> str:
+    """The uploaded content type when it is a plain `type/subtype[; params]` (it reaches a header)."""
+    if content_type and content_type.isascii() and content_type.isprintable() and len(content_type) <= 200 \
+            and "/" in content_type:
+        return content_type
+    return "application/octet-stream"
 
 
 @router.post("/{documentation_id}/refresh", response_model=DocumentResponse,

@@ -101,12 +101,21 @@ def _paragraph_text(element) -> str:
         for child in node.iterchildren():
             if child.tag == _MC_FALLBACK:  # the same content again, for old readers
                 continue
+            if child.tag == _W + "t":
+                parts.append(_run_text(child))
+                continue
             if child.tag in _TEXT_TAGS:
                 parts.append(_TEXT_TAGS[child.tag] or child.text or "")
             walk(child)
 
     walk(element)
     return "".join(parts)
+
+
+def _run_text(t) -> str:
+    """A `w:t`'s text. An entity reference python-docx leaves unresolved (`&xxe;`, never expanded) is a
+    child node: the text after it is that node's tail, kept (the reference itself is dropped)."""
+    return (t.text or "") + "".join(node.tail or "" for node in t)
 
 
 def _table_text(table) -> str:

@@ -12,9 +12,7 @@ below it. Everything is scoped by workspace: an agent of one workspace does not 
 
 from __future__ import annotations
 
-import base64
 import copy
-import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,9 +26,11 @@ from ..storage import Database, Tx, now
 from ..storage.interfaces import BlobStore
 from ..storage.repositories import AgentStore, DocumentStore
 from .agent_config import RAG_RANGES, RagSettings, deep_merge, parse_locators, parse_rag, prompt_of, with_defaults
-from .cursors import decode_cursor, encode_cursor
+from .cursors import INVALID, decode_cursor, decode_value, encode_cursor, encode_value, is_finite_number
 from .document_files import load_text
 from .models import ModelRegistry
+from .names import display_name
+from .queries import checked_query
 from .retrieval import RetrievedChunk, Retriever, SearchOptions
 
 DEFAULT_NAME = "Untitled agent"
@@ -289,8 +289,7 @@ class Agents:
         """
         started = time.perf_counter()
         overrides = overrides or RetrieveOverrides()
-        if not query.strip():
-            raise InvalidRequest("query must not be empty")
+        query = checked_query(query)  # the same limit with rag disabled: a query is never stored or echoed unbounded
         agent = self.get(workspace, agent_id)
         rag = parse_rag(agent.conversation_config)
         with self.db.read() as tx:
@@ -340,7 +339,7 @@ class Agents:
             return DEFAULT_NAME
         if not isinstance(name, str):
             raise InvalidRequest("name must be a string")
-        return name.strip()[:255] or DEFAULT_NAME
+        return display_name(name) or DEFAULT_NAME
 
     @staticmethod
     def _tags(tags: Any) -> list[str]:
@@ -387,14 +386,19 @@ class Agents:
 
     @staticmethod
     def _encode_cursor(sort_by: str, direction: str, value: Any, agent_id: str) -> str:
-        return base64.urlsafe_b64encode(json.dumps([sort_by, direction, value, agent_id]).encode()).decode()
+        return encode_value([sort_by, direction, value, agent_id])
 
     @staticmethod
     def _decode_cursor(cursor: str, sort_by: str, direction: str) -> tuple[Any, str]:
-        try:
-            cursor_sort, cursor_direction, value, agent_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        except Exception as exc:
-            raise InvalidRequest("invalid cursor: pass the next_cursor of the previous page unchanged") from exc
+        """(last sort value, last agent id) of the previous page; each checked for its type, so a
+        forged cursor is a 400, never a database error."""
+        decoded = decode_value(cursor)
+        if not (isinstance(decoded, list) and len(decoded) == 4):
+            raise InvalidRequest(INVALID)
+        cursor_sort, cursor_direction, value, agent_id = decoded
         if (cursor_sort, cursor_direction) != (sort_by, direction):
             raise InvalidRequest("the cursor belongs to another sort order: pass the same sort_by and sort_direction")
-        return value, str(agent_id)
+        by_name = sort_by == "name"
+        if not isinstance(agent_id, str) or not (isinstance(value, str) if by_name else is_finite_number(value)):
+            raise InvalidRequest(INVALID)
+        return value, agent_id

@@ -16,6 +16,7 @@ from .cursors import decode_cursor, encode_cursor
 from .document_files import content_hash, load_text, store_parsed
 from .folders import Folders
 from .ingestion import Ingestion, Prepared
+from .names import display_name, file_name
 from .quotas import Quotas
 from .rag_indexes import RagIndexes
 from .removal import Removal
@@ -59,10 +60,10 @@ class Documents:
              parent_folder_id: str | None) -> Document:
         t = now()
         doc = Document(
-            id=new_id(), workspace_id=workspace.id, name=(name or prepared.default_name).strip()[:255] or "Untitled",
+            id=new_id(), workspace_id=workspace.id, name=display_name(name or "") or display_name(prepared.default_name) or "Untitled",
             type=doc_type, format=prepared.parsed.format, size_bytes=len(prepared.data),
             char_count=len(prepared.parsed.text), content_hash=content_hash(prepared.data), created_at=t, updated_at=t,
-            filename=prepared.filename, url=prepared.url, content_type=prepared.content_type,
+            filename=file_name(prepared.filename), url=prepared.url, content_type=prepared.content_type,
             parent_folder_id=parent_folder_id, metadata=dict(prepared.parsed.metadata),
         )
         store_parsed(self.blobs, workspace.id, doc.id, prepared.data, prepared.parsed)
@@ -103,9 +104,9 @@ class Documents:
         return doc
 
     def rename(self, workspace: Workspace, document_id: str, name: str) -> Document:
-        name = name.strip()
+        name = display_name(name)
         if not name:
-            raise InvalidRequest("name must not be empty")
+            raise InvalidRequest("name must not be empty (control characters and bidirectional overrides are dropped)")
         with self.db.write() as tx:
             if not self.repo.rename(tx, workspace.id, document_id, name, now()):
                 raise NotFound(f"document {document_id!r} not found in this workspace")
@@ -141,7 +142,7 @@ class Documents:
             self.quotas.check_storage(tx, workspace.id, size, chars, freed_bytes=doc.size_bytes, freed_chars=doc.char_count)
             self.repo.update_content(tx, workspace.id, doc.id, {
                 "format": prepared.parsed.format, "size_bytes": size, "char_count": chars, "content_hash": new_hash,
-                "metadata": prepared.parsed.metadata, "filename": prepared.filename or doc.filename,
+                "metadata": prepared.parsed.metadata, "filename": file_name(prepared.filename) or doc.filename,
                 "url": prepared.url or doc.url, "content_type": prepared.content_type or doc.content_type,
                 "updated_at": now(),
             })

@@ -6,6 +6,7 @@ from ..errors import InvalidRequest, KBError, NotFound
 from ..records import Document, FolderCounts, Workspace, new_id
 from ..storage import Database, Tx, now
 from ..storage.repositories import DocumentStore, MAX_FOLDER_DEPTH
+from .names import display_name
 
 FolderPath = list[tuple[str, str]]  # (id, name) from the root down
 
@@ -29,11 +30,12 @@ class Folders:
             raise InvalidRequest(f"{folder_id!r} is a document, not a folder")
 
     def create(self, workspace: Workspace, name: str, parent_folder_id: str | None = None) -> Document:
-        if not name.strip():
-            raise InvalidRequest("a folder needs a name")
+        name = display_name(name)
+        if not name:
+            raise InvalidRequest("a folder needs a name (control characters and bidirectional overrides are dropped)")
         t = now()
         folder = Document(
-            id=new_id("fo_"), workspace_id=workspace.id, name=name.strip()[:255], type="folder", format="folder",
+            id=new_id("fo_"), workspace_id=workspace.id, name=name, type="folder", format="folder",
             size_bytes=0, char_count=0, content_hash="", created_at=t, updated_at=t, parent_folder_id=parent_folder_id,
         )
         with self.db.write() as tx:

@@ -16,6 +16,7 @@ from ingest.errors import BlockedAddress, EmptyDocument, IngestError
 
 from ..errors import DocumentTooLarge, InvalidDocument, from_ingest_error, ingest_errors_as_kb_errors
 from ..settings import IngestSettings
+from .names import file_name
 from .sandbox import parse_isolated, parse_text_isolated
 
 
@@ -61,11 +62,11 @@ class Ingestion:
             if not data or ingest.detect_format(data, filename, content_type) != "pdf":
                 raise from_ingest_error(exc) from exc
             # A scanned PDF is a real document with no text layer: keep it, and say why it is not searchable.
-            return Prepared(data, ingest.ParsedDocument("", [], "pdf"), filename or "Untitled PDF", filename,
+            return Prepared(data, ingest.ParsedDocument("", [], "pdf"), file_name(filename) or "Untitled PDF", filename,
                             content_type, index_failure=exc.message)
         except IngestError as exc:
             raise from_ingest_error(exc) from exc
-        return Prepared(data, parsed, filename or parsed.title or "Untitled file", filename, content_type)
+        return Prepared(data, parsed, file_name(filename) or parsed.title or "Untitled file", filename, content_type)
 
     def from_url(self, url: str) -> Prepared:
         fetched = self.fetch(url)

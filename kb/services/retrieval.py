@@ -17,8 +17,7 @@ from ..records import Chunk, ChunkHit, Workspace
 from ..storage import Database
 from ..storage.repositories import ChunkStore, DocumentStore
 from .models import ModelRegistry
-
-MAX_QUERY_CHARS = 10_000
+from .queries import MAX_QUERY_CHARS, checked_query  # noqa: F401  (MAX_QUERY_CHARS: re-exported)
 
 
 @dataclass(frozen=True)
@@ -139,11 +138,7 @@ class Retriever:
         clock = Stopwatch()
         if limits.max_retrieved_rag_chunks_count < 1:
             raise InvalidRequest("max_retrieved_rag_chunks_count must be at least 1")
-        query = query.strip()
-        if not query:
-            raise InvalidRequest("query must not be empty")
-        if len(query) > MAX_QUERY_CHARS:
-            raise InvalidRequest(f"query is longer than {MAX_QUERY_CHARS} characters")
+        query = checked_query(query)
         choice = self.models.resolve(embedding_model or workspace.default_model)
         model = choice.served
         skipped: list[str] = []

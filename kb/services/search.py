@@ -15,6 +15,7 @@ from ..storage import Database
 from ..storage.interfaces import FullTextIndex
 from ..storage.repositories import DocumentStore
 from .cursors import decode_cursor, encode_cursor
+from .queries import checked_query
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 SNIPPET_CHARS = 200
@@ -35,8 +36,7 @@ class FullTextSearch:
         cursor: str | None = None,
     ) -> tuple[list[tuple[Document, SearchHit]], str | None]:
         """Full-text search over document contents: (document, hit) pairs, best first, and the next cursor."""
-        if not query.strip():
-            raise InvalidRequest("query must not be empty")
+        query = checked_query(query)
         if not 1 <= page_size <= 100:
             raise InvalidRequest("page_size must be between 1 and 100")
         offset = decode_cursor(cursor)

@@ -22,6 +22,7 @@ from .sections import (
     IndexSettings,
     IngestSettings,
     JobsSettings,
+    RequestSettings,
     ServerSettings,
     StorageSettings,
     WorkspaceSettings,
@@ -38,6 +39,7 @@ class Settings:
     """Every knob of the service, by section. See the README's "Configuration" table."""
 
     server: ServerSettings = field(default_factory=ServerSettings)
+    requests: RequestSettings = field(default_factory=RequestSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
@@ -116,6 +118,6 @@ def check(settings: Settings) -> None:
 
 __all__ = [
     "DEFAULT_MODEL", "DEFAULT_TIERS_FILE", "ELEVENLABS_MODELS", "LIMIT_NAMES", "SECTIONS", "Settings", "EmbeddingSettings", "IndexSettings",
-    "IngestSettings", "JobsSettings", "ServerSettings", "StorageSettings", "WorkspaceSettings", "bundled_model_path",
+    "IngestSettings", "JobsSettings", "RequestSettings", "ServerSettings", "StorageSettings", "WorkspaceSettings", "bundled_model_path",
     "env_name", "env_names", "load_settings", "load_tiers",
 ]

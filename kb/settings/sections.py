@@ -46,9 +46,20 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class RequestSettings:
+    """Limits of HTTP requests, checked before a body is parsed (see README "Limits")."""
+
+    max_request_bytes: int = 1_000_000  # any JSON body not named below
+    max_agent_bytes: int = 2_000_000  # the JSON body creating or updating an agent
+    max_json_depth: int = 64  # nesting of objects and arrays in any JSON body
+    idempotency_ttl_secs: float = 86_400.0  # how long an Idempotency-Key is remembered
+
+
+@dataclass(frozen=True)
 class StorageSettings:
     data_dir: Path = Path("data")
     database_url: str | None = None  # default: SQLite file in data_dir
+    orphan_grace_secs: float = 3600.0  # blob folders without a document row older than this are removed at start-up
 
     @property
     def sqlite_path(self) -> Path:
@@ -131,6 +142,7 @@ class WorkspaceSettings:
 
 SECTIONS: dict[str, type] = {
     "server": ServerSettings,
+    "requests": RequestSettings,
     "storage": StorageSettings,
     "ingest": IngestSettings,
     "embedding": EmbeddingSettings,
