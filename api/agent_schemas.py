@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kb.services.agent_config import LOCATOR_TYPES, RAG_RANGES, USAGE_MODES
 
-from .schemas import AccessInfo, RetrieveResponse
+from .schemas import FILTER_EXAMPLE, FILTERS_HELP, FOLDER_IDS_HELP, AccessInfo, RetrieveResponse
 
 OPEN = ConfigDict(extra="allow")
 LocatorType = Literal[LOCATOR_TYPES]  # type: ignore[valid-type]
@@ -50,6 +50,8 @@ class RagConfig(BaseModel):
     max_retrieved_rag_chunks_count: int | None = _bounded("max_retrieved_rag_chunks_count", "Default 20.")
     num_candidates: int | None = _bounded("num_candidates", "Candidates each search side contributes (default 100).")
     query_rewrite_prompt_override: str | None = Field(default=None, description="Stored; not used yet.")
+    filters: Any = Field(default=None, description="kb: the agent's default metadata filter, applied with (AND) "
+                         "each request's. " + FILTERS_HELP)
 
 
 class PromptConfig(BaseModel):
@@ -151,6 +153,10 @@ class AgentRetrieveRequest(BaseModel):
     use_agent_defaults: bool = Field(
         default=True, description="False: limits not given here come from kb's defaults, not the agent's rag config."
     )
+    filters: Any = Field(default=None, description="Applied with (AND) the agent's rag.filters. " + FILTERS_HELP,
+                         examples=[FILTER_EXAMPLE])
+    folder_ids: list[str] | None = Field(default=None, description="Only the agent's documents below these folders. "
+                                         + FOLDER_IDS_HELP)
 
 
 class PromptDocumentResponse(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -10,11 +10,26 @@ from kb.services.retrieval import RetrievalLimits
 
 DEFAULT_LIMITS = RetrievalLimits()
 
+ATTRIBUTES_HELP = (
+    "kb: the document's attributes, an object of up to 16 keys whose values are strings (up to 512 "
+    "characters), numbers, booleans or ISO 8601 dates (strings such as 2024-05-01), used by `filters`. "
+    "source_type, format, file_name, url, site, page_count, language, created_at and updated_at are set by kb."
+)
+FILTERS_HELP = (
+    "kb: a metadata filter in OpenAI file_search's form: a comparison {\"type\": eq|ne|gt|gte|lt|lte|in|nin, "
+    "\"key\", \"value\"} or a compound {\"type\": and|or, \"filters\": [...]}, nested up to 5 levels. "
+    "Applied inside the search: the best chunks among the documents that pass."
+)
+FOLDER_IDS_HELP = "kb: only documents anywhere below these folders (sub-folders included), up to 100."
+FILTER_EXAMPLE = {"type": "and", "filters": [{"type": "eq", "key": "product", "value": "kettle"},
+                                             {"type": "gte", "key": "created_at", "value": "2024-01-01"}]}
+
 
 class TextDocumentRequest(BaseModel):
     text: str = Field(description="The text to add to the knowledge base.")
     name: str | None = Field(default=None, description="Display name; defaults to the text's first words.")
     parent_folder_id: str | None = Field(default=None, description="Folder to put the document in.")
+    attributes: Any = Field(default=None, description=ATTRIBUTES_HELP, examples=[{"product": "kettle", "year": 2024}])
 
 
 class UrlDocumentRequest(BaseModel):
@@ -24,6 +39,7 @@ class UrlDocumentRequest(BaseModel):
     enable_auto_sync: bool | None = Field(default=None, description="Not supported yet: must be false or absent.")
     auto_remove: bool | None = None
     minimum_frequency_days: int | None = None
+    attributes: Any = Field(default=None, description=ATTRIBUTES_HELP)
 
 
 class FolderRequest(BaseModel):
@@ -40,6 +56,8 @@ class UpdateDocumentRequest(BaseModel):
         default=None,
         description="New text of the document (re-indexed); for a file or URL document, its source file is kept.",
     )
+    attributes: Any = Field(default=None, description="kb: replaces the document's attributes whole ({} removes "
+                            "them); the automatic ones stay. " + ATTRIBUTES_HELP)
     enable_auto_sync: bool | None = None
     auto_remove: bool | None = None
     minimum_frequency_days: int | None = None
@@ -137,6 +155,7 @@ class DocumentBase(BaseModel):
     url: str | None = Field(default=None, description="URL documents: the final URL fetched.")
     children_count: int | None = Field(default=None, description="Folders: direct children.")
     document_count: int | None = Field(default=None, description="Folders: documents anywhere below.")
+    attributes: dict[str, Any] = Field(default_factory=dict, description=ATTRIBUTES_HELP)
 
 
 class DocumentSummary(DocumentBase):
@@ -271,6 +290,8 @@ class ChunksResponse(BaseModel):
 class RetrieveRequest(BaseModel):
     query: str = Field(min_length=1, description="The user's question or the agent's search text.")
     document_ids: list[str] | None = Field(default=None, description="Search only these documents.")
+    filters: Any = Field(default=None, description=FILTERS_HELP, examples=[FILTER_EXAMPLE])
+    folder_ids: list[str] | None = Field(default=None, description=FOLDER_IDS_HELP)
     embedding_model: str | None = Field(
         default=None, description="Defaults to the workspace's default model. " + MODEL_NAME
     )
@@ -314,6 +335,7 @@ class RetrievedChunkResponse(BaseModel):
 
 class Timings(BaseModel):
     embed: float = Field(description="Query embedding (cached queries cost ~0).")
+    filter: float = Field(default=0.0, description="The allowed chunks of document_ids, folder_ids and filters.")
     dense: float
     lexical: float
     fuse: float = Field(description="Ranking, exact distances of every candidate, and the limits.")

@@ -7,7 +7,9 @@
   stored config stays as it was given): `enabled` false; `embedding_model` the workspace's default
   model; `max_vector_distance` 0.6; `max_documents_length` 50,000; `max_retrieved_rag_chunks_count`
   20 (kb's retrieval defaults, which are ElevenLabs' too).
-  `num_candidates` sets the candidate pool of each search side (default 100);
+  `num_candidates` sets the candidate pool of each search side (default 100); `filters` (a kb
+  extension) is the agent's default metadata filter (`kb.filters`), applied together with (AND)
+  the filter of each retrieval request;
   `query_rewrite_prompt_override` is stored but not used yet.
 """
 
@@ -21,6 +23,7 @@ from typing import Any
 from index.retrieval import RetrievalLimits
 
 from ..errors import InvalidRequest
+from ..filters import Filter, parse_filter
 from ..records import Locator
 
 LOCATOR_TYPES = ("file", "url", "text", "folder")
@@ -45,6 +48,7 @@ class RagSettings:
     max_documents_length: int = DEFAULT_LIMITS.max_documents_length
     max_retrieved_rag_chunks_count: int = DEFAULT_LIMITS.max_retrieved_rag_chunks_count
     num_candidates: int | None = None
+    filters: Filter | None = None
 
 
 def section(config: Mapping, key: str) -> dict:
@@ -107,6 +111,7 @@ def parse_rag(conversation_config: Mapping) -> RagSettings:
         if kind is int and value != int(value):
             raise InvalidRequest(f"rag.{key} must be an integer")
         values[key] = kind(value)
+    values["filters"] = parse_filter(rag.get("filters"), "conversation_config.agent.prompt.rag.filters")
     return RagSettings(**values)
 
 
