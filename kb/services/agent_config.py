@@ -139,12 +139,18 @@ def with_defaults(conversation_config: Mapping, embedding_model: str) -> dict:
     return config
 
 
-def deep_merge(base: Mapping, changes: Mapping) -> dict:
-    """`base` with `changes` applied: objects are merged key by key, anything else (lists too) replaces."""
+# Objects a change replaces whole (a filter is one value, not fields to merge), by path.
+REPLACED_WHOLE = (("conversation_config", "agent", "prompt", "rag", "filters"),)
+
+
+def deep_merge(base: Mapping, changes: Mapping, _path: tuple[str, ...] = ()) -> dict:
+    """`base` with `changes` applied: objects are merged key by key, anything else (lists too) and
+    the objects of REPLACED_WHOLE replace."""
     merged = copy.deepcopy(dict(base))
     for key, value in changes.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
+        path = _path + (key,)
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) and path not in REPLACED_WHOLE:
+            merged[key] = deep_merge(merged[key], value, path)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
