@@ -543,3 +543,52 @@ def test_a_filter_cannot_reach_another_workspace(catalogue, server, fkb):
         assert other.get(f"{KB}/{ids['kettle']}").status_code == 404
         assert other.patch(f"{KB}/{ids['kettle']}", json={"attributes": {"product": "stolen"}}).status_code == 404
         assert attributes_of(http, ids["kettle"])["product"] == "kettle"
+
+
+# --- documents stored before attributes existed ---------------------------------------------------
+
+
+def test_documents_stored_before_attributes_get_their_automatic_ones(tmp_path):
+    """Migration 0007 backfills `site` and `language`; `page_count` comes when workers start."""
+    from alembic import command
+
+    from kb.storage import open_database
+    from kb.storage.migrate import alembic_config, current_revision, head_revision
+
+    data = tmp_path / "data"
+    kb = make_kb(data, url_allow_hosts=("127.0.0.1",))
+    ws, _ = kb.workspaces.create("old")
+    site = Site(b"<html><head><title>Guide</title></head><body><article><p>"
+                + b"The guide to descaling kettles in hard water areas, with vinegar or citric acid. " * 5
+                + b"</p></article></body></html>")
+    try:
+        web = kb.documents.add_url(ws, site.url)
+    finally:
+        site.httpd.shutdown()
+    pdf = CORPUS / "pdf" / "pdflatex-4-pages.pdf"
+    paper = kb.documents.add_file(ws, pdf.read_bytes(), pdf.name, "application/pdf")
+    note = kb.documents.add_text(ws, "Der Wasserkocher wird jeden Monat mit Essig und Wasser entkalkt, "
+                                     "und danach wird er zweimal mit klarem Wasser gespült.")
+    while kb.run_queued_jobs():
+        pass
+    url = kb.settings.storage.db_url
+    kb.close()
+
+    db = open_database(url)  # back to the schema before attributes, as the previous code left it
+    with db.write() as tx:
+        command.downgrade(alembic_config(tx), "0003_rag_index_names")
+    assert current_revision(db) == "0003_rag_index_names"
+    db.dispose()
+
+    kb = make_kb(data, workers=0)
+    try:
+        assert current_revision(kb.db) == head_revision()
+        got = kb.attributes.of_documents(ws.id, [web, paper, note])
+        assert got[web.id]["site"] == "127.0.0.1" and got[web.id]["language"] == "en"
+        assert got[note.id]["language"] == "de" and got[paper.id]["source_type"] == "file"
+        assert "page_count" not in got[paper.id]
+        kb.start_workers()
+        assert kb.attributes.of_documents(ws.id, [paper])[paper.id]["page_count"] == 4
+        assert kb.attributes.backfill_page_counts() == 0  # idempotent
+    finally:
+        kb.close()
