@@ -14,7 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, Strict
 from kb.services.agent_config import LOCATOR_TYPES, MAX_KNOWLEDGE_BASE_ITEMS, RAG_RANGES, USAGE_MODES
 from kb.services.queries import MAX_QUERY_CHARS
 
-from .schemas import MAX_GIVEN_NAME_CHARS, MAX_ID_CHARS, NAME_CHARS, AccessInfo, Flag, RetrieveResponse
+from .schemas import (
+    FILTER_EXAMPLE, FILTERS_HELP, FOLDER_IDS_HELP, MAX_GIVEN_NAME_CHARS, MAX_ID_CHARS, NAME_CHARS, AccessInfo, Flag,
+    RetrieveResponse,
+)
 
 OPEN = ConfigDict(extra="allow")
 LocatorType = Literal[LOCATOR_TYPES]  # type: ignore[valid-type]
@@ -56,6 +59,8 @@ class RagConfig(BaseModel):
     max_retrieved_rag_chunks_count: StrictInt | None = _bounded("max_retrieved_rag_chunks_count", "Default 20.")
     num_candidates: StrictInt | None = _bounded("num_candidates", "Candidates each search side contributes (default 100).")
     query_rewrite_prompt_override: str | None = Field(default=None, description="Stored; not used yet.")
+    filters: Any = Field(default=None, description="kb: the agent's default metadata filter, applied with (AND) "
+                         "each request's. " + FILTERS_HELP)
 
 
 class PromptConfig(BaseModel):
@@ -160,6 +165,10 @@ class AgentRetrieveRequest(BaseModel):
     use_agent_defaults: Flag = Field(
         default=True, description="False: limits not given here come from kb's defaults, not the agent's rag config."
     )
+    filters: Any = Field(default=None, description="Applied with (AND) the agent's rag.filters. " + FILTERS_HELP,
+                         examples=[FILTER_EXAMPLE])
+    folder_ids: list[str] | None = Field(default=None, description="Only the agent's documents below these folders. "
+                                         + FOLDER_IDS_HELP)
 
 
 class PromptDocumentResponse(BaseModel):

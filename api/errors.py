@@ -40,6 +40,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "document_too_large": 413,
     "parse_timeout": 422,
     "invalid_crawl_request": 400,
+    "invalid_filter": 400,
+    "invalid_attributes": 400,
 }
 
 

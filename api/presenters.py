@@ -34,6 +34,7 @@ def _metadata(doc: Document) -> DocumentMetadata:
 def _bases(kb: KnowledgeBase, workspace: Workspace, docs: list[Document]) -> list[dict]:
     paths = kb.folders.paths(workspace, [d.parent_folder_id for d in docs])
     counts = kb.folders.counts(workspace, [d.id for d in docs if d.is_folder])
+    attributes = kb.attributes.of_documents(workspace.id, docs)
     bases = []
     for doc in docs:
         fields = {
@@ -45,6 +46,7 @@ def _bases(kb: KnowledgeBase, workspace: Workspace, docs: list[Document]) -> lis
             "folder_parent_id": doc.parent_folder_id,
             "folder_path": [FolderSegment(id=i, name=n) for i, n in paths[doc.parent_folder_id]],
             "url": doc.url if doc.type == "url" else None,
+            "attributes": attributes[doc.id],
         }
         if doc.is_folder:
             fields["children_count"], fields["document_count"] = counts[doc.id].children, counts[doc.id].documents

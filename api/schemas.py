@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, Strict
 
@@ -20,12 +20,27 @@ Flag = Annotated[bool, Strict()]  # JSON true or false only: "yes" or 1 is a 422
 DocumentId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
 FolderId = Annotated[str | None, Field(default=None, max_length=MAX_ID_CHARS)]
 
+ATTRIBUTES_HELP = (
+    "kb: the document's attributes, an object of up to 16 keys whose values are strings (up to 512 "
+    "characters), numbers, booleans or ISO 8601 dates (strings such as 2024-05-01), used by `filters`. "
+    "source_type, format, file_name, url, site, page_count, language, created_at and updated_at are set by kb."
+)
+FILTERS_HELP = (
+    "kb: a metadata filter in OpenAI file_search's form: a comparison {\"type\": eq|ne|gt|gte|lt|lte|in|nin, "
+    "\"key\", \"value\"} or a compound {\"type\": and|or, \"filters\": [...]}, nested up to 5 levels. "
+    "Applied inside the search: the best chunks among the documents that pass."
+)
+FOLDER_IDS_HELP = "kb: only documents anywhere below these folders (sub-folders included), up to 100."
+FILTER_EXAMPLE = {"type": "and", "filters": [{"type": "eq", "key": "product", "value": "kettle"},
+                                             {"type": "gte", "key": "created_at", "value": "2024-01-01"}]}
+
 
 class TextDocumentRequest(BaseModel):
     text: str = Field(description="The text to add to the knowledge base.")
     name: str | None = Field(default=None, max_length=MAX_GIVEN_NAME_CHARS,
                              description="Display name (cut to 255 characters); defaults to the text's first words.")
     parent_folder_id: FolderId = Field(default=None, description="Folder to put the document in.")
+    attributes: Any = Field(default=None, description=ATTRIBUTES_HELP, examples=[{"product": "kettle", "year": 2024}])
 
 
 class UrlDocumentRequest(BaseModel):
@@ -36,6 +51,7 @@ class UrlDocumentRequest(BaseModel):
     enable_auto_sync: Flag | None = Field(default=None, description="Not supported yet: must be false or absent.")
     auto_remove: Flag | None = None
     minimum_frequency_days: int | None = Field(default=None, ge=0, le=3650)
+    attributes: Any = Field(default=None, description=ATTRIBUTES_HELP)
 
 
 class FolderRequest(BaseModel):
@@ -52,6 +68,8 @@ class UpdateDocumentRequest(BaseModel):
         default=None,
         description="New text of the document (re-indexed); for a file or URL document, its source file is kept.",
     )
+    attributes: Any = Field(default=None, description="kb: replaces the document's attributes whole ({} removes "
+                            "them); the automatic ones stay. " + ATTRIBUTES_HELP)
     enable_auto_sync: Flag | None = None
     auto_remove: Flag | None = None
     minimum_frequency_days: int | None = Field(default=None, ge=0, le=3650)
@@ -149,6 +167,7 @@ class DocumentBase(BaseModel):
     url: str | None = Field(default=None, description="URL documents: the final URL fetched.")
     children_count: int | None = Field(default=None, description="Folders: direct children.")
     document_count: int | None = Field(default=None, description="Folders: documents anywhere below.")
+    attributes: dict[str, Any] = Field(default_factory=dict, description=ATTRIBUTES_HELP)
 
 
 class DocumentSummary(DocumentBase):
@@ -284,6 +303,8 @@ class RetrieveRequest(BaseModel):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The user's question or the agent's search text.")
     document_ids: list[DocumentId] | None = Field(default=None, max_length=MAX_FILTER_IDS,
                                                   description="Search only these documents.")
+    filters: Any = Field(default=None, description=FILTERS_HELP, examples=[FILTER_EXAMPLE])
+    folder_ids: list[DocumentId] | None = Field(default=None, max_length=100, description=FOLDER_IDS_HELP)
     embedding_model: str | None = Field(
         default=None, max_length=MAX_GIVEN_NAME_CHARS, description="Defaults to the workspace's default model. " + MODEL_NAME
     )
@@ -327,6 +348,7 @@ class RetrievedChunkResponse(BaseModel):
 
 class Timings(BaseModel):
     embed: float = Field(description="Query embedding (cached queries cost ~0).")
+    filter: float = Field(default=0.0, description="The allowed chunks of document_ids, folder_ids and filters.")
     dense: float
     lexical: float
     fuse: float = Field(description="Ranking, exact distances of every candidate, and the limits.")

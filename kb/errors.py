@@ -39,6 +39,18 @@ class InvalidRequest(KBError):
     code = "invalid_request"
 
 
+class InvalidFilter(InvalidRequest):
+    """A bad metadata filter (`kb.filters`); `details.field` is the path of the offending part."""
+
+    code = "invalid_filter"
+
+
+class InvalidAttributes(InvalidRequest):
+    """Bad document attributes (`kb.attributes`); `details.field` names the offending key."""
+
+    code = "invalid_attributes"
+
+
 class Conflict(KBError):
     code = "conflict"
 
@@ -107,7 +119,7 @@ def ingest_errors_as_kb_errors() -> Iterator[None]:
 
 
 __all__ = [
-    "KBError", "NotFound", "Unauthorized", "InvalidRequest", "InvalidJson", "RequestTooLarge",
-    "IdempotencyKeyReused", "Conflict", "UnknownModel", "ModelNotInstalled", "QuotaExceeded",
+    "KBError", "NotFound", "Unauthorized", "InvalidRequest", "InvalidJson", "RequestTooLarge", "InvalidFilter",
+    "InvalidAttributes", "IdempotencyKeyReused", "Conflict", "UnknownModel", "ModelNotInstalled", "QuotaExceeded",
     "TooManyRequests", "InvalidDocument", "DocumentTooLarge", "from_ingest_error", "ingest_errors_as_kb_errors",
 ]

@@ -15,6 +15,7 @@ from index.stores import set_search_threads
 from .indexes import VectorIndexes
 from .jobs import JobKinds, JobQueue, Scheduler, WorkerPool
 from .services.agents import Agents
+from .services.attributes import Attributes
 from .services.chunks import Chunks
 from .services.documents import Documents
 from .services.folders import Folders
@@ -61,16 +62,17 @@ class KnowledgeBase:
         self.indexer = Indexer(index, settings.embedding, s.db, self.rag_indexes, s.rag_indexes, s.chunks, s.documents,
                                s.blobs, self.models, self.vectors)
         self.job_kinds.register(index_job_kind(self.indexer, self.rag_indexes))
-        self.retrieval = Retriever(s.db, s.chunks, s.documents, self.models, self.vectors)
+        self.attributes = Attributes(s.db, s.attributes, s.documents, s.blobs)
+        self.retrieval = Retriever(s.db, s.chunks, s.documents, self.models, self.vectors, self.attributes)
         self.agents = Agents(s.db, s.agents, s.documents, s.blobs, self.models, self.retrieval)
         self.folders = Folders(s.db, s.documents)
         self.ingestion = Ingestion(settings.ingest)
         self.documents = Documents(s.db, s.documents, s.fulltext, s.blobs, self.ingestion, self.quotas,
                                    self.rag_indexes, self.folders, self.agents, self.removal,
                                    WorkspaceSlots(settings.ingest.url_fetches_per_workspace, "URL fetches",
-                                                  "KB_URL_FETCHES_PER_WORKSPACE"))
+                                                  "KB_URL_FETCHES_PER_WORKSPACE"), self.attributes)
         self.chunks = Chunks(s.db, s.chunks, s.documents, self.models)
-        self.search = FullTextSearch(s.db, s.fulltext, s.documents)
+        self.search = FullTextSearch(s.db, s.fulltext, s.documents, self.attributes)
         self.source_files = SourceFiles(LinkSigner(data_dir), s.documents, s.db, s.blobs)
         self.reindex = Reindex(s.db, s.rag_indexes, s.chunks, self.vectors, self.indexer, self.models)
         self._workers: WorkerPool | None = None
@@ -82,6 +84,9 @@ class KnowledgeBase:
         resumed = self.queue.requeue_interrupted()
         if resumed:
             log.info("resuming %d interrupted job(s)", resumed)
+        backfilled = self.attributes.backfill_page_counts()  # documents stored before attributes existed
+        if backfilled:
+            log.info("page_count attribute added to %d document(s)", backfilled)
         self._workers = WorkerPool(self.queue, self.job_kinds, size=self.settings.jobs.workers, scheduler=self.scheduler)
         self._workers.start()
 

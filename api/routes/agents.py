@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from kb.filters import parse_filter
 from kb.knowledge_base import KnowledgeBase
 from kb.records import Agent, Workspace
 from kb.services.agents import RetrieveOverrides
@@ -151,7 +152,8 @@ def retrieve_for_agent(
     """One call a turn. `chunks`: the nearest chunks of the agent's `auto` documents only, cut by its
     `rag` settings (`max_vector_distance`, `max_retrieved_rag_chunks_count`, `max_documents_length`,
     `embedding_model`; defaults 0.6, 20, 50,000 and the workspace's model) and this request's
-    overrides. `prompt_documents`: the whole text of its `prompt` documents. With `rag.enabled`
+    overrides; `filters` (with the agent's `rag.filters`) and `folder_ids` narrow the auto documents
+    searched. `prompt_documents`: the whole text of its `prompt` documents. With `rag.enabled`
     false (the default), no search is made and `chunks` is empty."""
     result = kb.agents.retrieve(
         workspace,
@@ -161,6 +163,8 @@ def retrieve_for_agent(
             max_documents_length=body.max_documents_length,
             max_retrieved_rag_chunks_count=body.max_retrieved_rag_chunks_count,
             use_agent_defaults=body.use_agent_defaults,
+            filters=parse_filter(body.filters),
+            folder_ids=body.folder_ids,
         ),
     )
     return AgentRetrieveResponse(

@@ -6,11 +6,13 @@ Batch endpoints answer for each item: one item's error is reported with it, the 
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from kb.errors import InvalidRequest, KBError, NotFound
+from kb.errors import InvalidFilter, InvalidRequest, KBError, NotFound
+from kb.filters import parse_filter
 from kb.services.queries import MAX_QUERY_CHARS
 
 from .. import presenters
@@ -18,6 +20,7 @@ from ..deps import KB, CurrentWorkspace
 from ..errors import status_for
 from ..schemas import (
     DEPENDENT_TYPE_HELP,
+    FOLDER_IDS_HELP,
     AddDocumentResponse,
     BatchFailure,
     BulkDeleteRequest,
@@ -110,6 +113,17 @@ def bulk_dependent_agents(
                                    has_more=page.has_more, errors=errors)
 
 
+def _query_filter(text: str | None):
+    """A filter given as a JSON query parameter."""
+    if text is None:
+        return None
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise InvalidFilter(f"filters must be a JSON filter object ({exc})", details={"field": "filters"}) from None
+    return parse_filter(raw)
+
+
 @router.get("/search", response_model=SearchResponse,
             summary="Full-text search over the content of the workspace's documents")
 def search(
@@ -119,8 +133,11 @@ def search(
     page_size: Annotated[int, Query(ge=1, le=100)] = 30,
     types: Annotated[list[str] | None, Query()] = None,
     cursor: str | None = None,
+    filters: Annotated[str | None, Query(description="kb: a metadata filter as JSON (see the retrieve endpoint)")] = None,
+    folder_ids: Annotated[list[str] | None, Query(description=FOLDER_IDS_HELP)] = None,
 ) -> SearchResponse:
-    hits, next_cursor = kb.search.search(workspace, query, page_size=page_size, types=tuple(types or ()), cursor=cursor)
+    hits, next_cursor = kb.search.search(workspace, query, page_size=page_size, types=tuple(types or ()), cursor=cursor,
+                                         filters=_query_filter(filters), folder_ids=folder_ids)
     documents = presenters.summaries(kb, workspace, [doc for doc, _ in hits])
     return SearchResponse(
         results=[

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 
-from kb.errors import DocumentTooLarge, InvalidRequest
+from kb.errors import DocumentTooLarge, InvalidAttributes, InvalidRequest
 from kb.records import ListQuery
 
 from .. import presenters
@@ -46,11 +47,22 @@ def _read_upload(kb, file: UploadFile) -> bytes:
     return data
 
 
+def _form_attributes(text: str | None) -> Any:
+    """The `attributes` form field of a file upload: a JSON object in a string."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidAttributes(f"attributes must be a JSON object ({exc})", details={"field": "attributes"}) from None
+
+
 @router.post("/text", response_model=AddDocumentResponse, summary="Add a document from text")
 async def create_from_text(body: TextDocumentRequest, request: Request, kb: KB,
                            workspace: CurrentWorkspace) -> AddDocumentResponse:
     def add() -> AddDocumentResponse:
-        return _added(kb, workspace, kb.documents.add_text(workspace, body.text, body.name, body.parent_folder_id))
+        doc = kb.documents.add_text(workspace, body.text, body.name, body.parent_folder_id, body.attributes)
+        return _added(kb, workspace, doc)
 
     return await on_ingest_pool(request, add)
 
@@ -63,10 +75,13 @@ async def create_from_file(
     file: Annotated[UploadFile, File(description="PDF, DOCX, EPUB, HTML, TXT or Markdown")],
     name: Annotated[str | None, Form()] = None,
     parent_folder_id: Annotated[str | None, Form()] = None,
+    attributes: Annotated[str | None, Form(description="kb: the document's attributes, a JSON object")] = None,
 ) -> AddDocumentResponse:
+    values = _form_attributes(attributes)
+
     def add() -> AddDocumentResponse:
         doc = kb.documents.add_file(workspace, _read_upload(kb, file), file.filename, file.content_type, name,
-                                    parent_folder_id)
+                                    parent_folder_id, values)
         return _added(kb, workspace, doc)
 
     return await on_ingest_pool(request, add)
@@ -79,7 +94,8 @@ async def create_from_url(body: UrlDocumentRequest, request: Request, kb: KB,
     if body.enable_auto_sync:
         raise InvalidRequest("URL auto-sync is not supported yet; add the URL without enable_auto_sync and use /refresh")
     def add() -> AddDocumentResponse:
-        return _added(kb, workspace, kb.documents.add_url(workspace, body.url, body.name, body.parent_folder_id))
+        return _added(kb, workspace, kb.documents.add_url(workspace, body.url, body.name, body.parent_folder_id,
+                                                          body.attributes))
 
     return await on_ingest_pool(request, add)
 
@@ -123,12 +139,14 @@ def get_document(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> 
 async def update_document(documentation_id: str, body: UpdateDocumentRequest, request: Request, kb: KB,
                           workspace: CurrentWorkspace) -> DocumentResponse:
     """`content` becomes the document's text and is indexed again: all of a text document; for a
-    file or URL document its text, while the uploaded file (or fetched page) stays its source file."""
+    file or URL document its text, while the uploaded file (or fetched page) stays its source file.
+    `attributes` (kb) replaces the document's attributes whole."""
     if body.enable_auto_sync:
         raise InvalidRequest("URL auto-sync is not supported yet")
 
     def update() -> DocumentResponse:
-        doc = kb.documents.update(workspace, documentation_id, name=body.name, content=body.content)
+        doc = kb.documents.update(workspace, documentation_id, name=body.name, content=body.content,
+                                  attributes=body.attributes)
         return presenters.detail(kb, workspace, doc)
 
     return await on_ingest_pool(request, update)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from kb.errors import KBError
+from kb.filters import parse_filter
 from kb.services.retrieval import RetrievalLimits, SearchOptions
 
 from .. import presenters
@@ -30,11 +31,14 @@ router = APIRouter(prefix="/v1/convai/knowledge-base", tags=["RAG"])
 def retrieve(body: RetrieveRequest, kb: KB, workspace: CurrentWorkspace) -> RetrieveResponse:
     """Nearest chunks among the workspace's indexed documents (or `document_ids`), cut by the limits:
     first the `max_retrieved_rag_chunks_count` nearest, then those within `max_vector_distance`,
-    then in rank order while the total text stays within `max_documents_length` characters."""
+    then in rank order while the total text stays within `max_documents_length` characters.
+    `filters` and `folder_ids` restrict the search to the documents that pass (inside the search)."""
     result = kb.retrieval.retrieve(
         workspace,
         body.query,
         document_ids=body.document_ids,
+        filters=parse_filter(body.filters),
+        folder_ids=body.folder_ids,
         embedding_model=body.embedding_model,
         limits=RetrievalLimits(
             max_vector_distance=body.max_vector_distance,

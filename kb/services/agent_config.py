@@ -7,7 +7,9 @@
   stored config stays as it was given): `enabled` false; `embedding_model` the workspace's default
   model; `max_vector_distance` 0.6; `max_documents_length` 50,000; `max_retrieved_rag_chunks_count`
   20 (kb's retrieval defaults, which are ElevenLabs' too).
-  `num_candidates` sets the candidate pool of each search side (default 100);
+  `num_candidates` sets the candidate pool of each search side (default 100); `filters` (a kb
+  extension) is the agent's default metadata filter (`kb.filters`), applied together with (AND)
+  the filter of each retrieval request;
   `query_rewrite_prompt_override` is stored but not used yet.
 """
 
@@ -21,6 +23,7 @@ from typing import Any
 from index.retrieval import RetrievalLimits
 
 from ..errors import InvalidRequest
+from ..filters import Filter, parse_filter
 from ..records import Locator
 
 LOCATOR_TYPES = ("file", "url", "text", "folder")
@@ -47,6 +50,7 @@ class RagSettings:
     max_documents_length: int = DEFAULT_LIMITS.max_documents_length
     max_retrieved_rag_chunks_count: int = DEFAULT_LIMITS.max_retrieved_rag_chunks_count
     num_candidates: int | None = None
+    filters: Filter | None = None
 
 
 def section(config: Mapping, key: str) -> dict:
@@ -116,6 +120,7 @@ def parse_rag(conversation_config: Mapping) -> RagSettings:
         if kind is int and value != int(value):
             raise InvalidRequest(f"rag.{key} must be an integer")
         values[key] = kind(value)
+    values["filters"] = parse_filter(rag.get("filters"), "conversation_config.agent.prompt.rag.filters")
     return RagSettings(**values)
 
 
@@ -143,12 +148,18 @@ def with_defaults(conversation_config: Mapping, embedding_model: str) -> dict:
     return config
 
 
-def deep_merge(base: Mapping, changes: Mapping) -> dict:
-    """`base` with `changes` applied: objects are merged key by key, anything else (lists too) replaces."""
+# Objects a change replaces whole (a filter is one value, not fields to merge), by path.
+REPLACED_WHOLE = (("conversation_config", "agent", "prompt", "rag", "filters"),)
+
+
+def deep_merge(base: Mapping, changes: Mapping, _path: tuple[str, ...] = ()) -> dict:
+    """`base` with `changes` applied: objects are merged key by key, anything else (lists too) and
+    the objects of REPLACED_WHOLE replace."""
     merged = copy.deepcopy(dict(base))
     for key, value in changes.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
+        path = _path + (key,)
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) and path not in REPLACED_WHOLE:
+            merged[key] = deep_merge(merged[key], value, path)
         else:
             merged[key] = copy.deepcopy(value)
     return merged

@@ -21,6 +21,7 @@ from typing import Any
 from index.retrieval import RetrievalLimits
 
 from ..errors import Conflict, InvalidRequest, ModelNotInstalled, NotFound
+from ..filters import Filter, both
 from ..records import Agent, AgentPage, DependentAgent, DependentAgentPage, Locator, Workspace, new_id
 from ..storage import Database, Tx, now
 from ..storage.interfaces import BlobStore
@@ -53,6 +54,8 @@ class RetrieveOverrides:
     max_documents_length: int | None = None
     max_retrieved_rag_chunks_count: int | None = None
     use_agent_defaults: bool = True
+    filters: Filter | None = None  # with the agent's rag.filters (both apply)
+    folder_ids: list[str] | None = None  # only the agent's documents below these folders
 
 
 @dataclass(frozen=True)
@@ -322,7 +325,8 @@ class Agents:
         )
         options = SearchOptions(num_candidates=base.num_candidates) if base.num_candidates else SearchOptions()
         return self.retriever.retrieve(
-            workspace, query, document_ids=document_ids, embedding_model=model, limits=limits, options=options
+            workspace, query, document_ids=document_ids, filters=both(rag.filters, overrides.filters),
+            folder_ids=overrides.folder_ids, embedding_model=model, limits=limits, options=options,
         ).chunks
 
     # --- internals -------------------------------------------------------------------------------

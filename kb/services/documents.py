@@ -6,12 +6,18 @@ full-text entry, its index row and its indexing job are committed.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from typing import Any
+
+from ..attributes import Value, parse_attributes
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..records import Document, DocumentPage, ListQuery, Workspace, new_id
 from ..storage import Database, now
 from ..storage.interfaces import BlobStore, FullTextIndex
 from ..storage.repositories import DOCUMENT_SORT_KEYS, DocumentStore
 from .agents import Agents
+from .attributes import Attributes
 from .cursors import decode_cursor, encode_cursor
 from .document_files import content_hash, load_text, store_parsed
 from .folders import Folders
@@ -28,7 +34,7 @@ DOCUMENT_TYPES = ("file", "url", "text", "folder")
 class Documents:
     def __init__(self, db: Database, repo: DocumentStore, fulltext: FullTextIndex, blobs: BlobStore,
                  ingestion: Ingestion, quotas: Quotas, rag_indexes: RagIndexes, folders: Folders, agents: Agents,
-                 removal: Removal, fetches: WorkspaceSlots):
+                 removal: Removal, fetches: WorkspaceSlots, attributes: Attributes):
         self.db = db
         self.repo = repo
         self.fulltext = fulltext
@@ -40,24 +46,33 @@ class Documents:
         self.agents = agents
         self.removal = removal
         self.fetches = fetches  # URL fetches each workspace may run at once
+        self.attributes = attributes
 
     # --- adding --------------------------------------------------------------------------------
 
-    def add_text(self, workspace: Workspace, text: str, name: str | None = None, parent_folder_id: str | None = None) -> Document:
-        return self._add(workspace, "text", self.ingestion.from_text(text, name), name, parent_folder_id)
+    # `attributes`: the client's attributes (kb.attributes.parse_attributes), checked before anything is done.
+
+    def add_text(self, workspace: Workspace, text: str, name: str | None = None, parent_folder_id: str | None = None,
+                 attributes: Any = None) -> Document:
+        values = parse_attributes(attributes)
+        return self._add(workspace, "text", self.ingestion.from_text(text, name), name, parent_folder_id, values)
 
     def add_file(self, workspace: Workspace, data: bytes, filename: str | None, content_type: str | None,
-                 name: str | None = None, parent_folder_id: str | None = None) -> Document:
-        return self._add(workspace, "file", self.ingestion.from_file(data, filename, content_type), name, parent_folder_id)
+                 name: str | None = None, parent_folder_id: str | None = None, attributes: Any = None) -> Document:
+        values = parse_attributes(attributes)
+        return self._add(workspace, "file", self.ingestion.from_file(data, filename, content_type), name,
+                         parent_folder_id, values)
 
-    def add_url(self, workspace: Workspace, url: str, name: str | None = None, parent_folder_id: str | None = None) -> Document:
+    def add_url(self, workspace: Workspace, url: str, name: str | None = None, parent_folder_id: str | None = None,
+                attributes: Any = None) -> Document:
+        values = parse_attributes(attributes)
         self.folders.check(workspace, parent_folder_id)  # before the fetch: fail fast
         with self.fetches.hold(workspace.id):
             prepared = self.ingestion.from_url(url)
-        return self._add(workspace, "url", prepared, name, parent_folder_id)
+        return self._add(workspace, "url", prepared, name, parent_folder_id, values)
 
     def _add(self, workspace: Workspace, doc_type: str, prepared: Prepared, name: str | None,
-             parent_folder_id: str | None) -> Document:
+             parent_folder_id: str | None, attributes: dict[str, Value]) -> Document:
         t = now()
         doc = Document(
             id=new_id(), workspace_id=workspace.id, name=display_name(name or "") or display_name(prepared.default_name) or "Untitled",
@@ -72,6 +87,7 @@ class Documents:
                 self.folders.check(workspace, parent_folder_id, tx)
                 self.quotas.check_storage(tx, workspace.id, doc.size_bytes, doc.char_count)
                 self.repo.insert(tx, doc)
+                self.attributes.store(tx, doc, prepared.parsed, attributes)
                 self.fulltext.add(tx, workspace.id, doc.id, prepared.parsed.text)
                 admission = self.rag_indexes.admit(tx, workspace.id, doc.size_bytes, failure=prepared.index_failure)
                 self.rag_indexes.create_for_upload(tx, workspace, doc.id, doc.size_bytes, admission)
@@ -84,21 +100,31 @@ class Documents:
     # --- changing ------------------------------------------------------------------------------
 
     def update(self, workspace: Workspace, document_id: str, *, name: str | None = None,
-               content: str | None = None) -> Document:
-        """Rename, and replace the content (re-indexed in the background).
+               content: str | None = None, attributes: Any = None) -> Document:
+        """Rename, replace the client attributes (whole: `{}` removes them all), and replace the
+        content (re-indexed in the background).
 
         New `content` becomes the document's text, whatever its type: a text document's whole
         content; a file's or a URL document's text (Markdown when the document was Markdown, plain
         text otherwise), what is indexed and what its size counts, while the uploaded file (or the
         fetched page) stays its source file until `update-file` (or `refresh`) replaces both.
         """
+        values = parse_attributes(attributes) if attributes is not None else None
         doc = self.get(workspace, document_id)
+        if values is not None and doc.is_folder:
+            raise InvalidRequest(f"{document_id!r} is a folder; folders have no attributes",
+                                 details={"field": "attributes"})
         if content is not None:
             if doc.is_folder:
                 raise InvalidRequest(f"{document_id!r} is a folder; folders have no content")
             fmt = "markdown" if doc.format == "markdown" else "txt"
             doc = self._replace(workspace, doc, self.ingestion.from_text(content, fmt=fmt),
                                 keep_source=doc.type != "text")
+        if values is not None:
+            with self.db.write() as tx:
+                self.attributes.set_client(tx, workspace.id, doc.id, values)
+                self.repo.update_content(tx, workspace.id, doc.id, {"updated_at": now()})
+            doc = self.get(workspace, document_id)
         if name is not None:
             doc = self.rename(workspace, document_id, name)
         return doc
@@ -146,6 +172,7 @@ class Documents:
                 "url": prepared.url or doc.url, "content_type": prepared.content_type or doc.content_type,
                 "updated_at": now(),
             })
+            self.attributes.store(tx, replace(doc, url=prepared.url or doc.url), prepared.parsed)
             self.fulltext.replace(tx, workspace.id, doc.id, prepared.parsed.text)
             self.rag_indexes.restart_all(tx, workspace.id, doc.id, size, prepared.index_failure)
         self.rag_indexes.notify()

@@ -12,12 +12,16 @@ from index.ranking import candidate_keys, needs_matched_terms, rank
 from index.retrieval import Candidate, RetrievalLimits, apply_limits
 
 from ..errors import InvalidRequest, NotFound
+from ..filters import Filter
 from ..indexes import VectorIndexes
 from ..records import Chunk, ChunkHit, Workspace
 from ..storage import Database
 from ..storage.repositories import ChunkStore, DocumentStore
+from .attributes import Attributes
 from .models import ModelRegistry
 from .queries import MAX_QUERY_CHARS, checked_query  # noqa: F401  (MAX_QUERY_CHARS: re-exported)
+
+KEY_BATCH = 5_000  # document ids a query of allowed chunk keys names
 
 
 @dataclass(frozen=True)
@@ -109,10 +113,11 @@ LARGE_POOL_COST_MS = 3.0
 
 class Retriever:
     def __init__(self, db: Database, chunks: ChunkStore, documents: DocumentStore, models: ModelRegistry,
-                 vectors: VectorIndexes):
+                 vectors: VectorIndexes, attributes: Attributes):
         self.db = db
         self.chunks = chunks
         self.documents = documents
+        self.attributes = attributes
         self.models = models
         self.vectors = vectors
         self.cache = QueryEmbeddingCache()
@@ -131,10 +136,16 @@ class Retriever:
         query: str,
         *,
         document_ids: list[str] | None = None,
+        filters: Filter | None = None,
+        folder_ids: list[str] | None = None,
         embedding_model: str | None = None,
         limits: RetrievalLimits = RetrievalLimits(),
         options: SearchOptions = SearchOptions(),
     ) -> RetrievalResult:
+        """The best chunks for `query`, among `document_ids`, the documents below `folder_ids` and
+        those passing `filters` (all given restrictions at once). A restriction is applied inside
+        both searches (the allowed chunk keys, from SQL), so it returns the best matches among the
+        allowed documents, however few they are."""
         clock = Stopwatch()
         if limits.max_retrieved_rag_chunks_count < 1:
             raise InvalidRequest("max_retrieved_rag_chunks_count must be at least 1")
@@ -145,9 +156,10 @@ class Retriever:
 
         query_vector = self.embed_query(model, query)
         clock.lap("embed")
+        allowed = self._allowed_keys(workspace.id, model, document_ids, filters, folder_ids)
+        clock.lap("filter")
         embedder = self.models.get(model)
         loaded = self.vectors.get_loaded(workspace.id, model, embedder.dimension)
-        allowed = self._allowed_keys(workspace.id, model, document_ids) if document_ids is not None else None
 
         pool = max(options.num_candidates, limits.max_retrieved_rag_chunks_count)
         ann_pool: int | None = pool  # an HNSW store's efSearch; None: the store's default
@@ -196,16 +208,28 @@ class Retriever:
         matched = loaded.lexical.matched_terms(query_terms, keys) if needed else None
         return rank(mode, keys, similarity, lexical, matched, dense_knows_language=covers).pairs()
 
-    def _allowed_keys(self, workspace_id: str, model: str, document_ids: list[str]) -> np.ndarray:
-        ids = list(dict.fromkeys(document_ids))
+    def _allowed_keys(self, workspace_id: str, model: str, document_ids: list[str] | None, filters: Filter | None,
+                      folder_ids: list[str] | None) -> np.ndarray | None:
+        """Chunk keys the searches may return; None: no restriction."""
+        if document_ids is None and filters is None and folder_ids is None:
+            return None
         with self.db.read() as tx:
-            found = self.documents.types_of(tx, workspace_id, ids)
-            missing = [i for i in ids if i not in found]
-            if missing:
-                raise NotFound(f"documents not found in this workspace: {', '.join(missing)}")
+            ids = None
+            if document_ids is not None:
+                ids = list(dict.fromkeys(document_ids))
+                found = self.documents.types_of(tx, workspace_id, ids)
+                missing = [i for i in ids if i not in found]
+                if missing:
+                    raise NotFound(f"documents not found in this workspace: {', '.join(missing)}")
+            allowed = self.attributes.allowed_documents(tx, workspace_id, filters, folder_ids, ids)
+            if allowed is None:
+                return None
             # The documents are this workspace's (checked above); by document alone, SQLite uses the
             # document index instead of scanning the workspace's entries.
-            return np.fromiter(self.chunks.keys_of_documents(tx, ids, model), dtype=np.int64)
+            keys: list[int] = []
+            for start in range(0, len(allowed), KEY_BATCH):
+                keys += self.chunks.keys_of_documents(tx, allowed[start:start + KEY_BATCH], model)
+            return np.asarray(keys, dtype=np.int64)
 
     @staticmethod
     def _as_result(hit: ChunkHit, distance: float) -> RetrievedChunk:

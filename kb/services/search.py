@@ -10,10 +10,12 @@ import re
 import unicodedata
 
 from ..errors import InvalidRequest
+from ..filters import Filter
 from ..records import Document, SearchHit, Workspace
 from ..storage import Database
 from ..storage.interfaces import FullTextIndex
 from ..storage.repositories import DocumentStore
+from .attributes import Attributes
 from .cursors import decode_cursor, encode_cursor
 from .queries import checked_query
 
@@ -26,16 +28,18 @@ def query_terms(query: str) -> list[str]:
 
 
 class FullTextSearch:
-    def __init__(self, db: Database, index: FullTextIndex, documents: DocumentStore):
+    def __init__(self, db: Database, index: FullTextIndex, documents: DocumentStore, attributes: Attributes):
         self.db = db
         self.index = index
         self.documents = documents
+        self.attributes = attributes
 
     def search(
         self, workspace: Workspace, query: str, *, page_size: int = 30, types: tuple[str, ...] = (),
-        cursor: str | None = None,
+        cursor: str | None = None, filters: Filter | None = None, folder_ids: list[str] | None = None,
     ) -> tuple[list[tuple[Document, SearchHit]], str | None]:
-        """Full-text search over document contents: (document, hit) pairs, best first, and the next cursor."""
+        """Full-text search over document contents: (document, hit) pairs, best first, and the next
+        cursor; only documents of `types`, below `folder_ids` and passing `filters`, when given."""
         query = checked_query(query)
         if not 1 <= page_size <= 100:
             raise InvalidRequest("page_size must be between 1 and 100")
@@ -43,6 +47,7 @@ class FullTextSearch:
         terms = query_terms(query)
         with self.db.read() as tx:
             allowed = self.documents.ids_of_types(tx, workspace.id, types) if types else None
+            allowed = self.attributes.allowed_documents(tx, workspace.id, filters, folder_ids, allowed)
             found = self.index.search(tx, workspace.id, terms, limit=page_size + 1, offset=offset, document_ids=allowed)
             page = found[:page_size]
             docs = {d.id: d for d in self.documents.get_many(tx, workspace.id, [doc_id for doc_id, _, _ in page])}

@@ -17,6 +17,7 @@ from .migrate import open_database
 from .index_files import LocalIndexFiles
 from .interfaces import BlobStore, FullTextIndex, IndexFileStore, QuotaLock, Tx
 from .sql.agents import AgentRepository
+from .sql.attributes import AttributeRepository
 from .sql.chunks import ChunkRepository
 from .sql.documents import DocumentRepository
 from .sql.generations import GenerationRepository
@@ -31,6 +32,7 @@ class Storage:
     db: Database
     workspaces: WorkspaceRepository
     documents: DocumentRepository
+    attributes: AttributeRepository
     rag_indexes: RagIndexRepository
     chunks: ChunkRepository
     generations: GenerationRepository
@@ -57,6 +59,7 @@ def open_storage(settings: StorageSettings) -> Storage:
         db=db,
         workspaces=WorkspaceRepository(),
         documents=DocumentRepository(),
+        attributes=AttributeRepository(),
         rag_indexes=RagIndexRepository(),
         chunks=ChunkRepository(),
         generations=GenerationRepository(),

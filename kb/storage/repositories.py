@@ -7,7 +7,7 @@ would implement these. Every method takes the open transaction `tx` first and re
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from ..records import (
@@ -29,6 +29,8 @@ from ..records import (
     Workspace,
     WorkspaceLimitOverrides,
 )
+from ..attributes import Value
+from ..filters import Filter
 from .interfaces import Tx
 
 DOCUMENT_SORT_KEYS = ("name", "created_at", "updated_at", "size")  # ListQuery.sort_by
@@ -107,6 +109,27 @@ class DocumentStore(Protocol):
 
     def char_count_sum(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> int:
         ...
+
+
+class AttributeStore(Protocol):
+    def replace(self, tx: Tx, workspace_id: str, document_id: str, values: Mapping[str, Value], *,
+                automatic: bool) -> None:
+        """The document's client attributes (or, `automatic`, kb's stored ones) become `values`."""
+
+    def add(self, tx: Tx, workspace_id: str, document_id: str, key: str, value: Value) -> None:
+        """Set one automatic attribute."""
+
+    def of_documents(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> dict[str, dict[str, Value]]:
+        """document id -> its stored attributes (client and automatic), by key."""
+
+    def matching(self, tx: Tx, workspace_id: str, f: Filter | None, within: Sequence[str] | None = None) -> list[str]:
+        """Ids of the workspace's documents (not folders) that pass `f`, among `within` when given."""
+
+    def count_documents(self, tx: Tx, workspace_id: str) -> int:
+        ...
+
+    def lacking(self, tx: Tx, key: str, formats: Sequence[str]) -> list[tuple[str, str]]:
+        """(workspace id, document id) of documents of these formats without the attribute `key`."""
 
 
 class RagIndexStore(Protocol):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -72,6 +73,23 @@ documents = Table(
     Index("ix_documents_workspace_parent", "workspace_id", "parent_folder_id"),
     # covers the storage-quota sums of every upload (no table rows read)
     Index("ix_documents_workspace_usage", "workspace_id", "type", "size_bytes", "char_count"),
+)
+
+document_attributes = Table(
+    "document_attributes",
+    metadata,
+    # A document's typed attributes (kb.attributes): those a client set, and the automatic ones kb
+    # stores (site, page_count, language; the others are columns of `documents`). Filters compile to
+    # lookups of these (kb/storage/sql/attributes.py).
+    Column("document_id", String, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String, primary_key=True),
+    Column("workspace_id", String, nullable=False),
+    Column("kind", String, nullable=False),  # string | number | boolean | date
+    Column("value_text", String),  # strings, and dates as given
+    Column("value_number", Float),  # numbers, booleans (0/1), dates (unix seconds)
+    Column("automatic", Boolean, nullable=False, default=False),  # set by kb, not by the client
+    Index("ix_document_attributes_text", "workspace_id", "key", "value_text"),
+    Index("ix_document_attributes_number", "workspace_id", "key", "value_number"),
 )
 
 rag_indexes = Table(
