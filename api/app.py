@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from kb.knowledge_base import KnowledgeBase
 
 from .errors import install_error_handlers
-from .routes import agents, collection, documents, rag
+from .routes import agents, collection, crawls, documents, rag
 
 
 def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
@@ -34,6 +34,7 @@ def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
     # Fixed paths (/search, /rag-index, /folder...) first: they must win over /{documentation_id}.
     app.include_router(rag.router)
     app.include_router(collection.router)
+    app.include_router(crawls.router)
     app.include_router(documents.router)
     app.include_router(agents.router)
 

@@ -21,7 +21,7 @@ class UrlDocumentRequest(BaseModel):
     url: str = Field(description="An http(s) URL whose page or file is fetched and indexed.")
     name: str | None = Field(default=None, description="Display name; defaults to the page title.")
     parent_folder_id: str | None = None
-    enable_auto_sync: bool | None = Field(default=None, description="Not supported yet: must be false or absent.")
+    enable_auto_sync: bool | None = Field(default=None, description="Fetch the page again when due (see auto_sync_info).")
     auto_remove: bool | None = None
     minimum_frequency_days: int | None = None
 
@@ -125,6 +125,25 @@ DEPENDENT_TYPE_HELP = (
 )
 
 
+CrawlStatus = Literal["queued", "processing", "succeeded", "failed", "skipped", "cancelled"]
+
+
+class AutoSyncInfo(BaseModel):
+    minimum_frequency_days: int
+    auto_remove: bool
+    consec_failures: int
+    next_refresh_by: int | None = Field(default=None, description="When the next sync is due (None for folders).")
+
+
+class RefreshStatus(BaseModel):
+    status: CrawlStatus | None = None
+    enqueued_at: int | None = None
+    started_at: int | None = None
+    completed_at: int | None = None
+    last_synced_at: int | None = None
+    error_message: str | None = None
+
+
 class DocumentBase(BaseModel):
     type: Literal["file", "url", "text", "folder"]
     id: str
@@ -137,6 +156,8 @@ class DocumentBase(BaseModel):
     url: str | None = Field(default=None, description="URL documents: the final URL fetched.")
     children_count: int | None = Field(default=None, description="Folders: direct children.")
     document_count: int | None = Field(default=None, description="Folders: documents anywhere below.")
+    auto_sync_info: AutoSyncInfo | None = Field(default=None, description="URL documents and folders with auto-sync on.")
+    refresh_status: RefreshStatus | None = Field(default=None, description="kb: the last or current sync of an auto-synced URL document.")
 
 
 class DocumentSummary(DocumentBase):

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 
-from kb.errors import DocumentTooLarge, InvalidRequest
+from kb.errors import DocumentTooLarge
 from kb.records import ListQuery
+from kb.services.auto_sync import SyncRequest
 
 from .. import presenters
 from ..deps import KB, CurrentWorkspace
@@ -63,9 +64,9 @@ def create_from_file(
 
 @router.post("/url", response_model=AddDocumentResponse, summary="Add a document from a URL")
 def create_from_url(body: UrlDocumentRequest, kb: KB, workspace: CurrentWorkspace) -> AddDocumentResponse:
-    if body.enable_auto_sync:
-        raise InvalidRequest("URL auto-sync is not supported yet; add the URL without enable_auto_sync and use /refresh")
-    return _added(kb, workspace, kb.documents.add_url(workspace, body.url, body.name, body.parent_folder_id))
+    """With `enable_auto_sync`, the page is fetched again when due (`auto_sync_info.next_refresh_by`)."""
+    sync = SyncRequest(body.enable_auto_sync, body.auto_remove, body.minimum_frequency_days)
+    return _added(kb, workspace, kb.auto_sync.add_url(workspace, body.url, body.name, body.parent_folder_id, sync))
 
 
 @router.get("", response_model=DocumentListResponse, summary="List documents and folders")
@@ -107,8 +108,11 @@ def get_document(documentation_id: str, kb: KB, workspace: CurrentWorkspace) -> 
 def update_document(documentation_id: str, body: UpdateDocumentRequest, kb: KB, workspace: CurrentWorkspace) -> DocumentResponse:
     """`content` becomes the document's text and is indexed again: all of a text document; for a
     file or URL document its text, while the uploaded file (or fetched page) stays its source file."""
-    if body.enable_auto_sync:
-        raise InvalidRequest("URL auto-sync is not supported yet")
+    sync = SyncRequest(body.enable_auto_sync, body.auto_remove, body.minimum_frequency_days, body.tighten_only)
+    doc = kb.documents.get(workspace, documentation_id)
+    if body.content is not None:
+        kb.auto_sync.check_content_update(workspace, doc, sync)
+    kb.auto_sync.update(workspace, doc, sync)  # checked before anything changes
     doc = kb.documents.update(workspace, documentation_id, name=body.name, content=body.content)
     return presenters.detail(kb, workspace, doc)
 

@@ -6,9 +6,11 @@ full-text entry, its index row and its indexing job are committed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..records import Document, DocumentPage, ListQuery, Workspace, new_id
-from ..storage import Database, now
+from ..storage import Database, Tx, now
 from ..storage.interfaces import BlobStore, FullTextIndex
 from ..storage.repositories import DOCUMENT_SORT_KEYS, DocumentStore
 from .agents import Agents
@@ -21,6 +23,9 @@ from .rag_indexes import RagIndexes
 from .removal import Removal
 
 DOCUMENT_TYPES = ("file", "url", "text", "folder")
+
+# Work done in the transaction that stores a new document (auto-sync state, a crawl's frontier).
+Within = Callable[[Tx, Document], None]
 
 
 class Documents:
@@ -47,12 +52,19 @@ class Documents:
                  name: str | None = None, parent_folder_id: str | None = None) -> Document:
         return self._add(workspace, "file", self.ingestion.from_file(data, filename, content_type), name, parent_folder_id)
 
-    def add_url(self, workspace: Workspace, url: str, name: str | None = None, parent_folder_id: str | None = None) -> Document:
+    def add_url(self, workspace: Workspace, url: str, name: str | None = None, parent_folder_id: str | None = None,
+                within: Within | None = None) -> Document:
         self.folders.check(workspace, parent_folder_id)  # before the fetch: fail fast
-        return self._add(workspace, "url", self.ingestion.from_url(url), name, parent_folder_id)
+        return self._add(workspace, "url", self.ingestion.from_url(url), name, parent_folder_id, within)
+
+    def add_prepared(self, workspace: Workspace, doc_type: str, prepared: Prepared, name: str | None = None,
+                     parent_folder_id: str | None = None, within: Within | None = None) -> Document:
+        """Store content already fetched and parsed (a crawled page); `within` runs in the storing transaction."""
+        self.ingestion.check_size(len(prepared.data))
+        return self._add(workspace, doc_type, prepared, name, parent_folder_id, within)
 
     def _add(self, workspace: Workspace, doc_type: str, prepared: Prepared, name: str | None,
-             parent_folder_id: str | None) -> Document:
+             parent_folder_id: str | None, within: Within | None = None) -> Document:
         t = now()
         doc = Document(
             id=new_id(), workspace_id=workspace.id, name=(name or prepared.default_name).strip()[:255] or "Untitled",
@@ -70,6 +82,8 @@ class Documents:
                 self.fulltext.add(tx, workspace.id, doc.id, prepared.parsed.text)
                 admission = self.rag_indexes.admit(tx, workspace.id, doc.size_bytes, failure=prepared.index_failure)
                 self.rag_indexes.create_for_upload(tx, workspace, doc.id, doc.size_bytes, admission)
+                if within is not None:
+                    within(tx, doc)
         except BaseException:
             self.blobs.delete_document(workspace.id, doc.id)
             raise
@@ -121,6 +135,11 @@ class Documents:
         if doc.type != "url" or not doc.url:
             raise InvalidRequest(f"document {document_id!r} is a {doc.type} document; only URL documents can be refreshed")
         return self._replace(workspace, doc, self.ingestion.from_url(doc.url))
+
+    def replace_content(self, workspace: Workspace, doc: Document, prepared: Prepared) -> Document:
+        """New content fetched for a document (auto-sync), re-indexed if it changed."""
+        self.ingestion.check_size(len(prepared.data))
+        return self._replace(workspace, doc, prepared)
 
     def _replace(self, workspace: Workspace, doc: Document, prepared: Prepared, *, keep_source: bool = False) -> Document:
         """New content for a document, re-indexed if it changed. `keep_source`: the original file stays."""

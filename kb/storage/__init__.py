@@ -18,6 +18,7 @@ from .index_files import LocalIndexFiles
 from .interfaces import BlobStore, FullTextIndex, IndexFileStore, QuotaLock, Tx
 from .sql.agents import AgentRepository
 from .sql.chunks import ChunkRepository
+from .sql.crawls import CrawlRepository, SyncRepository
 from .sql.documents import DocumentRepository
 from .sql.generations import GenerationRepository
 from .sql.jobs import JobRepository
@@ -37,6 +38,8 @@ class Storage:
     agents: AgentRepository
     jobs: JobRepository
     schedules: ScheduleRepository
+    crawls: CrawlRepository
+    sync: SyncRepository
     fulltext: FullTextIndex
     quota_lock: QuotaLock
     blobs: BlobStore
@@ -63,6 +66,8 @@ def open_storage(settings: StorageSettings) -> Storage:
         agents=AgentRepository(),
         jobs=job_repository(db),
         schedules=ScheduleRepository(),
+        crawls=CrawlRepository(),
+        sync=SyncRepository(),
         fulltext=db.dialect.fulltext(),
         quota_lock=db.dialect.quota_lock(),
         blobs=LocalBlobStore(settings.data_dir / "blobs"),
