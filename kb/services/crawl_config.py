@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ingest.crawl import CrawlConfig
+from ingest.crawl import CrawlConfig, CrawlConfigError
 
-from ..errors import ingest_errors_as_kb_errors
+from ..errors import InvalidDocument
 from ..records import CrawlJob
 from ..settings import CrawlSettings, IngestSettings
 
@@ -12,8 +12,9 @@ from ..settings import CrawlSettings, IngestSettings
 def crawl_config(settings: CrawlSettings, ingest: IngestSettings, *, url: str, max_pages: int = 1000,
                  pattern: str | None = None, exclude_patterns: tuple[str, ...] = (),
                  sitemap_urls: tuple[str, ...] = ()) -> CrawlConfig:
-    """A checked config: a bad request raises `InvalidDocument` with code `invalid_crawl_request`."""
-    with ingest_errors_as_kb_errors():
+    """A checked config: a bad request raises `InvalidDocument` with code `invalid_crawl_request`,
+    its message naming the field."""
+    try:
         return CrawlConfig(
             url=url, max_pages=max_pages, pattern=pattern, exclude_patterns=tuple(exclude_patterns),
             sitemap_urls=tuple(sitemap_urls), delay=settings.crawl_delay_secs,
@@ -21,6 +22,9 @@ def crawl_config(settings: CrawlSettings, ingest: IngestSettings, *, url: str, m
             max_page_bytes=ingest.max_upload_bytes, max_redirects=ingest.url_max_redirects,
             allow_hosts=tuple(ingest.url_allow_hosts),
         )
+    except CrawlConfigError as exc:
+        named = any(name in exc.message for name in ("max_pages", "pattern", "sitemap"))
+        raise InvalidDocument(exc.message if named else f"url: {exc.message}", code=exc.code) from exc
 
 
 def config_of(crawl: CrawlJob, settings: CrawlSettings, ingest: IngestSettings) -> CrawlConfig:
