@@ -394,3 +394,32 @@ def test_the_periodic_sync_job_refetches_what_is_due(tmp_path, site):
         assert kb.auto_sync.states(workspace, [doc.id])[doc.id].last_synced_at > doc.created_at
     finally:
         kb.close()
+
+
+def test_kb_sync_now_on_the_command_line(tmp_path, site):
+    from click.testing import CliRunner
+
+    from kb.cli import main
+    from kb.services.auto_sync import SyncRequest
+
+    data = tmp_path / "data"
+    kb = make_kb(data, **SETTINGS)
+    workspace, _ = kb.workspaces.create("cli")
+    site.set_page("/changing", article("A page the test changes", 44))
+    doc = kb.auto_sync.add_url(workspace, site.url("/changing"), None, None, SyncRequest(enable_auto_sync=True))
+    while kb.run_queued_jobs():
+        pass
+    kb.close()
+    site.set_page("/changing", article("A page the test changes", 120))
+    env = {"KB_URL_ALLOW_HOSTS": "127.0.0.1", "KB_CRAWL_DELAY_SECS": "0"}
+    due = CliRunner().invoke(main, ["sync", "--data-dir", str(data)], env=env, catch_exceptions=False)
+    assert due.exit_code == 0 and '"changed": 0' in due.output, due.output  # not due for 7 days
+    now = CliRunner().invoke(main, ["sync", "--now", "--data-dir", str(data), "--workspace", "cli"], env=env,
+                             catch_exceptions=False)
+    assert now.exit_code == 0 and '"changed": 1' in now.output, now.output
+    kb = make_kb(data, **SETTINGS)
+    try:
+        assert kb.documents.get(workspace, doc.id).content_hash != doc.content_hash
+        assert kb.rag_indexes.first_statuses(workspace, [doc.id])[doc.id] == "succeeded"
+    finally:
+        kb.close()

@@ -64,6 +64,7 @@ class SyncReport:
     removed: list[str] = field(default_factory=list)
     discovered: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    workspace_of: dict[str, str] = field(default_factory=dict)  # document id -> its workspace
 
     @property
     def synced(self) -> int:
@@ -268,6 +269,7 @@ class AutoSync:
             return  # deleted meanwhile
         if not doc.url:
             return
+        report.workspace_of[doc.id] = workspace.id
         config = config_of(crawl, self.settings, self.ingest) if crawl is not None else self._page_config(doc.url)
         t = now()
         with self.db.write() as tx:
@@ -405,6 +407,7 @@ class AutoSync:
                 log.info("crawl %s: new page %s not added: %s", crawl.id, got.url, exc.message)
                 continue
             by_url[got.url] = doc.id
+            report.workspace_of[doc.id] = workspace.id
             known_hashes.add(got.text_hash)
             room -= 1
             report.discovered.append(doc.id)
