@@ -11,7 +11,7 @@ from kb.knowledge_base import KnowledgeBase
 from .errors import install_error_handlers
 from .offload import open_ingest_pool
 from .request_guard import BodyLimits, RequestGuard
-from .routes import agents, collection, documents, rag
+from .routes import agents, collection, crawls, documents, rag
 
 
 def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
@@ -41,6 +41,7 @@ def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
     # Fixed paths (/search, /rag-index, /folder...) first: they must win over /{documentation_id}.
     app.include_router(rag.router)
     app.include_router(collection.router)
+    app.include_router(crawls.router)
     app.include_router(documents.router)
     app.include_router(agents.router)
 

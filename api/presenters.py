@@ -9,9 +9,11 @@ from __future__ import annotations
 import html
 
 from kb.knowledge_base import KnowledgeBase
-from kb.records import Chunk, DependentAgentPage, Document, RagIndex, Workspace
+from kb.records import Chunk, DependentAgentPage, Document, RagIndex, SyncState, Workspace
 
 from .schemas import (
+    AutoSyncInfo,
+    RefreshStatus,
     ChunkResponse,
     DependentAgent,
     DocumentMetadata,
@@ -35,6 +37,7 @@ def _bases(kb: KnowledgeBase, workspace: Workspace, docs: list[Document]) -> lis
     paths = kb.folders.paths(workspace, [d.parent_folder_id for d in docs])
     counts = kb.folders.counts(workspace, [d.id for d in docs if d.is_folder])
     attributes = kb.attributes.of_documents(workspace.id, docs)
+    synced = kb.auto_sync.states(workspace, [d.id for d in docs if d.type in ("url", "folder")])
     bases = []
     for doc in docs:
         fields = {
@@ -50,8 +53,28 @@ def _bases(kb: KnowledgeBase, workspace: Workspace, docs: list[Document]) -> lis
         }
         if doc.is_folder:
             fields["children_count"], fields["document_count"] = counts[doc.id].children, counts[doc.id].documents
+        state = synced.get(doc.id)
+        if state is not None and state.enabled:
+            fields["auto_sync_info"] = auto_sync_info(state)
+            if not doc.is_folder:
+                fields["refresh_status"] = refresh_status(state)
         bases.append(fields)
     return bases
+
+
+def _secs(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def auto_sync_info(state: SyncState) -> AutoSyncInfo:
+    return AutoSyncInfo(minimum_frequency_days=state.minimum_frequency_days, auto_remove=state.auto_remove,
+                        consec_failures=state.consec_failures, next_refresh_by=_secs(state.next_refresh_by))
+
+
+def refresh_status(state: SyncState) -> RefreshStatus:
+    return RefreshStatus(status=state.refresh_status, enqueued_at=_secs(state.enqueued_at),
+                         started_at=_secs(state.started_at), completed_at=_secs(state.completed_at),
+                         last_synced_at=_secs(state.last_synced_at), error_message=state.error_message)
 
 
 def folder_path(kb: KnowledgeBase, workspace: Workspace, folder_id: str | None) -> list[FolderSegment]:

@@ -48,7 +48,7 @@ class UrlDocumentRequest(BaseModel):
     name: str | None = Field(default=None, max_length=MAX_GIVEN_NAME_CHARS,
                              description="Display name (cut to 255 characters); defaults to the page title.")
     parent_folder_id: FolderId = None
-    enable_auto_sync: Flag | None = Field(default=None, description="Not supported yet: must be false or absent.")
+    enable_auto_sync: Flag | None = Field(default=None, description="Fetch the page again when due (see auto_sync_info).")
     auto_remove: Flag | None = None
     minimum_frequency_days: int | None = Field(default=None, ge=0, le=3650)
     attributes: Any = Field(default=None, description=ATTRIBUTES_HELP)
@@ -155,6 +155,25 @@ DEPENDENT_TYPE_HELP = (
 )
 
 
+CrawlStatus = Literal["queued", "processing", "succeeded", "failed", "skipped", "cancelled"]
+
+
+class AutoSyncInfo(BaseModel):
+    minimum_frequency_days: int
+    auto_remove: bool
+    consec_failures: int
+    next_refresh_by: int | None = Field(default=None, description="When the next sync is due (None for folders).")
+
+
+class RefreshStatus(BaseModel):
+    status: CrawlStatus | None = None
+    enqueued_at: int | None = None
+    started_at: int | None = None
+    completed_at: int | None = None
+    last_synced_at: int | None = None
+    error_message: str | None = None
+
+
 class DocumentBase(BaseModel):
     type: Literal["file", "url", "text", "folder"]
     id: str
@@ -168,6 +187,8 @@ class DocumentBase(BaseModel):
     children_count: int | None = Field(default=None, description="Folders: direct children.")
     document_count: int | None = Field(default=None, description="Folders: documents anywhere below.")
     attributes: dict[str, Any] = Field(default_factory=dict, description=ATTRIBUTES_HELP)
+    auto_sync_info: AutoSyncInfo | None = Field(default=None, description="URL documents and folders with auto-sync on.")
+    refresh_status: RefreshStatus | None = Field(default=None, description="kb: the last or current sync of an auto-synced URL document.")
 
 
 class DocumentSummary(DocumentBase):

@@ -16,7 +16,9 @@ from .indexes import VectorIndexes
 from .jobs import JobKinds, JobQueue, Scheduler, WorkerPool
 from .services.agents import Agents
 from .services.attributes import Attributes
+from .services.auto_sync import AutoSync
 from .services.chunks import Chunks
+from .services.crawls import Crawls
 from .services.documents import Documents
 from .services.folders import Folders
 from .services.indexing import Indexer, index_job_kind
@@ -74,6 +76,12 @@ class KnowledgeBase:
         self.chunks = Chunks(s.db, s.chunks, s.documents, self.models)
         self.search = FullTextSearch(s.db, s.fulltext, s.documents, self.attributes)
         self.source_files = SourceFiles(LinkSigner(data_dir), s.documents, s.db, s.blobs)
+        self.auto_sync = AutoSync(s.db, s.sync, s.crawls, self.workspaces, self.documents, self.folders, self.ingestion,
+                                  settings.crawl, settings.ingest)
+        self.crawls = Crawls(s.db, s.crawls, self.documents, self.folders, self.ingestion, self.auto_sync, self.queue,
+                             settings.crawl, settings.ingest, self.workspaces)
+        self.job_kinds.register(self.crawls.job_kind())
+        self.job_kinds.register(self.auto_sync.job_kind())
         self.reindex = Reindex(s.db, s.rag_indexes, s.chunks, self.vectors, self.indexer, self.models)
         self._workers: WorkerPool | None = None
 
@@ -87,6 +95,7 @@ class KnowledgeBase:
         backfilled = self.attributes.backfill_page_counts()  # documents stored before attributes existed
         if backfilled:
             log.info("page_count attribute added to %d document(s)", backfilled)
+        self.auto_sync.schedule(self.scheduler)
         self._workers = WorkerPool(self.queue, self.job_kinds, size=self.settings.jobs.workers, scheduler=self.scheduler)
         self._workers.start()
 

@@ -255,3 +255,64 @@ class SearchHit:
     document_id: str
     score: float
     snippet: list[tuple[str, bool]]  # (text, is_hit) parts
+
+
+@dataclass(frozen=True)
+class CrawlJob:
+    """A website crawl: what was asked, where it stands, and the crawler's saved state (`frontier`)."""
+
+    id: str
+    workspace_id: str
+    seed_url: str
+    max_pages: int
+    root_folder_id: str
+    status: str  # queued | processing | succeeded | failed | skipped | cancelled
+    created_at: float
+    updated_at: float
+    type: str | None = None  # "discovery" | "sitemap" once decided
+    pattern: str | None = None
+    exclude_patterns: tuple[str, ...] = ()
+    sitemap_urls: tuple[str, ...] = ()
+    enable_auto_sync: bool = False
+    auto_remove: bool = False
+    auto_discover: bool = False
+    minimum_frequency_days: int | None = None
+    reason: str | None = None
+    pages_identified: int = 0
+    pages_scraped: int = 0
+    pages_skipped: int = 0
+    pages_failed: int = 0
+    frontier: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("queued", "processing")
+
+
+@dataclass(frozen=True)
+class CrawlJobPage:
+    crawl_jobs: list[CrawlJob]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """Auto-sync of a URL document (re-fetched by `next_refresh_by`) or of a folder (its settings only)."""
+
+    document_id: str
+    workspace_id: str
+    enabled: bool
+    auto_remove: bool
+    minimum_frequency_days: int
+    consec_failures: int = 0
+    next_refresh_by: float | None = None
+    crawl_id: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    text_hash: str | None = None
+    refresh_status: str | None = None
+    enqueued_at: float | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    last_synced_at: float | None = None
+    error_message: str | None = None

@@ -13,7 +13,6 @@ so listings, searches and usage totals only see that test's documents.
 from __future__ import annotations
 
 import http.server
-import re
 import string
 import threading
 import time
@@ -25,6 +24,10 @@ import pydantic
 import pytest
 from elevenlabs import (
     AddKnowledgeBaseResponseModel,
+    AutoSyncInfo,
+    CreateCrawlJobResponseModel,
+    GetCrawlJobResponseModel,
+    ListCrawlJobsResponseModel,
     CreateAgentResponseModel,
     ElevenLabs,
     GetAgentKnowledgebaseSizeResponseModel,
@@ -78,6 +81,7 @@ from elevenlabs.conversational_ai.knowledge_base.documents import (
     DocumentsUpdateResponse_Text,
     DocumentsUpdateResponse_Url,
 )
+from websites import TestSite
 from elevenlabs.conversational_ai.knowledge_base.documents.summaries import (
     SummariesGetResponseValue,
     SummariesGetResponseValue_Failure,
@@ -119,7 +123,8 @@ DOCX_SENTENCE = "Text having some superscript and some subscript."
 
 @pytest.fixture(scope="module")
 def sdk_kb(tmp_path_factory):
-    instance = make_kb(tmp_path_factory.mktemp("sdk") / "data", url_allow_hosts=("127.0.0.1",))
+    instance = make_kb(tmp_path_factory.mktemp("sdk") / "data", url_allow_hosts=("127.0.0.1",), crawl_delay_secs=0.1,
+                       url_timeout_secs=5.0)
     yield instance
     instance.close()
 
@@ -426,14 +431,71 @@ def test_create_from_url_and_get_it(el, site):
     assert wait_index(el, added.id).status == "succeeded"
 
 
-def test_create_from_url_with_auto_sync_is_refused(el, site):
-    url = site.serve("/autosync.html", html_page("Auto sync", "This page would be synced automatically."))
-    error = api_error(el.conversational_ai.knowledge_base.documents.create_from_url, url=url, enable_auto_sync=True)
-    assert 400 <= error.status_code < 500 and error.status_code not in (404, 409), (error.status_code, error.body)
-    message = error_message(error)
-    assert re.search(r"auto[-_ ]?sync", message, re.I), message
-    assert "not supported" in message.lower(), message
-    assert el.conversational_ai.knowledge_base.list().documents == []  # nothing was created
+def test_create_from_url_with_auto_sync_and_folders_and_updates(el, raw, site):
+    """create_from_url / create_folder / documents.update with auto-sync, through the SDK; strict shapes."""
+    docs = el.conversational_ai.knowledge_base.documents
+    folder = docs.create_folder(name="Synced pages", enable_auto_sync=True, auto_remove=True, minimum_frequency_days=2)
+    assert isinstance(folder, AddKnowledgeBaseResponseModel)
+    url = site.serve("/autosync.html", html_page("Auto sync", "This page is synced automatically by kb."))
+    added = docs.create_from_url(url=url, enable_auto_sync=True, minimum_frequency_days=5, parent_folder_id=folder.id)
+    page = docs.get(added.id)
+    assert isinstance(page, DocumentsGetResponse_Url), type(page)
+    assert isinstance(page.auto_sync_info, AutoSyncInfo), page
+    # tightened to the folder's frequency; auto_remove inherited from it
+    assert page.auto_sync_info.minimum_frequency_days == 2 and page.auto_sync_info.auto_remove is True
+    assert page.auto_sync_info.consec_failures == 0 and page.auto_sync_info.next_refresh_by > time.time() + 86400
+    got_folder = docs.get(folder.id)
+    assert isinstance(got_folder, DocumentsGetResponse_Folder) and got_folder.auto_sync_info.next_refresh_by is None
+    strict(raw.get(f"{KB}/{added.id}"), DocumentsGetResponse, "DocumentsGetResponse_Url")
+    strict(raw.get(f"{KB}/{folder.id}"), DocumentsGetResponse, "DocumentsGetResponse_Folder")
+    listing = strict(raw.get(KB), GetKnowledgeBaseListResponseModel)
+    assert {d.id: d.auto_sync_info is not None for d in listing.documents} == {added.id: True, folder.id: True}
+    updated = docs.update(added.id, minimum_frequency_days=1, auto_remove=False)
+    assert isinstance(updated, DocumentsUpdateResponse_Url)
+    assert updated.auto_sync_info.minimum_frequency_days == 1 and updated.auto_sync_info.auto_remove is False
+    strict(raw.patch(f"{KB}/{folder.id}", json={"minimum_frequency_days": 3, "tighten_only": True}),
+           DocumentsUpdateResponse, "DocumentsUpdateResponse_Folder")
+    assert docs.get(added.id).auto_sync_info.minimum_frequency_days == 1  # stricter than the folder: kept
+    off = docs.update(added.id, enable_auto_sync=False)
+    assert isinstance(off, DocumentsUpdateResponse_Url) and off.auto_sync_info is None
+    error = api_error(docs.create_from_url, url=url, auto_remove=True)
+    assert error.status_code == 400 and "enable_auto_sync" in error_message(error)
+
+
+def test_crawl_jobs_create_list_get_and_cancel(el, raw):
+    crawl_jobs = el.conversational_ai.knowledge_base.crawl_jobs
+    with TestSite() as website:
+        created = crawl_jobs.create(url=website.url("/"), max_pages=20, max_depth=2, exclude_patterns=["/docs/orphan"],
+                                    enable_auto_sync=True, auto_remove=True, auto_discover=True,
+                                    minimum_frequency_days=2)
+        assert isinstance(created, CreateCrawlJobResponseModel)
+        assert created.status == "queued" and created.type == "sitemap" and created.root_folder_id
+        deadline = time.monotonic() + 120
+        while (job := crawl_jobs.get(created.id)).status in ("queued", "processing"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.3)
+        assert isinstance(job, GetCrawlJobResponseModel)
+        assert job.status == "succeeded" and job.type == "sitemap" and job.seed_url == website.url("/")
+        assert job.max_pages == 20 and job.auto_discover is True and job.exclude_patterns == ["/docs/orphan"]
+        assert job.pages_scraped == 6 and job.pages_skipped == 1 and job.pages_failed == 0  # /private/hidden: robots
+        assert job.pages_identified == 7 and job.root_folder_id == created.root_folder_id
+        strict(raw.get(f"{KB}/crawl/{created.id}"), GetCrawlJobResponseModel)
+        pages = list_all(el, ancestor_folder_id=created.root_folder_id)
+        assert len(pages) == 6 and all(isinstance(p, GetKnowledgeBaseListResponseModelDocumentsItem_Url) for p in pages)
+        assert all(p.auto_sync_info.minimum_frequency_days == 2 for p in pages)
+        # a second crawl, cancelled while it runs: its folder and documents go
+        second = strict(raw.post(f"{KB}/crawl", json={"url": website.url("/"), "sitemap_urls": [website.url("/slow")]}),
+                        CreateCrawlJobResponseModel)
+        listed = crawl_jobs.list(page_size=1)
+        assert isinstance(listed, ListCrawlJobsResponseModel)
+        assert [j.id for j in listed.crawl_jobs] == [second.id] and listed.next_cursor
+        rest = crawl_jobs.list(page_size=1, cursor=listed.next_cursor)
+        assert [j.id for j in rest.crawl_jobs] == [created.id] and rest.next_cursor is None
+        strict(raw.get(f"{KB}/crawl"), ListCrawlJobsResponseModel)
+        crawl_jobs.cancel(second.id)
+        assert crawl_jobs.get(second.id).status == "cancelled"
+        assert_not_found(api_error(el.conversational_ai.knowledge_base.documents.get, second.root_folder_id))
+        assert_not_found(api_error(crawl_jobs.get, "cj_unknown"))
 
 
 # --- 2. list --------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from kb.errors import InvalidFilter, InvalidRequest, KBError, NotFound
+from kb.errors import InvalidFilter, KBError, NotFound
 from kb.filters import parse_filter
+from kb.services.auto_sync import SyncRequest
 from kb.services.queries import MAX_QUERY_CHARS
 
 from .. import presenters
@@ -52,9 +53,8 @@ def _not_found(document_id: str) -> NotFound:
 
 @router.post("/folder", response_model=AddDocumentResponse, summary="Create a folder")
 def create_folder(body: FolderRequest, kb: KB, workspace: CurrentWorkspace) -> AddDocumentResponse:
-    if body.enable_auto_sync:
-        raise InvalidRequest("folder auto-sync is not supported yet")
-    folder = kb.folders.create(workspace, body.name, body.parent_folder_id)
+    sync = SyncRequest(body.enable_auto_sync, body.auto_remove, body.minimum_frequency_days)
+    folder = kb.auto_sync.create_folder(workspace, body.name, body.parent_folder_id, sync)
     # folder_path: from the root to the new folder's parent (the folder itself not included)
     return AddDocumentResponse(id=folder.id, name=folder.name,
                                folder_path=presenters.folder_path(kb, workspace, folder.parent_folder_id))

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 
-from kb.errors import DocumentTooLarge, InvalidAttributes, InvalidRequest
+from kb.errors import DocumentTooLarge, InvalidAttributes
 from kb.records import ListQuery
+from kb.services.auto_sync import SyncRequest
 
 from .. import presenters
 from ..content_disposition import attachment
@@ -90,12 +91,13 @@ async def create_from_file(
 @router.post("/url", response_model=AddDocumentResponse, summary="Add a document from a URL")
 async def create_from_url(body: UrlDocumentRequest, request: Request, kb: KB,
                           workspace: CurrentWorkspace) -> AddDocumentResponse:
-    """A workspace fetches at most `KB_URL_FETCHES_PER_WORKSPACE` URLs at once: one more is `429 too_many_requests`."""
-    if body.enable_auto_sync:
-        raise InvalidRequest("URL auto-sync is not supported yet; add the URL without enable_auto_sync and use /refresh")
+    """With `enable_auto_sync`, the page is fetched again when due (`auto_sync_info.next_refresh_by`). A workspace
+    fetches at most `KB_URL_FETCHES_PER_WORKSPACE` URLs at once: one more is `429 too_many_requests`."""
+    sync = SyncRequest(body.enable_auto_sync, body.auto_remove, body.minimum_frequency_days)
+
     def add() -> AddDocumentResponse:
-        return _added(kb, workspace, kb.documents.add_url(workspace, body.url, body.name, body.parent_folder_id,
-                                                          body.attributes))
+        doc = kb.auto_sync.add_url(workspace, body.url, body.name, body.parent_folder_id, sync, body.attributes)
+        return _added(kb, workspace, doc)
 
     return await on_ingest_pool(request, add)
 
@@ -141,10 +143,13 @@ async def update_document(documentation_id: str, body: UpdateDocumentRequest, re
     """`content` becomes the document's text and is indexed again: all of a text document; for a
     file or URL document its text, while the uploaded file (or fetched page) stays its source file.
     `attributes` (kb) replaces the document's attributes whole."""
-    if body.enable_auto_sync:
-        raise InvalidRequest("URL auto-sync is not supported yet")
+    sync = SyncRequest(body.enable_auto_sync, body.auto_remove, body.minimum_frequency_days, body.tighten_only)
 
     def update() -> DocumentResponse:
+        doc = kb.documents.get(workspace, documentation_id)
+        if body.content is not None:
+            kb.auto_sync.check_content_update(workspace, doc, sync)
+        kb.auto_sync.update(workspace, doc, sync)  # checked before anything changes
         doc = kb.documents.update(workspace, documentation_id, name=body.name, content=body.content,
                                   attributes=body.attributes)
         return presenters.detail(kb, workspace, doc)

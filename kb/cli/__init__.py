@@ -8,9 +8,10 @@ from .app import main
 from .documents import extract, ingest
 from .retrieval import query, reindex, show_config
 from .serve import serve
+from .sync import sync
 from .workspaces import workspace
 
-for _command in (serve, workspace, ingest, extract, query, reindex, show_config):
+for _command in (serve, workspace, ingest, extract, query, reindex, show_config, sync):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -6,14 +6,14 @@ full-text entry, its index row and its indexing job are committed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-
 from typing import Any
 
 from ..attributes import Value, parse_attributes
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..records import Document, DocumentPage, ListQuery, Workspace, new_id
-from ..storage import Database, now
+from ..storage import Database, Tx, now
 from ..storage.interfaces import BlobStore, FullTextIndex
 from ..storage.repositories import DOCUMENT_SORT_KEYS, DocumentStore
 from .agents import Agents
@@ -29,6 +29,9 @@ from .removal import Removal
 from .slots import WorkspaceSlots
 
 DOCUMENT_TYPES = ("file", "url", "text", "folder")
+
+# Work done in the transaction that stores a new document (auto-sync state, a crawl's frontier).
+Within = Callable[[Tx, Document], None]
 
 
 class Documents:
@@ -64,15 +67,21 @@ class Documents:
                          parent_folder_id, values)
 
     def add_url(self, workspace: Workspace, url: str, name: str | None = None, parent_folder_id: str | None = None,
-                attributes: Any = None) -> Document:
+                attributes: Any = None, within: Within | None = None) -> Document:
         values = parse_attributes(attributes)
         self.folders.check(workspace, parent_folder_id)  # before the fetch: fail fast
         with self.fetches.hold(workspace.id):
             prepared = self.ingestion.from_url(url)
-        return self._add(workspace, "url", prepared, name, parent_folder_id, values)
+        return self._add(workspace, "url", prepared, name, parent_folder_id, values, within)
+
+    def add_prepared(self, workspace: Workspace, doc_type: str, prepared: Prepared, name: str | None = None,
+                     parent_folder_id: str | None = None, within: Within | None = None) -> Document:
+        """Store content already fetched and parsed (a crawled page); `within` runs in the storing transaction."""
+        self.ingestion.check_size(len(prepared.data))
+        return self._add(workspace, doc_type, prepared, name, parent_folder_id, {}, within)
 
     def _add(self, workspace: Workspace, doc_type: str, prepared: Prepared, name: str | None,
-             parent_folder_id: str | None, attributes: dict[str, Value]) -> Document:
+             parent_folder_id: str | None, attributes: dict[str, Value], within: Within | None = None) -> Document:
         t = now()
         doc = Document(
             id=new_id(), workspace_id=workspace.id, name=display_name(name or "") or display_name(prepared.default_name) or "Untitled",
@@ -91,6 +100,8 @@ class Documents:
                 self.fulltext.add(tx, workspace.id, doc.id, prepared.parsed.text)
                 admission = self.rag_indexes.admit(tx, workspace.id, doc.size_bytes, failure=prepared.index_failure)
                 self.rag_indexes.create_for_upload(tx, workspace, doc.id, doc.size_bytes, admission)
+                if within is not None:
+                    within(tx, doc)
         except BaseException:
             self.blobs.delete_document(workspace.id, doc.id)
             raise
@@ -153,6 +164,11 @@ class Documents:
             raise InvalidRequest(f"document {document_id!r} is a {doc.type} document; only URL documents can be refreshed")
         with self.fetches.hold(workspace.id):
             prepared = self.ingestion.from_url(doc.url)
+        return self._replace(workspace, doc, prepared)
+
+    def replace_content(self, workspace: Workspace, doc: Document, prepared: Prepared) -> Document:
+        """New content fetched for a document (auto-sync), re-indexed if it changed."""
+        self.ingestion.check_size(len(prepared.data))
         return self._replace(workspace, doc, prepared)
 
     def _replace(self, workspace: Workspace, doc: Document, prepared: Prepared, *, keep_source: bool = False) -> Document:

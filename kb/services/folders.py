@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..errors import InvalidRequest, KBError, NotFound
 from ..records import Document, FolderCounts, Workspace, new_id
 from ..storage import Database, Tx, now
@@ -29,7 +31,9 @@ class Folders:
         if kind != "folder":
             raise InvalidRequest(f"{folder_id!r} is a document, not a folder")
 
-    def create(self, workspace: Workspace, name: str, parent_folder_id: str | None = None) -> Document:
+    def create(self, workspace: Workspace, name: str, parent_folder_id: str | None = None,
+               within: Callable[[Tx, Document], None] | None = None) -> Document:
+        """A new folder; `within` runs in the transaction that stores it (auto-sync settings, a crawl)."""
         name = display_name(name)
         if not name:
             raise InvalidRequest("a folder needs a name (control characters and bidirectional overrides are dropped)")
@@ -41,6 +45,8 @@ class Folders:
         with self.db.write() as tx:
             self.check(workspace, parent_folder_id, tx)
             self.documents.insert(tx, folder)
+            if within is not None:
+                within(tx, folder)
         return folder
 
     def move(self, workspace: Workspace, document_ids: list[str], move_to: str | None) -> None:

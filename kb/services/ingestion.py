@@ -96,6 +96,16 @@ class Ingestion:
         with ingest_errors_as_kb_errors():
             return parse_isolated(data, filename, content_type, **self._sandbox())
 
+    def crawl_parser(self):
+        """A parser for crawled pages: like uploads, in the sandbox, raising the ingest library's own
+        errors (the crawler counts them as failed pages)."""
+        sandbox = self._sandbox()
+
+        def parse(data: bytes, filename: str | None, content_type: str | None) -> ingest.ParsedDocument:
+            return parse_isolated(data, filename, content_type, **sandbox)
+
+        return parse
+
     def _sandbox(self) -> dict:
         return {
             "limits": self.settings.parse_limits,

@@ -18,6 +18,7 @@ from .sections import (
     DEFAULT_MODEL,
     ELEVENLABS_MODELS,
     SECTIONS,
+    CrawlSettings,
     EmbeddingSettings,
     IndexSettings,
     IngestSettings,
@@ -45,6 +46,7 @@ class Settings:
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     index: IndexSettings = field(default_factory=IndexSettings)
     jobs: JobsSettings = field(default_factory=JobsSettings)
+    crawl: CrawlSettings = field(default_factory=CrawlSettings)
     workspaces: WorkspaceSettings = field(default_factory=WorkspaceSettings)
 
     @classmethod

@@ -131,6 +131,15 @@ class JobsSettings:
 
 
 @dataclass(frozen=True)
+class CrawlSettings:
+    crawl_delay_secs: float = 1.0  # pause between two requests to one host (a longer robots.txt Crawl-delay wins)
+    crawl_max_delay_secs: float = 30.0  # a longer robots.txt Crawl-delay is capped here
+    crawl_slice_secs: float = 5.0  # a crawl job works this long, then queues its next part (workers stay shared)
+    sync_check_secs: float = 300.0  # how often the scheduler looks for auto-synced pages that are due
+    sync_day_secs: float = 86400.0  # the length of a "day" in minimum_frequency_days (tests shorten it)
+
+
+@dataclass(frozen=True)
 class WorkspaceSettings:
     tiers_file: Path = DEFAULT_TIERS_FILE
     default_tier: str = "free"  # of workspaces created without --tier (the `default` one included)
@@ -148,5 +157,6 @@ SECTIONS: dict[str, type] = {
     "embedding": EmbeddingSettings,
     "index": IndexSettings,
     "jobs": JobsSettings,
+    "crawl": CrawlSettings,
     "workspaces": WorkspaceSettings,
 }

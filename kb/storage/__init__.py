@@ -19,6 +19,7 @@ from .interfaces import BlobStore, FullTextIndex, IndexFileStore, QuotaLock, Tx
 from .sql.agents import AgentRepository
 from .sql.attributes import AttributeRepository
 from .sql.chunks import ChunkRepository
+from .sql.crawls import CrawlRepository, SyncRepository
 from .sql.documents import DocumentRepository
 from .sql.generations import GenerationRepository
 from .sql.jobs import JobRepository
@@ -39,6 +40,8 @@ class Storage:
     agents: AgentRepository
     jobs: JobRepository
     schedules: ScheduleRepository
+    crawls: CrawlRepository
+    sync: SyncRepository
     fulltext: FullTextIndex
     quota_lock: QuotaLock
     blobs: BlobStore
@@ -66,6 +69,8 @@ def open_storage(settings: StorageSettings) -> Storage:
         agents=AgentRepository(),
         jobs=job_repository(db),
         schedules=ScheduleRepository(),
+        crawls=CrawlRepository(),
+        sync=SyncRepository(),
         fulltext=db.dialect.fulltext(),
         quota_lock=db.dialect.quota_lock(),
         blobs=LocalBlobStore(settings.data_dir / "blobs"),

@@ -14,6 +14,7 @@ from ..records import (
     Agent,
     Chunk,
     ChunkHit,
+    CrawlJob,
     DependentAgent,
     Document,
     FolderCounts,
@@ -26,6 +27,7 @@ from ..records import (
     Schedule,
     StorageUsage,
     StoredVectors,
+    SyncState,
     Workspace,
     WorkspaceLimitOverrides,
 )
@@ -337,4 +339,47 @@ class ScheduleStore(Protocol):
         """Move a due schedule on, only if no other process did since it was read (compare and set)."""
 
     def set_last_job(self, tx: Tx, schedule_id: str, job_id: int) -> None:
+        ...
+
+
+class CrawlStore(Protocol):
+    def insert(self, tx: Tx, crawl: CrawlJob) -> None:
+        ...
+
+    def get(self, tx: Tx, workspace_id: str, crawl_id: str) -> CrawlJob | None:
+        ...
+
+    def load(self, tx: Tx, crawl_id: str) -> CrawlJob | None:
+        """A crawl by id alone, for its background job."""
+
+    def page(self, tx: Tx, workspace_id: str, offset: int, limit: int, include_ids: Sequence[str] = ()) -> list[CrawlJob]:
+        """Newest first; `include_ids` (of this workspace) first."""
+
+    def update(self, tx: Tx, crawl_id: str, values: dict, *, only_if_status: Sequence[str] = ()) -> bool:
+        """Change columns; with `only_if_status`, only while the crawl has one of those statuses."""
+
+    def status(self, tx: Tx, crawl_id: str) -> str | None:
+        ...
+
+    def with_auto_sync(self, tx: Tx, crawl_ids: Sequence[str]) -> list[CrawlJob]:
+        ...
+
+
+class SyncStore(Protocol):
+    def put(self, tx: Tx, state: SyncState) -> None:
+        """Create or replace a document's (or folder's) auto-sync state."""
+
+    def get_many(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> dict[str, SyncState]:
+        ...
+
+    def update(self, tx: Tx, document_id: str, values: dict) -> None:
+        ...
+
+    def due(self, tx: Tx, at: float | None, limit: int) -> list[SyncState]:
+        """Enabled URL documents due by `at` (None: all of them), soonest first."""
+
+    def of_crawl(self, tx: Tx, workspace_id: str, crawl_id: str) -> list[SyncState]:
+        ...
+
+    def delete(self, tx: Tx, document_ids: Sequence[str]) -> None:
         ...

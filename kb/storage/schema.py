@@ -215,3 +215,57 @@ schedules = Table(
     Column("updated_at", Float, nullable=False),
     Index("ix_schedules_next_run", "next_run_at"),
 )
+
+crawl_jobs = Table(
+    "crawl_jobs",
+    metadata,
+    # A website crawl (the SDK's crawl job): its request, status, counters and the crawler's state.
+    Column("id", String, primary_key=True),
+    Column("workspace_id", String, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("seed_url", String, nullable=False),
+    Column("type", String),  # "discovery" | "sitemap" once decided (None: not yet)
+    Column("pattern", String),
+    Column("exclude_patterns", JSON, nullable=False, default=list),
+    Column("sitemap_urls", JSON, nullable=False, default=list),
+    Column("max_pages", Integer, nullable=False),
+    Column("root_folder_id", String, nullable=False),  # the folder its pages go in (named after the site)
+    Column("enable_auto_sync", Boolean, nullable=False, default=False),
+    Column("auto_remove", Boolean, nullable=False, default=False),
+    Column("auto_discover", Boolean, nullable=False, default=False),
+    Column("minimum_frequency_days", Integer),
+    Column("status", String, nullable=False),  # queued | processing | succeeded | failed | skipped | cancelled
+    Column("reason", Text),  # why it ended as it did
+    Column("pages_identified", Integer, nullable=False, default=0),
+    Column("pages_scraped", Integer, nullable=False, default=0),
+    Column("pages_skipped", Integer, nullable=False, default=0),
+    Column("pages_failed", Integer, nullable=False, default=0),
+    Column("frontier", Text),  # ingest.crawl.Frontier.to_json(), saved after every step
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_crawl_jobs_workspace_created", "workspace_id", "created_at"),
+)
+
+auto_sync = Table(
+    "auto_sync",
+    metadata,
+    # Auto-sync of a URL document (re-fetched when due) or a folder (settings its URL documents follow).
+    Column("document_id", String, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True),
+    Column("workspace_id", String, nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("auto_remove", Boolean, nullable=False, default=False),
+    Column("minimum_frequency_days", Integer, nullable=False),
+    Column("consec_failures", Integer, nullable=False, default=0),
+    Column("next_refresh_by", Float),  # URL documents: when it is due (None for folders)
+    Column("crawl_id", String),  # the crawl that added it (its pages are synced together)
+    Column("etag", String),
+    Column("last_modified", String),
+    Column("text_hash", String),  # of the extracted text, to tell an unchanged page
+    Column("refresh_status", String),  # the SDK's CrawlStatus of the last or current refresh
+    Column("enqueued_at", Float),
+    Column("started_at", Float),
+    Column("completed_at", Float),
+    Column("last_synced_at", Float),
+    Column("error_message", Text),
+    Index("ix_auto_sync_due", "enabled", "next_refresh_by"),
+    Index("ix_auto_sync_workspace_crawl", "workspace_id", "crawl_id"),
+)

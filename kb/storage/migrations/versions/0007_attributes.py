@@ -5,7 +5,7 @@ Backfilled here from the database: `site` (the host of each URL document's URL) 
 not in the database: `Attributes.backfill_page_counts` adds it when workers start (idempotent).
 
 Revision ID: 0007_attributes
-Revises: 0003_rag_index_names
+Revises: 0006_crawl
 Create Date: 2026-12-03
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_attributes"
-down_revision = "0003_rag_index_names"
+down_revision = "0006_crawl"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,63 @@
+"""Bodies of the crawl-job endpoints and the auto-sync fields of documents, shaped like the SDK's models
+(`CreateCrawlJobResponseModel`, `GetCrawlJobResponseModel`, `AutoSyncInfo`, `FileRefreshStatus`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from .schemas import CrawlStatus, FolderSegment
+
+CrawlType = Literal["discovery", "sitemap"]
+
+
+class CrawlJobRequest(BaseModel):
+    url: str = Field(description="The page the crawl starts from; only pages of its site are crawled.")
+    max_depth: int | None = Field(default=None, description="Accepted and ignored (the SDK deprecates it).")
+    max_pages: int | None = Field(default=None, description="Pages identified at most, 1 to 10,000 (default 1,000).")
+    pattern: str | None = Field(default=None, description="Only URLs matching this pattern are kept (`*` wildcards; `/docs` a path prefix).")
+    exclude_patterns: list[str] | None = Field(default=None, description="URLs matching any of these are skipped.")
+    sitemap_urls: list[str] | None = Field(default=None, description="Sitemaps (or pages) to crawl instead of discovering them.")
+    parent_folder_id: str | None = Field(default=None, description="Folder the crawl's root folder is made in.")
+    enable_auto_sync: bool | None = Field(default=None, description="Keep the crawled pages in sync with the site.")
+    auto_remove: bool | None = Field(default=None, description="With auto-sync: remove pages that are gone.")
+    auto_discover: bool | None = Field(default=None, description="With auto-sync: add new pages found at each sync.")
+    minimum_frequency_days: int | None = Field(default=None, description="With auto-sync: days between syncs at most (1-365, default 7).")
+
+
+class CreateCrawlJobResponse(BaseModel):
+    id: str
+    type: CrawlType = Field(description="sitemap while the site's sitemaps are tried first; GET gives the type the crawl settled on.")
+    root_folder_id: str
+    status: CrawlStatus
+    created_at: int
+    folder_path: list[FolderSegment] = Field(default_factory=list, description="From the root to the root folder's parent.")
+
+
+class CrawlJobResponse(BaseModel):
+    id: str
+    type: CrawlType | None = None
+    seed_url: str
+    pattern: str | None = None
+    exclude_patterns: list[str] = []
+    sitemap_urls: list[str] = Field(default_factory=list, description="kb: the sitemaps asked for.")
+    max_pages: int
+    auto_discover: bool
+    enable_auto_sync: bool = Field(description="kb: whether the crawled pages are auto-synced.")
+    auto_remove: bool = Field(description="kb: whether pages that are gone are removed at a sync.")
+    minimum_frequency_days: int | None = Field(default=None, description="kb: days between syncs at most.")
+    status: CrawlStatus
+    reason: str | None = Field(default=None, description="kb: how the crawl ended (or why it failed).")
+    pages_identified: int
+    pages_scraped: int
+    pages_skipped: int
+    pages_failed: int
+    root_folder_id: str
+    created_at: int
+    updated_at: int
+
+
+class CrawlJobListResponse(BaseModel):
+    crawl_jobs: list[CrawlJobResponse]
+    next_cursor: str | None = None
