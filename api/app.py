@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from kb.knowledge_base import KnowledgeBase
 
 from .errors import install_error_handlers
-from .routes import agents, collection, documents, rag
+from .routes import agents, collection, documents, gaps, rag
 
 
 def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
@@ -36,6 +36,7 @@ def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
     app.include_router(collection.router)
     app.include_router(documents.router)
     app.include_router(agents.router)
+    app.include_router(gaps.router)
 
     @app.get("/health", tags=["service"], summary="Liveness check")
     def health() -> dict:

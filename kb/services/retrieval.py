@@ -16,6 +16,7 @@ from ..indexes import VectorIndexes
 from ..records import Chunk, ChunkHit, Workspace
 from ..storage import Database
 from ..storage.repositories import ChunkStore, DocumentStore
+from .gaps import GapLog
 from .models import ModelRegistry
 
 MAX_QUERY_CHARS = 10_000
@@ -110,12 +111,13 @@ LARGE_POOL_COST_MS = 3.0
 
 class Retriever:
     def __init__(self, db: Database, chunks: ChunkStore, documents: DocumentStore, models: ModelRegistry,
-                 vectors: VectorIndexes):
+                 vectors: VectorIndexes, gaps: GapLog | None = None):
         self.db = db
         self.chunks = chunks
         self.documents = documents
         self.models = models
         self.vectors = vectors
+        self.gaps = gaps  # told of every result (it keeps those that found nothing good)
         self.cache = QueryEmbeddingCache()
 
     def embed_query(self, model: str, query: str) -> np.ndarray:
@@ -135,6 +137,7 @@ class Retriever:
         embedding_model: str | None = None,
         limits: RetrievalLimits = RetrievalLimits(),
         options: SearchOptions = SearchOptions(),
+        agent_id: str | None = None,
     ) -> RetrievalResult:
         clock = Stopwatch()
         if limits.max_retrieved_rag_chunks_count < 1:
@@ -187,6 +190,9 @@ class Retriever:
             else:
                 result = self._with_context(workspace.id, result, options.context_chunks, limits.max_documents_length)
         clock.lap("context")
+        if self.gaps is not None:
+            self.gaps.observe(workspace.id, query, model=model, mode=options.mode, returned=len(result), agent_id=agent_id,
+                              best_distance=min((d for _, d in ranked), default=None), vector=query_vector)
         return RetrievalResult(result, choice.requested, query, clock.total_ms() / 1000, clock.timings(), skipped, model)
 
     def _rank(self, mode, query, query_vector, query_terms, loaded, dense_keys, lexical_keys, model) -> list[tuple[int, float]]:

@@ -19,6 +19,7 @@ from .interfaces import BlobStore, FullTextIndex, IndexFileStore, QuotaLock, Tx
 from .sql.agents import AgentRepository
 from .sql.chunks import ChunkRepository
 from .sql.documents import DocumentRepository
+from .sql.gaps import GapRepository
 from .sql.generations import GenerationRepository
 from .sql.jobs import JobRepository
 from .sql.rag_indexes import RagIndexRepository
@@ -37,6 +38,7 @@ class Storage:
     agents: AgentRepository
     jobs: JobRepository
     schedules: ScheduleRepository
+    gaps: GapRepository
     fulltext: FullTextIndex
     quota_lock: QuotaLock
     blobs: BlobStore
@@ -63,6 +65,7 @@ def open_storage(settings: StorageSettings) -> Storage:
         agents=AgentRepository(),
         jobs=job_repository(db),
         schedules=ScheduleRepository(),
+        gaps=GapRepository(),
         fulltext=db.dialect.fulltext(),
         quota_lock=db.dialect.quota_lock(),
         blobs=LocalBlobStore(settings.data_dir / "blobs"),
