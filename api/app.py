@@ -11,7 +11,7 @@ from kb.knowledge_base import KnowledgeBase
 from .errors import install_error_handlers
 from .offload import open_ingest_pool
 from .request_guard import BodyLimits, RequestGuard
-from .routes import agents, collection, crawls, documents, rag
+from .routes import agents, collection, crawls, documents, gaps, rag
 
 
 def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
@@ -44,6 +44,7 @@ def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
     app.include_router(crawls.router)
     app.include_router(documents.router)
     app.include_router(agents.router)
+    app.include_router(gaps.router)
 
     @app.get("/health", tags=["service"], summary="Liveness check")
     def health() -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
+from index.retrieval import RetrievalLimits
 from index.stores import set_search_threads
 
 from .indexes import VectorIndexes
@@ -21,6 +22,7 @@ from .services.chunks import Chunks
 from .services.crawls import Crawls
 from .services.documents import Documents
 from .services.folders import Folders
+from .services.gaps import GapLog
 from .services.indexing import Indexer, index_job_kind
 from .services.ingestion import Ingestion
 from .services.links import LinkSigner, SourceFiles
@@ -37,6 +39,11 @@ from .settings import Settings
 from .storage import open_storage
 
 log = logging.getLogger(__name__)
+
+
+def default_cut(model: str) -> float:
+    """The `max_vector_distance` a retrieval with `model` gets by default (the gap log's reference)."""
+    return RetrievalLimits().max_vector_distance
 
 
 class KnowledgeBase:
@@ -65,7 +72,9 @@ class KnowledgeBase:
                                s.blobs, self.models, self.vectors)
         self.job_kinds.register(index_job_kind(self.indexer, self.rag_indexes))
         self.attributes = Attributes(s.db, s.attributes, s.documents, s.blobs)
-        self.retrieval = Retriever(s.db, s.chunks, s.documents, self.models, self.vectors, self.attributes)
+        self.gaps = GapLog(s.db, s.gaps, settings.gaps, default_cut)
+        self.job_kinds.register(self.gaps.prune_job_kind())
+        self.retrieval = Retriever(s.db, s.chunks, s.documents, self.models, self.vectors, self.attributes, self.gaps)
         self.agents = Agents(s.db, s.agents, s.documents, s.blobs, self.models, self.retrieval)
         self.folders = Folders(s.db, s.documents)
         self.ingestion = Ingestion(settings.ingest)
@@ -96,6 +105,8 @@ class KnowledgeBase:
         if backfilled:
             log.info("page_count attribute added to %d document(s)", backfilled)
         self.auto_sync.schedule(self.scheduler)
+        if self.settings.gaps.gap_log:
+            self.gaps.ensure_schedule(self.scheduler)
         self._workers = WorkerPool(self.queue, self.job_kinds, size=self.settings.jobs.workers, scheduler=self.scheduler)
         self._workers.start()
 
@@ -107,6 +118,7 @@ class KnowledgeBase:
         if self._workers:
             self._workers.stop()
             self._workers = None
+        self.gaps.close()  # writes the gap events still queued
         self.vectors.close()  # writes indexes changed since their last save
         self.storage.close()
 

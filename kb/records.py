@@ -316,3 +316,56 @@ class SyncState:
     completed_at: float | None = None
     last_synced_at: float | None = None
     error_message: str | None = None
+
+
+# --- the knowledge-gap log (kb/services/gaps.py) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class GapObservation:
+    """One retrieval that returned nothing or only weak matches, waiting to be written."""
+
+    workspace_id: str
+    query: str
+    model: str  # the served model
+    mode: str
+    best_distance: float | None  # the nearest candidate's, before the cut (None: no candidate)
+    returned: int  # chunks in the response
+    agent_id: str | None
+    at: float
+    vector: bytes | None = None  # the query's float32 embedding by `model`
+
+
+@dataclass(frozen=True)
+class GapGroup:
+    """A group's identity for clustering: its normalised text and its first query's vector."""
+
+    id: str
+    normalized: str
+    embedding: bytes | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class KnowledgeGap:
+    """Similar queries that retrieval could not answer, aggregated over the events kept."""
+
+    id: str
+    query: str  # the first query of the group
+    count: int  # retrievals
+    empty_count: int  # of them, those that returned no chunk
+    first_seen: float
+    last_seen: float
+    best_distance: float | None  # the nearest any of them came
+    examples: list[str]  # distinct queries, most recent first (up to 5)
+    agent_ids: list[str]
+    modes: list[str]
+
+
+@dataclass(frozen=True)
+class GapPrune:
+    """What one pruning removed."""
+
+    expired: int  # events older than the retention
+    trimmed: int  # events beyond a workspace's row limit
+    groups: int  # groups left without events

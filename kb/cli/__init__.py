@@ -1,4 +1,4 @@
-"""The `kb` command: serve, manage workspaces, ingest, extract, query and reindex.
+"""The `kb` command: serve, manage workspaces, ingest, extract, query, reindex, gaps and eval.
 
 Every command takes `--data-dir` (default `$KB_DATA_DIR`, else `./data`), so the CLI and a
 running server can share one store. One module per group of commands; each is added here.
@@ -6,12 +6,13 @@ running server can share one store. One module per group of commands; each is ad
 
 from .app import main
 from .documents import extract, ingest
+from .gaps import gaps
 from .retrieval import query, reindex, show_config
 from .serve import serve
 from .sync import sync
 from .workspaces import workspace
 
-for _command in (serve, workspace, ingest, extract, query, reindex, show_config, sync):
+for _command in (serve, workspace, ingest, extract, query, reindex, show_config, sync, gaps):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -309,12 +309,12 @@ class Agents:
         if rag.enabled:
             served = self.models.resolve(model).served
             if auto_ids:
-                chunks = self._search(workspace, query, auto_ids, model, rag, overrides)
+                chunks = self._search(workspace, query, auto_ids, model, rag, overrides, agent_id)
         return AgentRetrieval(chunks, prompt_documents, model, query.strip(), time.perf_counter() - started, rag.enabled,
                               served)
 
     def _search(self, workspace: Workspace, query: str, document_ids: list[str], model: str, rag: RagSettings,
-                overrides: RetrieveOverrides) -> list[RetrievedChunk]:
+                overrides: RetrieveOverrides, agent_id: str | None = None) -> list[RetrievedChunk]:
         base = rag if overrides.use_agent_defaults else RagSettings()
         limits = RetrievalLimits(
             max_vector_distance=base.max_vector_distance,
@@ -327,6 +327,7 @@ class Agents:
         return self.retriever.retrieve(
             workspace, query, document_ids=document_ids, filters=both(rag.filters, overrides.filters),
             folder_ids=overrides.folder_ids, embedding_model=model, limits=limits, options=options,
+            agent_id=agent_id,
         ).chunks
 
     # --- internals -------------------------------------------------------------------------------

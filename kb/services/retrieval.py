@@ -18,6 +18,7 @@ from ..records import Chunk, ChunkHit, Workspace
 from ..storage import Database
 from ..storage.repositories import ChunkStore, DocumentStore
 from .attributes import Attributes
+from .gaps import GapLog
 from .models import ModelRegistry
 from .queries import MAX_QUERY_CHARS, checked_query  # noqa: F401  (MAX_QUERY_CHARS: re-exported)
 
@@ -113,13 +114,14 @@ LARGE_POOL_COST_MS = 3.0
 
 class Retriever:
     def __init__(self, db: Database, chunks: ChunkStore, documents: DocumentStore, models: ModelRegistry,
-                 vectors: VectorIndexes, attributes: Attributes):
+                 vectors: VectorIndexes, attributes: Attributes, gaps: GapLog | None = None):
         self.db = db
         self.chunks = chunks
         self.documents = documents
         self.attributes = attributes
         self.models = models
         self.vectors = vectors
+        self.gaps = gaps  # told of every result (it keeps those that found nothing good)
         self.cache = QueryEmbeddingCache()
 
     def embed_query(self, model: str, query: str) -> np.ndarray:
@@ -141,6 +143,7 @@ class Retriever:
         embedding_model: str | None = None,
         limits: RetrievalLimits = RetrievalLimits(),
         options: SearchOptions = SearchOptions(),
+        agent_id: str | None = None,
     ) -> RetrievalResult:
         """The best chunks for `query`, among `document_ids`, the documents below `folder_ids` and
         those passing `filters` (all given restrictions at once). A restriction is applied inside
@@ -194,6 +197,9 @@ class Retriever:
             else:
                 result = self._with_context(workspace.id, result, options.context_chunks, limits.max_documents_length)
         clock.lap("context")
+        if self.gaps is not None:
+            self.gaps.observe(workspace.id, query, model=model, mode=options.mode, returned=len(result), agent_id=agent_id,
+                              best_distance=min((d for _, d in ranked), default=None), vector=query_vector)
         return RetrievalResult(result, choice.requested, query, clock.total_ms() / 1000, clock.timings(), skipped, model)
 
     def _rank(self, mode, query, query_vector, query_terms, loaded, dense_keys, lexical_keys, model) -> list[tuple[int, float]]:

@@ -20,6 +20,7 @@ from .sections import (
     SECTIONS,
     CrawlSettings,
     EmbeddingSettings,
+    GapSettings,
     IndexSettings,
     IngestSettings,
     JobsSettings,
@@ -48,6 +49,7 @@ class Settings:
     jobs: JobsSettings = field(default_factory=JobsSettings)
     crawl: CrawlSettings = field(default_factory=CrawlSettings)
     workspaces: WorkspaceSettings = field(default_factory=WorkspaceSettings)
+    gaps: GapSettings = field(default_factory=GapSettings)
 
     @classmethod
     def build(cls, **values: Any) -> "Settings":
@@ -97,6 +99,12 @@ def check(settings: Settings) -> None:
 
     if settings.workspaces.default_tier not in settings.workspaces.tiers:
         raise ValueError(f"default tier {settings.workspaces.default_tier!r} is not in {settings.workspaces.tiers_file}")
+    gaps = settings.gaps
+    if gaps.gap_max_rows < 1 or gaps.gap_retention_days <= 0 or gaps.gap_prune_secs <= 0 or gaps.gap_queue_size < 1:
+        raise ValueError("KB_GAP_MAX_ROWS, KB_GAP_RETENTION_DAYS, KB_GAP_PRUNE_SECS and KB_GAP_QUEUE_SIZE must be positive "
+                         "(turn the gap log off with KB_GAP_LOG=false)")
+    if not 0 <= gaps.gap_max_distance <= 2 or not 0 <= gaps.gap_cluster_distance <= 2 or gaps.gap_margin < 0:
+        raise ValueError("KB_GAP_MAX_DISTANCE and KB_GAP_CLUSTER_DISTANCE must be between 0 and 2, KB_GAP_MARGIN at least 0")
     if settings.jobs.workers < 0:
         raise ValueError(f"KB_WORKERS must be 0 (no background indexing) or more, not {settings.jobs.workers}")
     if settings.embedding.embed_backend not in BACKENDS:
@@ -119,7 +127,8 @@ def check(settings: Settings) -> None:
 
 
 __all__ = [
-    "DEFAULT_MODEL", "DEFAULT_TIERS_FILE", "ELEVENLABS_MODELS", "LIMIT_NAMES", "SECTIONS", "Settings", "EmbeddingSettings", "IndexSettings",
-    "IngestSettings", "JobsSettings", "RequestSettings", "ServerSettings", "StorageSettings", "WorkspaceSettings", "bundled_model_path",
+    "DEFAULT_MODEL", "DEFAULT_TIERS_FILE", "ELEVENLABS_MODELS", "LIMIT_NAMES", "SECTIONS", "Settings", "EmbeddingSettings",
+    "GapSettings", "IndexSettings", "IngestSettings", "JobsSettings", "RequestSettings", "ServerSettings", "StorageSettings",
+    "WorkspaceSettings", "bundled_model_path",
     "env_name", "env_names", "load_settings", "load_tiers",
 ]

@@ -149,6 +149,20 @@ class WorkspaceSettings:
         return load_tiers(Path(self.tiers_file))
 
 
+@dataclass(frozen=True)
+class GapSettings:
+    """The knowledge-gap log (kb/services/gaps.py)."""
+
+    gap_log: bool = True  # record retrievals that returned nothing or only weak matches
+    gap_max_distance: float = 0.0  # weak: nearest distance above this; 0: the model's default cut minus gap_margin
+    gap_margin: float = 0.05
+    gap_cluster_distance: float = 0.2  # queries this close (cosine distance) share a group; 0: by text only
+    gap_retention_days: float = 30.0  # events older than this are pruned
+    gap_max_rows: int = 10_000  # events kept per workspace (the oldest go first)
+    gap_prune_secs: float = 3600.0  # how often the pruning job runs
+    gap_queue_size: int = 10_000  # observations waiting to be written; more are dropped (and counted)
+
+
 SECTIONS: dict[str, type] = {
     "server": ServerSettings,
     "requests": RequestSettings,
@@ -159,4 +173,5 @@ SECTIONS: dict[str, type] = {
     "jobs": JobsSettings,
     "crawl": CrawlSettings,
     "workspaces": WorkspaceSettings,
+    "gaps": GapSettings,
 }

@@ -21,6 +21,7 @@ from .sql.attributes import AttributeRepository
 from .sql.chunks import ChunkRepository
 from .sql.crawls import CrawlRepository, SyncRepository
 from .sql.documents import DocumentRepository
+from .sql.gaps import GapRepository
 from .sql.generations import GenerationRepository
 from .sql.jobs import JobRepository
 from .sql.rag_indexes import RagIndexRepository
@@ -42,6 +43,7 @@ class Storage:
     schedules: ScheduleRepository
     crawls: CrawlRepository
     sync: SyncRepository
+    gaps: GapRepository
     fulltext: FullTextIndex
     quota_lock: QuotaLock
     blobs: BlobStore
@@ -71,6 +73,7 @@ def open_storage(settings: StorageSettings) -> Storage:
         schedules=ScheduleRepository(),
         crawls=CrawlRepository(),
         sync=SyncRepository(),
+        gaps=GapRepository(),
         fulltext=db.dialect.fulltext(),
         quota_lock=db.dialect.quota_lock(),
         blobs=LocalBlobStore(settings.data_dir / "blobs"),

@@ -18,7 +18,9 @@ from ..records import (
     DependentAgent,
     Document,
     FolderCounts,
+    GapGroup,
     Job,
+    KnowledgeGap,
     ListQuery,
     Locator,
     NewChunk,
@@ -382,4 +384,45 @@ class SyncStore(Protocol):
         ...
 
     def delete(self, tx: Tx, document_ids: Sequence[str]) -> None:
+        ...
+
+
+class GapStore(Protocol):
+    def find_group(self, tx: Tx, workspace_id: str, normalized: str) -> str | None:
+        ...
+
+    def groups_since(self, tx: Tx, workspace_id: str, model: str, since: float) -> list[GapGroup]:
+        """Groups of the workspace and model created at or after `since`, with their vectors."""
+
+    def insert_group(self, tx: Tx, workspace_id: str, group: GapGroup, model: str, query: str) -> None:
+        ...
+
+    def insert_events(self, tx: Tx, rows: Sequence[dict]) -> None:
+        ...
+
+    def page(self, tx: Tx, workspace_id: str, *, limit: int, offset: int, agent_id: str | None=None, since: float | None=None) -> list[KnowledgeGap]:
+        """Up to `limit` groups from `offset`, the most frequent first (then the most recent)."""
+
+    def event_count(self, tx: Tx, workspace_id: str) -> int:
+        ...
+
+    def delete_group(self, tx: Tx, workspace_id: str, gap_id: str) -> bool:
+        ...
+
+    def clear(self, tx: Tx, workspace_id: str) -> int:
+        ...
+
+    def delete_older(self, tx: Tx, cutoff: float) -> int:
+        ...
+
+    def trim(self, tx: Tx, max_rows: int) -> int:
+        """Keep the newest `max_rows` events of each workspace; returns how many went."""
+
+    def delete_empty_groups(self, tx: Tx) -> int:
+        ...
+
+    def switches(self, tx: Tx, workspace_ids: Sequence[str]) -> dict[str, bool]:
+        ...
+
+    def set_switch(self, tx: Tx, workspace_id: str, enabled: bool, now: float) -> None:
         ...

@@ -269,3 +269,45 @@ auto_sync = Table(
     Index("ix_auto_sync_due", "enabled", "next_refresh_by"),
     Index("ix_auto_sync_workspace_crawl", "workspace_id", "crawl_id"),
 )
+
+knowledge_gaps = Table(
+    "knowledge_gaps",
+    metadata,
+    # A group of similar queries that retrieval could not answer well (see kb/services/gaps.py).
+    # Its counts and times come from its events; a group without events is removed by the pruning.
+    Column("id", String, primary_key=True),
+    Column("workspace_id", String, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("model", String, nullable=False),  # the served model of the query embedding
+    Column("normalized", String, nullable=False),  # the first query, normalised (kb.services.gaps.normalize)
+    Column("query", Text, nullable=False),  # the first query as asked
+    Column("embedding", LargeBinary),  # float32, L2-normalised: the first query's vector
+    Column("created_at", Float, nullable=False),
+    Index("ix_knowledge_gaps_workspace_normalized", "workspace_id", "normalized"),
+    Index("ix_knowledge_gaps_workspace_created", "workspace_id", "created_at"),
+)
+
+gap_events = Table(
+    "gap_events",
+    metadata,
+    # One retrieval that returned nothing or only weak matches.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("gap_id", String, ForeignKey("knowledge_gaps.id", ondelete="CASCADE"), nullable=False),
+    Column("workspace_id", String, nullable=False),
+    Column("query", Text, nullable=False),
+    Column("agent_id", String),
+    Column("mode", String, nullable=False),  # hybrid | dense | lexical
+    Column("best_distance", Float),  # of the nearest candidate, before the cut (NULL: no candidate at all)
+    Column("returned", Integer, nullable=False),  # chunks the response held (0: empty)
+    Column("created_at", Float, nullable=False),
+    Index("ix_gap_events_workspace_created", "workspace_id", "created_at"),
+    Index("ix_gap_events_gap", "gap_id", "created_at"),
+)
+
+gap_settings = Table(
+    "gap_settings",
+    metadata,
+    # A workspace's own switch of the gap log (no row: the KB_GAP_LOG setting decides).
+    Column("workspace_id", String, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
