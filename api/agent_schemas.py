@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kb.services.agent_config import LOCATOR_TYPES, RAG_RANGES, USAGE_MODES
 
-from .schemas import AccessInfo, RetrieveResponse
+from .schemas import MAX_VECTOR_DISTANCE, AccessInfo, RetrieveResponse
 
 OPEN = ConfigDict(extra="allow")
 LocatorType = Literal[LOCATOR_TYPES]  # type: ignore[valid-type]
@@ -45,7 +45,7 @@ class RagConfig(BaseModel):
         "multilingual_e5_large_instruct) or a KB_MODELS name; by default the workspace's default model, read "
         "back as the ElevenLabs name it serves.",
     )
-    max_vector_distance: float | None = _bounded("max_vector_distance", "Default 0.6.")
+    max_vector_distance: float | None = _bounded("max_vector_distance", MAX_VECTOR_DISTANCE)
     max_documents_length: int | None = _bounded("max_documents_length", "Characters of chunk text, default 50,000.")
     max_retrieved_rag_chunks_count: int | None = _bounded("max_retrieved_rag_chunks_count", "Default 20.")
     num_candidates: int | None = _bounded("num_candidates", "Candidates each search side contributes (default 100).")

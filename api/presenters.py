@@ -10,8 +10,10 @@ import html
 
 from kb.knowledge_base import KnowledgeBase
 from kb.records import Chunk, DependentAgentPage, Document, RagIndex, Workspace
+from kb.services.retrieval import DistanceCut
 
 from .schemas import (
+    DistanceCutResponse,
     ChunkResponse,
     DependentAgent,
     DocumentMetadata,
@@ -129,3 +131,11 @@ def chunk(item: Chunk, document_name: str) -> ChunkResponse:
         start=item.start,
         end=item.end,
     )
+
+
+def distance_cut(cut: DistanceCut | None) -> DistanceCutResponse | None:
+    """What the distance cut removed (None when it removed nothing)."""
+    if cut is None or not cut.removed:
+        return None
+    return DistanceCutResponse(max_vector_distance=cut.max_vector_distance, removed=cut.removed,
+                               nearest_removed_distance=cut.nearest_removed_distance)
