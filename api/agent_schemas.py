@@ -15,8 +15,8 @@ from kb.services.agent_config import LOCATOR_TYPES, MAX_KNOWLEDGE_BASE_ITEMS, RA
 from kb.services.queries import MAX_QUERY_CHARS
 
 from .schemas import (
-    FILTER_EXAMPLE, FILTERS_HELP, FOLDER_IDS_HELP, MAX_GIVEN_NAME_CHARS, MAX_ID_CHARS, NAME_CHARS, AccessInfo, Flag,
-    RetrieveResponse,
+    FILTER_EXAMPLE, FILTERS_HELP, FOLDER_IDS_HELP, MAX_GIVEN_NAME_CHARS, MAX_ID_CHARS, MAX_VECTOR_DISTANCE, NAME_CHARS,
+    AccessInfo, Flag, RetrieveResponse,
 )
 
 OPEN = ConfigDict(extra="allow")
@@ -54,7 +54,7 @@ class RagConfig(BaseModel):
         "multilingual_e5_large_instruct) or a KB_MODELS name; by default the workspace's default model, read "
         "back as the ElevenLabs name it serves.",
     )
-    max_vector_distance: StrictFloat | None = _bounded("max_vector_distance", "Default 0.6.")
+    max_vector_distance: StrictFloat | None = _bounded("max_vector_distance", MAX_VECTOR_DISTANCE)
     max_documents_length: StrictInt | None = _bounded("max_documents_length", "Characters of chunk text, default 50,000.")
     max_retrieved_rag_chunks_count: StrictInt | None = _bounded("max_retrieved_rag_chunks_count", "Default 20.")
     num_candidates: StrictInt | None = _bounded("num_candidates", "Candidates each search side contributes (default 100).")

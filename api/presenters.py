@@ -10,18 +10,20 @@ import html
 
 from kb.knowledge_base import KnowledgeBase
 from kb.records import Chunk, DependentAgentPage, Document, RagIndex, SyncState, Workspace
+from kb.services.retrieval import DistanceCut
 
 from .schemas import (
     AutoSyncInfo,
-    RefreshStatus,
     ChunkResponse,
     DependentAgent,
     DocumentMetadata,
     DocumentResponse,
+    DistanceCutResponse,
     DocumentSummary,
     FolderSegment,
     IndexUsage,
     RagIndexResponse,
+    RefreshStatus,
 )
 
 
@@ -154,3 +156,11 @@ def chunk(item: Chunk, document_name: str) -> ChunkResponse:
         start=item.start,
         end=item.end,
     )
+
+
+def distance_cut(cut: DistanceCut | None) -> DistanceCutResponse | None:
+    """What the distance cut removed (None when it removed nothing)."""
+    if cut is None or not cut.removed:
+        return None
+    return DistanceCutResponse(max_vector_distance=cut.max_vector_distance, removed=cut.removed,
+                               nearest_removed_distance=cut.nearest_removed_distance)

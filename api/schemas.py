@@ -98,6 +98,14 @@ MODEL_NAME = (
     "their fallback in KB_MODEL_ALIASES when not on this machine), or a model of KB_MODELS such as all-MiniLM-L6-v2."
 )
 SERVED_MODEL = "kb: the model that actually runs for the name asked for (its indexes are shared by every such name)."
+MAX_VECTOR_DISTANCE = (
+    "Drop chunks farther than this cosine distance (1 - cosine similarity). Default (null or absent): the "
+    "calibrated default of the model that serves the request (0.60 for all-MiniLM-L6-v2 on ONNX int8, 0.59 on "
+    "torch). A value given with an ElevenLabs e5 model name that another model serves is on e5's scale and is "
+    "mapped onto the served model's: linear from 0 -> 0 to 0.25 -> 0.70, and 0.25 or more (ElevenLabs' 0.6 "
+    "included) -> the served model's default. Outside search_mode dense the cut spares complete lexical "
+    "matches (every query term in the chunk's text) and does not apply in a language the model does not know."
+)
 
 
 class RagIndexRequest(BaseModel):
@@ -329,9 +337,8 @@ class RetrieveRequest(BaseModel):
     embedding_model: str | None = Field(
         default=None, max_length=MAX_GIVEN_NAME_CHARS, description="Defaults to the workspace's default model. " + MODEL_NAME
     )
-    max_vector_distance: float = Field(
-        default=DEFAULT_LIMITS.max_vector_distance, ge=0.0, le=2.0,
-        description="Drop chunks farther than this cosine distance (1 - cosine similarity).",
+    max_vector_distance: float | None = Field(
+        default=None, ge=0.0, le=2.0, description=MAX_VECTOR_DISTANCE,
     )
     max_documents_length: int = Field(
         default=DEFAULT_LIMITS.max_documents_length, ge=1, le=10_000_000,
@@ -377,6 +384,16 @@ class Timings(BaseModel):
     total: float
 
 
+class DistanceCutResponse(BaseModel):
+    """What max_vector_distance removed from the ranked chunks; with no chunks left, why the answer is empty."""
+
+    max_vector_distance: float = Field(description="The cut applied (given, mapped, or the model's default).")
+    removed: int = Field(description="Ranked chunks dropped for being farther than max_vector_distance.")
+    nearest_removed_distance: float = Field(
+        description="The distance of the nearest chunk dropped: a max_vector_distance at or above it keeps it."
+    )
+
+
 class RetrieveResponse(BaseModel):
     chunks: list[RetrievedChunkResponse]
     embedding_model: str = Field(description="The model name asked for (or the workspace's default).")
@@ -386,6 +403,14 @@ class RetrieveResponse(BaseModel):
     search_mode: str = "hybrid"
     timings_ms: Timings | None = Field(default=None, description="Milliseconds spent in each step.")
     skipped: list[str] = Field(default=[], description="Optional steps skipped to meet budget_ms.")
+    max_vector_distance: float | None = Field(
+        default=None, description="kb: the distance cut applied (the request's, mapped, or the model's default)."
+    )
+    distance_cut: DistanceCutResponse | None = Field(
+        default=None,
+        description="kb: present when max_vector_distance removed ranked chunks: how many and the nearest one's "
+        "distance; with `chunks` empty, that is why nothing came back.",
+    )
 
 
 

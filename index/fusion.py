@@ -21,6 +21,11 @@ per-query dense weight.
   BM25 order is kept as it is, because partial matches are its only recall for paraphrased
   questions.
 - If no candidate contains a query term, lexical search has nothing to say: dense ranks alone.
+- **Short keyword queries lean on dense search (the short-query signal).** For 1-4 words that do not
+  begin with a question word ("film directors", "Apollo 11 crew"), in a language the model knows, the
+  dense weight is at least `SHORT_QUERY_DENSE_WEIGHT`: the model's best cosine for two words is only
+  moderate, yet it ranks the members of a kind of thing better than BM25 does, whose category words
+  are rare in the members' texts and common in namesakes (BENCHMARKS.md "Fusion study").
 
 The two constants (`FusionConstants`) are on all-MiniLM-L6-v2's cosine scale. Its best match for a
 natural question is usually at 0.6–0.9 (the median on msmarco is 0.81). For a text fragment or a
@@ -49,6 +54,15 @@ class FusionConstants:
 
 
 DEFAULTS = FusionConstants()
+
+# The short-query signal: the dense weight of a short keyword query is at least this.
+SHORT_QUERY_DENSE_WEIGHT = 0.5
+SHORT_QUERY_MAX_WORDS = 4
+# English question openers (the languages all-MiniLM-L6-v2 knows); a query starting with one is a question.
+QUESTION_WORDS = frozenset({
+    "what", "how", "why", "when", "who", "whom", "whose", "where", "which", "is", "are", "was", "were",
+    "do", "does", "did", "can", "could", "should", "would", "will", "define", "definition",
+})
 
 
 @dataclass(frozen=True)
@@ -89,19 +103,30 @@ def coordinates(lexical_score: np.ndarray, *, dense_knows_language: bool = True)
     return dense_knows_language and lexical_matches(lexical_score)
 
 
+def is_short_query(query: str) -> bool:
+    """Whether `query` is a few keywords rather than a question: 1-4 words, no question mark, not
+    starting with a question word."""
+    words = query.replace("?", " ? ").split()
+    return 1 <= len(words) <= SHORT_QUERY_MAX_WORDS and "?" not in words and words[0].lower() not in QUESTION_WORDS
+
+
 def adaptive_weights(
     dense_similarity: np.ndarray,
     lexical_score: np.ndarray,
     *,
     dense_knows_language: bool = True,
     constants: FusionConstants = DEFAULTS,
+    short_query: bool = False,
 ) -> FusionWeights:
-    """The weight of each side for this query (they sum to 1)."""
+    """The weight of each side for this query (they sum to 1). `short_query`: the query is a few
+    keywords (`is_short_query`), so dense search gets at least `SHORT_QUERY_DENSE_WEIGHT`."""
     if not lexical_matches(lexical_score):
         return FusionWeights(1.0, 0.0)  # no word of the query occurs: lexical has nothing to say
     if not dense_knows_language:
         return FusionWeights(0.0, 1.0)  # dense similarity is noise: lexical ranks, dense breaks ties
     dense = confidence(dense_similarity, constants)
+    if short_query:
+        dense = max(dense, SHORT_QUERY_DENSE_WEIGHT)
     return FusionWeights(dense, 1.0 - dense, coordinate=True)
 
 

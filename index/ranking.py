@@ -50,6 +50,7 @@ def rank(
     *,
     dense_knows_language: bool = True,
     constants: FusionConstants = DEFAULTS,
+    short_query: bool = False,
 ) -> Ranking:
     """`keys` best first in `mode`, with their cosine distances.
 
@@ -57,7 +58,8 @@ def rank(
     0 where no query term occurs) in lexical and hybrid mode. In hybrid mode `dense_knows_language`
     says whether the embedding model knows the query's language (else lexical ranks and dense only
     breaks ties), `matched` holds each candidate's count of distinct query terms (None: plain BM25,
-    no coordination) and `constants` are the fusion anchors. Ties keep the order of `keys`.
+    no coordination), `constants` are the fusion anchors (the model's) and `short_query` says the query
+    is a few keywords (`fusion.is_short_query`). Ties keep the order of `keys`.
     """
     _check_mode(mode)
     if mode == "dense":
@@ -67,7 +69,8 @@ def rank(
     elif mode == "lexical":
         scores = lexical
     else:
-        weights = adaptive_weights(similarity, lexical, dense_knows_language=dense_knows_language, constants=constants)
+        weights = adaptive_weights(similarity, lexical, dense_knows_language=dense_knows_language, constants=constants,
+                                   short_query=short_query)
         scores = fuse(similarity, lexical, weights, matched if weights.coordinate else None)
     order = np.argsort(-scores, kind="stable")
     distance = 1.0 - similarity[order]

@@ -161,6 +161,8 @@ class StoredVectors:
     embeddings: list[bytes]
     lexical_terms: list[str]
     languages: list[str]
+    document_names: list[str]  # with the heading paths: each chunk's title field (kb.indexes.lexical)
+    heading_paths: list[list[str]]
 
 
 @dataclass(frozen=True)

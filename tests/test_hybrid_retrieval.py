@@ -39,9 +39,12 @@ def test_lexical_hits_carry_their_true_vector_distance(client, notes, kb):
     embedder = kb.models.get("all-MiniLM-L6-v2")
     query, chunk = embedder.embed_query("gasket replaced"), embedder.embed_documents([hit["text"]])[0]
     assert hit["vector_distance"] == pytest.approx(1 - float(np.dot(query, chunk)), abs=1e-4)
-    # ...and max_vector_distance filters lexical hits on it.
-    assert retrieve(client, "gasket replaced", search_mode="lexical",
-                    max_vector_distance=hit["vector_distance"] - 0.01)["chunks"] == []
+    # ...and max_vector_distance filters lexical hits on it, unless they hold every query term.
+    assert retrieve(client, "gasket leaks", search_mode="lexical",
+                    max_vector_distance=0.0)["chunks"][0]["document_id"] == notes["pump"]
+    partial = retrieve(client, "gasket seals", search_mode="lexical", max_vector_distance=2)["chunks"][0]
+    assert retrieve(client, "gasket seals", search_mode="lexical",
+                    max_vector_distance=partial["vector_distance"] - 0.01)["chunks"] == []
 
 
 def test_deleted_documents_leave_both_indexes(client, notes, kb, api_key):

@@ -50,7 +50,13 @@ def test_max_vector_distance_drops_far_chunks(client, planets, mode):
     near = retrieve(client, "which planet has rings", max_vector_distance=cut, search_mode=mode)["chunks"]
     assert ids(near) == [c["chunk_id"] for c in everything if c["vector_distance"] <= cut]
     assert len(near) == 1 and near[0]["document_id"] == planets["saturn"]
-    assert retrieve(client, "which planet has rings", max_vector_distance=0.0, search_mode=mode)["chunks"] == []
+    nothing = retrieve(client, "which planet has rings", max_vector_distance=0.0, search_mode=mode)
+    if mode == "dense":
+        assert nothing["chunks"] == []
+    else:  # the Saturn text holds every query term ("planet", "rings"): a complete lexical match is never cut
+        assert [c["document_id"] for c in nothing["chunks"]] == [planets["saturn"]]
+    assert nothing["distance_cut"]["removed"] >= 1 and nothing["max_vector_distance"] == 0.0
+    assert retrieve(client, "a world with a ring", max_vector_distance=0.0, search_mode=mode)["chunks"] == []
 
 
 @pytest.mark.parametrize("mode", MODES)

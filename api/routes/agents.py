@@ -11,6 +11,7 @@ from kb.knowledge_base import KnowledgeBase
 from kb.records import Agent, Workspace
 from kb.services.agents import RetrieveOverrides
 
+from .. import presenters
 from ..agent_schemas import (
     AgentDeletedResponse,
     AgentResponse,
@@ -151,9 +152,10 @@ def retrieve_for_agent(
 ) -> AgentRetrieveResponse:
     """One call a turn. `chunks`: the nearest chunks of the agent's `auto` documents only, cut by its
     `rag` settings (`max_vector_distance`, `max_retrieved_rag_chunks_count`, `max_documents_length`,
-    `embedding_model`; defaults 0.6, 20, 50,000 and the workspace's model) and this request's
-    overrides; `filters` (with the agent's `rag.filters`) and `folder_ids` narrow the auto documents
-    searched. `prompt_documents`: the whole text of its `prompt` documents. With `rag.enabled`
+    `embedding_model`; defaults: the model's calibrated distance (0.6 for all-MiniLM-L6-v2), 20, 50,000
+    and the workspace's model) and this request's overrides; `filters` (with the agent's `rag.filters`)
+    and `folder_ids` narrow the auto documents searched; `distance_cut` says what the distance cut
+    removed. `prompt_documents`: the whole text of its `prompt` documents. With `rag.enabled`
     false (the default), no search is made and `chunks` is empty."""
     result = kb.agents.retrieve(
         workspace,
@@ -175,4 +177,6 @@ def retrieve_for_agent(
         retrieval_query=result.retrieval_query,
         rag_latency_secs=round(result.rag_latency_secs, 6),
         rag_enabled=result.rag_enabled,
+        max_vector_distance=result.max_vector_distance,
+        distance_cut=presenters.distance_cut(result.distance_cut),
     )

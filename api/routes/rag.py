@@ -30,9 +30,10 @@ router = APIRouter(prefix="/v1/convai/knowledge-base", tags=["RAG"])
 @router.post("/rag/retrieve", response_model=RetrieveResponse, summary="Retrieve the passages that answer a query")
 def retrieve(body: RetrieveRequest, kb: KB, workspace: CurrentWorkspace) -> RetrieveResponse:
     """Nearest chunks among the workspace's indexed documents (or `document_ids`), cut by the limits:
-    first the `max_retrieved_rag_chunks_count` nearest, then those within `max_vector_distance`,
-    then in rank order while the total text stays within `max_documents_length` characters.
-    `filters` and `folder_ids` restrict the search to the documents that pass (inside the search)."""
+    first the `max_retrieved_rag_chunks_count` nearest, then those within `max_vector_distance`
+    (by default the model's calibrated default), then in rank order while the total text stays within
+    `max_documents_length` characters. `filters` and `folder_ids` restrict the search to the documents
+    that pass (inside the search). `distance_cut` says what the distance cut removed."""
     result = kb.retrieval.retrieve(
         workspace,
         body.query,
@@ -56,6 +57,8 @@ def retrieve(body: RetrieveRequest, kb: KB, workspace: CurrentWorkspace) -> Retr
         search_mode=body.search_mode,
         timings_ms=result.timings_ms,
         skipped=result.skipped,
+        max_vector_distance=result.max_vector_distance,
+        distance_cut=presenters.distance_cut(result.distance_cut),
     )
 
 

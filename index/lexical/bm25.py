@@ -290,22 +290,37 @@ class BM25Index:
     def matched_terms(self, query_tokens: Sequence[str], ids: np.ndarray) -> np.ndarray:
         """How many distinct query terms each of `ids` contains, aligned with `ids` (0: none, or
         not indexed). One pass over each term's postings; no scoring."""
+        return self.term_presence(query_tokens, ids).sum(axis=1, dtype=np.float64)
+
+    def term_presence(self, query_tokens: Sequence[str], ids: np.ndarray) -> np.ndarray:
+        """Which distinct query terms (columns, in first-seen order) each of `ids` (rows) contains: a
+        boolean matrix (all False for ids not indexed and terms not in the vocabulary)."""
+        terms = list(dict.fromkeys(query_tokens))
         get = self._slot_of.get
         slots = np.fromiter((get(i, -1) for i in np.asarray(ids, dtype=np.int64).tolist()), dtype=np.int64, count=len(ids))
-        counts = np.zeros(len(slots), dtype=np.float64)
+        presence = np.zeros((len(slots), len(terms)), dtype=bool)
         known = slots >= 0
         if not known.any():
-            return counts
+            return presence
         present = np.zeros(self._n_slots, dtype=bool)
-        for term in dict.fromkeys(query_tokens):
+        for column, term in enumerate(terms):
             term_id = self._vocab.get(term)
             if term_id is None:
                 continue
             start = int(self._t_start[term_id])
             present[:] = False
             present[self._p_slot[start : start + int(self._t_len[term_id])]] = True
-            counts[known] += present[slots[known]]
-        return counts
+            presence[known, column] = present[slots[known]]
+        return presence
+
+    def document_frequency(self, term: str) -> int:
+        """How many live documents hold `term`."""
+        term_id = self._vocab.get(term)
+        if term_id is None:
+            return 0
+        start = int(self._t_start[term_id])
+        postings = self._p_slot[start : start + int(self._t_len[term_id])]
+        return len(postings) if self._n_live == self._n_slots else int(np.count_nonzero(self._s_alive[postings]))
 
     def _norms(self) -> np.ndarray:
         """k1 * (1 - b + b * dl / avgdl) per slot, kept until the next change."""

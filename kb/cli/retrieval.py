@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -17,7 +18,8 @@ from .common import data_dir_option, fail, open_kb, resolve_workspace
 @click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
 @click.option("--model", default=None, help="Embedding model (default: the workspace's).")
 @click.option("--top", default=5, show_default=True, help="Maximum chunks (max_retrieved_rag_chunks_count).")
-@click.option("--max-distance", default=None, type=float, help="Maximum vector distance.")
+@click.option("--max-distance", default=None, type=float,
+              help="Maximum vector distance (default: the model's calibrated default, 0.6 for all-MiniLM-L6-v2).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.argument("question")
 def query(data_dir: Path, workspace_ref: str, model: str | None, top: int, max_distance: float | None, as_json: bool,
@@ -28,25 +30,33 @@ def query(data_dir: Path, workspace_ref: str, model: str | None, top: int, max_d
     kb = open_kb(data_dir)
     try:
         target = resolve_workspace(kb, workspace_ref)
-        limits = RetrievalLimits(max_retrieved_rag_chunks_count=top)
-        if max_distance is not None:
-            limits = RetrievalLimits(max_vector_distance=max_distance, max_retrieved_rag_chunks_count=top)
+        limits = RetrievalLimits(max_vector_distance=max_distance, max_retrieved_rag_chunks_count=top)
         try:
             result = kb.retrieval.retrieve(target, question, embedding_model=model, limits=limits)
         except KBError as exc:
             fail(exc)
     finally:
         kb.close()
+    cut = result.distance_cut
+    if not result.chunks:  # on stderr with --json, whose stdout stays the list of chunks
+        click.echo(empty_answer(cut), err=as_json)
     if as_json:
         click.echo(json.dumps([c.__dict__ for c in result.chunks], ensure_ascii=False, indent=2))
         return
-    if not result.chunks:
-        click.echo("no chunk within the distance limit (try --max-distance 1.0)")
     for rank, hit in enumerate(result.chunks, 1):
         where = " > ".join(hit.heading_path)
         pages = f" p.{hit.page_start}" + (f"-{hit.page_end}" if hit.page_end != hit.page_start else "") if hit.page_start else ""
         click.echo(click.style(f"{rank}. {hit.vector_distance:.3f}  {hit.document_name}{pages}  {where}", bold=True))
         click.echo("   " + " ".join(hit.text.split())[:400])
+
+
+def empty_answer(cut) -> str:
+    """Why a query found nothing: the distance cut (with the value that would keep the nearest chunk), or no match."""
+    if cut is None:
+        return "nothing found: no chunk of this workspace matches the question (is anything indexed?)"
+    return (f"no chunk within max_vector_distance {cut.max_vector_distance:g}: the distance cut removed {cut.removed}, "
+            f"the nearest at {cut.nearest_removed_distance:.3f} (to see it: --max-distance "
+            f"{math.ceil(cut.nearest_removed_distance * 100) / 100:.2f})")
 
 
 @click.command()

@@ -3,8 +3,8 @@
 The vector stores and BM25 themselves are the `index` library's; this package keeps them current.
 """
 
-from .lexical import LexicalIndex, chunk_terms, document_language
+from .lexical import LexicalIndex, chunk_terms, document_language, title_text
 from .loaded import ChunkVectors, LoadedIndex
 from .vector_indexes import VectorIndexes
 
-__all__ = ["ChunkVectors", "LexicalIndex", "LoadedIndex", "VectorIndexes", "chunk_terms", "document_language"]
+__all__ = ["ChunkVectors", "LexicalIndex", "LoadedIndex", "VectorIndexes", "chunk_terms", "document_language", "title_text"]

@@ -55,7 +55,7 @@ class LoadedIndex:
                     self.store.add(add.keys[start : start + slice_size], add.vectors[start : start + slice_size])
         with self.lock.writing():
             if add is not None:
-                self.lexical.add(add.keys, add.terms, add.languages)
+                self.lexical.add(add.keys, add.terms, add.languages, add.titles)
             self.generation = generation
 
     def snapshot(self) -> tuple[int, bytes, bytes]:
@@ -66,12 +66,14 @@ class LoadedIndex:
 
 @dataclass(frozen=True)
 class ChunkVectors:
-    """New chunks to add: keys, embeddings, and stored lexical terms and languages."""
+    """New chunks to add: keys, embeddings, stored lexical terms and languages, and title fields
+    (`lexical.title_text`; None: empty)."""
 
     keys: np.ndarray
     vectors: np.ndarray
     terms: list[str]
     languages: list[str]
+    titles: list[str] | None = None
 
 
 def switch_store_if_due(store: VectorStore, lock: ReadWriteLock) -> None:

@@ -21,7 +21,7 @@ from ..storage import Database, Tx
 from ..storage.interfaces import IndexFileStore
 from ..storage.repositories import ChunkStore, GenerationStore
 from .cache import LoadedCache
-from .lexical import LexicalIndex
+from .lexical import LexicalIndex, title_text
 from .loaded import ChunkVectors, LoadedIndex, switch_store_if_due
 from .saver import BackgroundSaver
 
@@ -126,7 +126,8 @@ class VectorIndexes:
             ids = np.asarray(batch.keys, dtype=np.int64)
             vectors = np.frombuffer(b"".join(batch.embeddings), dtype=np.float32)
             store.add(ids, vectors.reshape(len(ids), dimension))
-            lexical.add(ids, batch.lexical_terms, batch.languages)
+            lexical.add(ids, batch.lexical_terms, batch.languages,
+                        [title_text(name, path) for name, path in zip(batch.document_names, batch.heading_paths)])
             if on_progress:
                 on_progress(len(ids))
         loaded = LoadedIndex(store, generation, lexical)

@@ -5,8 +5,10 @@
 - `conversation_config.agent.prompt.rag`: the agent's retrieval settings. What is absent is read with
   these defaults at retrieval time, and filled in when the agent is read back (`with_defaults`; the
   stored config stays as it was given): `enabled` false; `embedding_model` the workspace's default
-  model; `max_vector_distance` 0.6; `max_documents_length` 50,000; `max_retrieved_rag_chunks_count`
-  20 (kb's retrieval defaults, which are ElevenLabs' too).
+  model; `max_vector_distance` the calibrated default of the model that serves it (0.6 for
+  all-MiniLM-L6-v2, ElevenLabs' default too; a value given for an e5 name that another model serves is
+  mapped onto that model's scale, see `ModelRegistry.max_vector_distance`); `max_documents_length`
+  50,000; `max_retrieved_rag_chunks_count` 20 (kb's retrieval defaults, which are ElevenLabs' too).
   `num_candidates` sets the candidate pool of each search side (default 100); `filters` (a kb
   extension) is the agent's default metadata filter (`kb.filters`), applied together with (AND)
   the filter of each retrieval request;
@@ -46,7 +48,7 @@ class RagSettings:
 
     enabled: bool = False
     embedding_model: str | None = None
-    max_vector_distance: float = DEFAULT_LIMITS.max_vector_distance
+    max_vector_distance: float | None = None  # None: the served model's calibrated default
     max_documents_length: int = DEFAULT_LIMITS.max_documents_length
     max_retrieved_rag_chunks_count: int = DEFAULT_LIMITS.max_retrieved_rag_chunks_count
     num_candidates: int | None = None
@@ -124,10 +126,11 @@ def parse_rag(conversation_config: Mapping) -> RagSettings:
     return RagSettings(**values)
 
 
-def with_defaults(conversation_config: Mapping, embedding_model: str) -> dict:
+def with_defaults(conversation_config: Mapping, embedding_model: str, max_vector_distance: float) -> dict:
     """The config as ElevenLabs reads it back: `agent.prompt.knowledge_base` a list whose locators
     each have a `usage_mode`, and `agent.prompt.rag` with every retrieval setting kb applies (given
-    values kept, absent ones the defaults above; `embedding_model` the name given here)."""
+    values kept, absent ones the defaults above; `embedding_model` and `max_vector_distance`, the
+    served model's default, as given here)."""
     config = copy.deepcopy(dict(conversation_config))
     agent = config["agent"] = dict(config.get("agent") or {})
     prompt = agent["prompt"] = dict(agent.get("prompt") or {})
@@ -139,7 +142,7 @@ def with_defaults(conversation_config: Mapping, embedding_model: str) -> dict:
     for key, value in {
         "enabled": defaults.enabled,
         "embedding_model": embedding_model,
-        "max_vector_distance": defaults.max_vector_distance,
+        "max_vector_distance": max_vector_distance,
         "max_documents_length": defaults.max_documents_length,
         "max_retrieved_rag_chunks_count": defaults.max_retrieved_rag_chunks_count,
     }.items():

@@ -18,9 +18,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from index.calibration import ANY_BACKEND, UNCALIBRATED
 from index.retrieval import RetrievalLimits
 
-from ..errors import Conflict, InvalidRequest, ModelNotInstalled, NotFound
+from ..errors import Conflict, InvalidRequest, ModelNotInstalled, NotFound, UnknownModel
 from ..filters import Filter, both
 from ..records import Agent, AgentPage, DependentAgent, DependentAgentPage, Locator, Workspace, new_id
 from ..storage import Database, Tx, now
@@ -32,7 +33,7 @@ from .document_files import load_text
 from .models import ModelRegistry
 from .names import display_name
 from .queries import checked_query
-from .retrieval import RetrievedChunk, Retriever, SearchOptions
+from .retrieval import DistanceCut, RetrievalResult, RetrievedChunk, Retriever, SearchOptions
 
 DEFAULT_NAME = "Untitled agent"
 SORT_BY = ("name", "created_at", "updated_at", "call_count_7d")
@@ -48,7 +49,7 @@ class RetrieveOverrides:
     """Per-call changes to the agent's retrieval settings.
 
     Given limits always win. With `use_agent_defaults` false, the limits not given come from kb's
-    defaults (0.6 / 50,000 / 20) instead of the agent's `rag` config.
+    defaults (the model's calibrated distance / 50,000 / 20) instead of the agent's `rag` config.
     """
 
     max_documents_length: int | None = None
@@ -74,6 +75,8 @@ class AgentRetrieval:
     rag_latency_secs: float
     rag_enabled: bool
     served_model: str | None = None  # the model that ran; None when rag is disabled
+    max_vector_distance: float | None = None  # the cut applied (None: no search was made)
+    distance_cut: DistanceCut | None = None  # what that cut removed (None: nothing)
 
 
 def _given_or(value: Any, default: Any) -> Any:
@@ -186,7 +189,17 @@ class Agents:
         """The agent's stored fields as ElevenLabs returns them: its `conversation_config` with the
         knowledge-base settings kb applies filled in (`with_defaults`), the embedding model named as
         the ElevenLabs name the workspace's default model serves. The stored config is unchanged."""
-        return {**agent.body, "conversation_config": with_defaults(agent.conversation_config, self._default_model(workspace))}
+        model = parse_rag(agent.conversation_config).embedding_model or self._default_model(workspace)
+        return {**agent.body, "conversation_config": with_defaults(
+            agent.conversation_config, self._default_model(workspace), self._default_distance(model))}
+
+    def _default_distance(self, model: str) -> float:
+        """The default `max_vector_distance` of the model that serves `model` (ElevenLabs' 0.6 when it is
+        not installed, as the read-back must still show one)."""
+        try:
+            return self.models.default_distance(self.models.resolve(model).served)
+        except (ModelNotInstalled, UnknownModel):
+            return UNCALIBRATED.default_distance(ANY_BACKEND)
 
     def _default_model(self, workspace: Workspace) -> str:
         """The model name of an agent that names none: the ElevenLabs name served by the workspace's
@@ -306,15 +319,18 @@ class Agents:
         model = rag.embedding_model or self._default_model(workspace)
         chunks: list[RetrievedChunk] = []
         served = None
+        searched: RetrievalResult | None = None
         if rag.enabled:
             served = self.models.resolve(model).served
             if auto_ids:
-                chunks = self._search(workspace, query, auto_ids, model, rag, overrides, agent_id)
+                searched = self._search(workspace, query, auto_ids, model, rag, overrides, agent_id)
+                chunks = searched.chunks
         return AgentRetrieval(chunks, prompt_documents, model, query.strip(), time.perf_counter() - started, rag.enabled,
-                              served)
+                              served, searched.max_vector_distance if searched else None,
+                              searched.distance_cut if searched else None)
 
     def _search(self, workspace: Workspace, query: str, document_ids: list[str], model: str, rag: RagSettings,
-                overrides: RetrieveOverrides, agent_id: str | None = None) -> list[RetrievedChunk]:
+                overrides: RetrieveOverrides, agent_id: str | None = None) -> RetrievalResult:
         base = rag if overrides.use_agent_defaults else RagSettings()
         limits = RetrievalLimits(
             max_vector_distance=base.max_vector_distance,
@@ -328,7 +344,7 @@ class Agents:
             workspace, query, document_ids=document_ids, filters=both(rag.filters, overrides.filters),
             folder_ids=overrides.folder_ids, embedding_model=model, limits=limits, options=options,
             agent_id=agent_id,
-        ).chunks
+        )
 
     # --- internals -------------------------------------------------------------------------------
 

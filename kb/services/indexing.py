@@ -20,7 +20,7 @@ from index.embedders import Embedder, ModelUnavailable
 from ingest import Chunk, chunk_document
 from ingest.errors import IngestError
 
-from ..indexes import ChunkVectors, VectorIndexes, chunk_terms, document_language
+from ..indexes import ChunkVectors, VectorIndexes, chunk_terms, document_language, title_text
 from ..jobs import Cancelled, Interrupted, JobContext, JobKind
 from ..records import Job, NewChunk, RagIndex, new_id
 from ..settings import EmbeddingSettings, IndexSettings
@@ -148,7 +148,9 @@ class Indexer:
             vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
             language = document_language(parsed.text)
             terms = chunk_terms([c.text for c in pieces], language)
-            return PendingIndex(index, pieces, texts, hashes, vectors, list(range(len(texts))), terms, language)
+            name = self._document_name(index.document_id)
+            titles = [title_text(name, c.heading_path) for c in pieces]
+            return PendingIndex(index, pieces, texts, hashes, vectors, list(range(len(texts))), terms, language, titles)
         except Interrupted:
             raise
         except Dropped:
@@ -259,6 +261,7 @@ class Indexer:
                     np.vstack([p.vectors for p in published]),
                     [t for p in published for t in p.terms],
                     [p.language for p in published for _ in p.terms],
+                    [t for p in published for t in p.titles],
                 ),
                 remove=old_keys,
             )
@@ -276,6 +279,7 @@ class PendingIndex:
     missing: list[int]  # positions still to embed
     terms: list[str]
     language: str
+    titles: list[str]  # each chunk's title field (kb.indexes.title_text)
 
     def new_chunks(self) -> list[NewChunk]:
         index = self.index

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from index.calibration import CLIENT_SCALES, ModelCalibration, calibration_of, map_distance
 from index.embedders import Embedder, ModelUnavailable, load_embedder
 
 from ..errors import InvalidRequest, ModelNotInstalled, UnknownModel
@@ -89,6 +90,26 @@ class ModelRegistry:
         """The ElevenLabs name that `model` serves (their default first), else `model`'s own name: what
         a read-back that must name an ElevenLabs model shows for it."""
         return next((name for name in ELEVENLABS_MODELS if self.serves(name, model)), model)
+
+    def calibration(self, model: str) -> ModelCalibration:
+        """The calibration of a served model (`index.calibration`): its default cut, fusion anchors, languages."""
+        return calibration_of(model)
+
+    def default_distance(self, model: str) -> float:
+        """The served model's calibrated default `max_vector_distance` on this process's backend."""
+        return calibration_of(model).default_distance(self.settings.embed_backend)
+
+    def max_vector_distance(self, choice: ServedModel, given: float | None) -> float:
+        """The distance cut to apply: the served model's default when none is given; a value given for a
+        model of another scale that another model serves (ElevenLabs' e5 names) mapped onto the served
+        model's scale (`index.calibration.map_distance`); otherwise the value given."""
+        target = calibration_of(choice.served)
+        if given is None:
+            return target.default_distance(self.settings.embed_backend)
+        scale = CLIENT_SCALES.get(choice.requested)
+        if scale is not None and choice.substituted:
+            return map_distance(given, scale, target, self.settings.embed_backend)
+        return given
 
     def _serving(self, name: str) -> str:
         models, aliases = self.settings.models, self.settings.model_aliases

@@ -8,8 +8,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from index.fusion import is_short_query
 from index.ranking import candidate_keys, needs_matched_terms, rank
-from index.retrieval import Candidate, RetrievalLimits, apply_limits
+from index.retrieval import Candidate, DistanceCut, RetrievalLimits, apply_limits
 
 from ..errors import InvalidRequest, NotFound
 from ..filters import Filter
@@ -48,6 +49,8 @@ class RetrievalResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     served_model: str = ""  # the model that ran (see ModelRegistry.resolve)
+    max_vector_distance: float | None = None  # the cut applied: given, mapped, or the model's default
+    distance_cut: DistanceCut | None = None  # what that cut removed (None: nothing)
 
 
 class Stopwatch:
@@ -155,6 +158,7 @@ class Retriever:
         query = checked_query(query)
         choice = self.models.resolve(embedding_model or workspace.default_model)
         model = choice.served
+        limits = replace(limits, max_vector_distance=self.models.max_vector_distance(choice, limits.max_vector_distance))
         skipped: list[str] = []
 
         query_vector = self.embed_query(model, query)
@@ -180,14 +184,16 @@ class Retriever:
             query_terms: list[str] = []
             if options.mode in ("lexical", "hybrid"):
                 query_terms = loaded.lexical.query_terms(query)
-                lexical_keys, _ = loaded.lexical.index.search(query_terms, pool, allowed)
+                lexical_keys = loaded.lexical.search(query_terms, pool, allowed)
             clock.lap("lexical")
-            ranked = self._rank(options.mode, query, query_vector, query_terms, loaded, dense_keys, lexical_keys, model)
-        ranked = ranked[: limits.max_retrieved_rag_chunks_count]
+            ranked, spared = self._rank(options.mode, query, query_vector, query_terms, loaded, dense_keys, lexical_keys,
+                                        model, limits.max_retrieved_rag_chunks_count)
         with self.db.read() as tx:
             hits = self.chunks.hits(tx, workspace.id, [key for key, _ in ranked])
-        candidates = [Candidate(key, distance, len(hits[key].chunk.text)) for key, distance in ranked if key in hits]
-        kept = apply_limits(candidates, limits)
+        candidates = [Candidate(key, distance, len(hits[key].chunk.text), key in spared)
+                      for key, distance in ranked if key in hits]
+        limited = apply_limits(candidates, limits)
+        kept = limited.kept
         clock.lap("fuse")
 
         result = [self._as_result(hits[c.chunk_key], c.vector_distance) for c in kept]
@@ -200,19 +206,35 @@ class Retriever:
         if self.gaps is not None:
             self.gaps.observe(workspace.id, query, model=model, mode=options.mode, returned=len(result), agent_id=agent_id,
                               best_distance=min((d for _, d in ranked), default=None), vector=query_vector)
-        return RetrievalResult(result, choice.requested, query, clock.total_ms() / 1000, clock.timings(), skipped, model)
+        cut = limited.cut if limited.cut.removed else None
+        return RetrievalResult(result, choice.requested, query, clock.total_ms() / 1000, clock.timings(), skipped, model,
+                               limits.max_vector_distance, cut)
 
-    def _rank(self, mode, query, query_vector, query_terms, loaded, dense_keys, lexical_keys, model) -> list[tuple[int, float]]:
-        """Candidates best first, each with its true cosine distance to the query (in every mode)."""
+    def _rank(self, mode, query, query_vector, query_terms, loaded, dense_keys, lexical_keys, model,
+              count: int) -> tuple[list[tuple[int, float]], set[int]]:
+        """The first `count` candidates, best first, each with its true cosine distance to the query (in
+        every mode), and the keys among them the distance cut spares.
+
+        Outside dense mode the cut spares complete lexical matches, and every candidate where the
+        model does not know the language (its distances say nothing there)."""
         keys = candidate_keys(mode, dense_keys, lexical_keys)
         if keys.size == 0:
-            return []
+            return [], set()
         similarity = loaded.store.vectors_for(keys) @ query_vector
         lexical = loaded.lexical.scores(query_terms, keys) if mode != "dense" else None
-        covers = loaded.lexical.model_covers(model, query) if mode == "hybrid" else True
+        covers = loaded.lexical.model_covers(model, query) if mode != "dense" else True
         needed = needs_matched_terms(mode, lexical, covers)
         matched = loaded.lexical.matched_terms(query_terms, keys) if needed else None
-        return rank(mode, keys, similarity, lexical, matched, dense_knows_language=covers).pairs()
+        ranking = rank(mode, keys, similarity, lexical, matched, dense_knows_language=covers,
+                       constants=self.models.calibration(model).fusion, short_query=is_short_query(query))
+        top = ranking.keys[:count]
+        if mode == "dense":
+            spared: set[int] = set()
+        elif not covers:
+            spared = set(top.tolist())
+        else:
+            spared = set(top[loaded.lexical.complete_matches(query_terms, top)].tolist())
+        return ranking.pairs()[:count], spared
 
     def _allowed_keys(self, workspace_id: str, model: str, document_ids: list[str] | None, filters: Filter | None,
                       folder_ids: list[str] | None) -> np.ndarray | None:

@@ -134,13 +134,16 @@ class ChunkRepository:
     def stored_vectors(self, tx: Tx, workspace_id: str, model: str, batch: int = 4096) -> Iterator[StoredVectors]:
         """Every stored chunk of the workspace for `model`, in key order, `batch` at a time."""
         result = tx.execute(
-            select(chunks.c.key, chunks.c.embedding, chunks.c.lexical_terms, chunks.c.language)
+            select(chunks.c.key, chunks.c.embedding, chunks.c.lexical_terms, chunks.c.language, chunks.c.heading_path,
+                   documents.c.name.label("document_name"))
+            .join(documents, documents.c.id == chunks.c.document_id)
             .where(chunks.c.workspace_id == workspace_id, chunks.c.model == model)
             .order_by(chunks.c.key)
         )
         while rows := result.fetchmany(batch):
             yield StoredVectors([r.key for r in rows], [r.embedding for r in rows], [r.lexical_terms for r in rows],
-                                [r.language for r in rows])
+                                [r.language for r in rows],
+                                [r.document_name for r in rows], [json.loads(r.heading_path) for r in rows])
 
     def count(self, tx: Tx, workspace_id: str, model: str) -> int:
         return int(tx.execute(
