@@ -129,3 +129,17 @@ def chunk(item: Chunk, document_name: str) -> ChunkResponse:
         start=item.start,
         end=item.end,
     )
+
+
+def rag_retrieval_info(result) -> dict:
+    """ElevenLabs' `RagRetrievalInfo` of an agent retrieval (`kb.services.agents.AgentRetrieval`)."""
+    return {
+        "chunks": [
+            {"document_id": c.document_id, "chunk_id": c.chunk_id, "vector_distance": c.vector_distance}
+            for c in result.chunks
+        ],
+        "embedding_model": result.embedding_model,
+        "retrieval_query": result.retrieval_query,
+        "rag_latency_secs": round(result.rag_latency_secs, 6),
+        "used_chunk_ids": [c.chunk_id for c in result.chunks],
+    }

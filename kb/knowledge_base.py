@@ -16,6 +16,7 @@ from .indexes import VectorIndexes
 from .jobs import JobKinds, JobQueue, Scheduler, WorkerPool
 from .services.agents import Agents
 from .services.chunks import Chunks
+from .services.citations import Citations
 from .services.documents import Documents
 from .services.folders import Folders
 from .services.indexing import Indexer, index_job_kind
@@ -61,6 +62,7 @@ class KnowledgeBase:
                                s.blobs, self.models, self.vectors)
         self.job_kinds.register(index_job_kind(self.indexer, self.rag_indexes))
         self.retrieval = Retriever(s.db, s.chunks, s.documents, self.models, self.vectors)
+        self.citations = Citations(s.db, s.documents)
         self.agents = Agents(s.db, s.agents, s.documents, s.blobs, self.models, self.retrieval)
         self.folders = Folders(s.db, s.documents)
         self.ingestion = Ingestion(settings.ingest)

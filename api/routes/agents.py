@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from kb.knowledge_base import KnowledgeBase
 from kb.records import Agent, Workspace
 from kb.services.agents import RetrieveOverrides
+from kb.services.conversation import Message
 
 from ..agent_schemas import (
     AgentDeletedResponse,
@@ -23,6 +24,7 @@ from ..agent_schemas import (
     KnowledgeBaseSizeResponse,
     UpdateAgentRequest,
 )
+from .. import presenters
 from ..deps import KB, CurrentWorkspace
 from ..schemas import AccessInfo
 
@@ -152,7 +154,9 @@ def retrieve_for_agent(
     `rag` settings (`max_vector_distance`, `max_retrieved_rag_chunks_count`, `max_documents_length`,
     `embedding_model`; defaults 0.6, 20, 50,000 and the workspace's model) and this request's
     overrides. `prompt_documents`: the whole text of its `prompt` documents. With `rag.enabled`
-    false (the default), no search is made and `chunks` is empty."""
+    false (the default), no search is made and `chunks` is empty. `messages` (the recent turns) put a
+    short follow-up in the context of the previous user turn; `rag_retrieval_info` is ElevenLabs'
+    record of the retrieval."""
     result = kb.agents.retrieve(
         workspace,
         agent_id,
@@ -162,13 +166,16 @@ def retrieve_for_agent(
             max_retrieved_rag_chunks_count=body.max_retrieved_rag_chunks_count,
             use_agent_defaults=body.use_agent_defaults,
         ),
+        messages=[Message(m.role, m.content) for m in body.messages],
     )
+    chunks = kb.citations.attach(workspace.id, result.chunks) if body.citations else result.chunks
     return AgentRetrieveResponse(
-        chunks=[c.__dict__ for c in result.chunks],
+        chunks=[c.__dict__ for c in chunks],
         prompt_documents=[d.__dict__ for d in result.prompt_documents],
         embedding_model=result.embedding_model,
         served_model=result.served_model,
         retrieval_query=result.retrieval_query,
         rag_latency_secs=round(result.rag_latency_secs, 6),
         rag_enabled=result.rag_enabled,
+        rag_retrieval_info=presenters.rag_retrieval_info(result) if result.rag_enabled else None,
     )

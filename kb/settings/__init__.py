@@ -22,6 +22,7 @@ from .sections import (
     IndexSettings,
     IngestSettings,
     JobsSettings,
+    RuntimeSettings,
     ServerSettings,
     StorageSettings,
     WorkspaceSettings,
@@ -44,6 +45,7 @@ class Settings:
     index: IndexSettings = field(default_factory=IndexSettings)
     jobs: JobsSettings = field(default_factory=JobsSettings)
     workspaces: WorkspaceSettings = field(default_factory=WorkspaceSettings)
+    runtimes: RuntimeSettings = field(default_factory=RuntimeSettings)
 
     @classmethod
     def build(cls, **values: Any) -> "Settings":
@@ -116,6 +118,6 @@ def check(settings: Settings) -> None:
 
 __all__ = [
     "DEFAULT_MODEL", "DEFAULT_TIERS_FILE", "ELEVENLABS_MODELS", "LIMIT_NAMES", "SECTIONS", "Settings", "EmbeddingSettings", "IndexSettings",
-    "IngestSettings", "JobsSettings", "ServerSettings", "StorageSettings", "WorkspaceSettings", "bundled_model_path",
+    "IngestSettings", "JobsSettings", "RuntimeSettings", "ServerSettings", "StorageSettings", "WorkspaceSettings", "bundled_model_path",
     "env_name", "env_names", "load_settings", "load_tiers",
 ]

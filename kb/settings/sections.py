@@ -127,6 +127,20 @@ class WorkspaceSettings:
         return load_tiers(Path(self.tiers_file))
 
 
+MCP_LOCAL_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+MCP_LOCAL_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """What agent runtimes other than ElevenLabs' get: the MCP server (and its HTTP transport's guard)."""
+
+    mcp_allowed_hosts: tuple[str, ...] = MCP_LOCAL_HOSTS  # Host headers /mcp answers ("name:*": any port)
+    mcp_allowed_origins: tuple[str, ...] = MCP_LOCAL_ORIGINS  # Origin headers /mcp accepts (none sent: accepted)
+    mcp_write_tools: bool = False  # offer add_text and add_url to MCP clients
+    mcp_document_list_max: int = 30  # at most this many documents: their names go into the search tool's description
+
+
 SECTIONS: dict[str, type] = {
     "server": ServerSettings,
     "storage": StorageSettings,
@@ -135,4 +149,5 @@ SECTIONS: dict[str, type] = {
     "index": IndexSettings,
     "jobs": JobsSettings,
     "workspaces": WorkspaceSettings,
+    "runtimes": RuntimeSettings,
 }
