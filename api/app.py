@@ -9,17 +9,21 @@ from fastapi import FastAPI
 from kb.knowledge_base import KnowledgeBase
 
 from .errors import install_error_handlers
-from .routes import agents, collection, documents, rag
+from .mcp import McpEndpoint
+from .routes import agents, collection, dify, documents, rag
 
 
 def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
+    mcp = McpEndpoint(kb)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         kb.warm_up()  # load the default model now, not on the first request
         if start_workers:
             kb.start_workers()
         try:
-            yield
+            async with mcp.session_manager.run():  # the MCP endpoint's task group
+                yield
         finally:
             kb.close()
 
@@ -36,6 +40,8 @@ def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
     app.include_router(collection.router)
     app.include_router(documents.router)
     app.include_router(agents.router)
+    app.include_router(dify.router)
+    app.add_route("/mcp", mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)
 
     @app.get("/health", tags=["service"], summary="Liveness check")
     def health() -> dict:

@@ -21,6 +21,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_request": 400,
     "invalid_api_key": 401,
     "not_found": 404,
+    "knowledge_not_found": 404,
     "conflict": 409,
     "unknown_model": 400,
     "model_not_installed": 400,

@@ -18,6 +18,7 @@ from .services.agents import Agents
 from .services.chunks import Chunks
 from .services.citations import Citations
 from .services.documents import Documents
+from .services.external_knowledge import ExternalKnowledge
 from .services.folders import Folders
 from .services.indexing import Indexer, index_job_kind
 from .services.ingestion import Ingestion
@@ -68,6 +69,7 @@ class KnowledgeBase:
         self.ingestion = Ingestion(settings.ingest)
         self.documents = Documents(s.db, s.documents, s.fulltext, s.blobs, self.ingestion, self.quotas,
                                    self.rag_indexes, self.folders, self.agents, self.removal)
+        self.external_knowledge = ExternalKnowledge(self.retrieval, self.documents, self.folders, self.citations)
         self.chunks = Chunks(s.db, s.chunks, s.documents, self.models)
         self.search = FullTextSearch(s.db, s.fulltext, s.documents)
         self.source_files = SourceFiles(LinkSigner(data_dir), s.documents, s.db, s.blobs)

@@ -38,7 +38,7 @@ LANGUAGE_NAMES = {"english": "en", "german": "de", "french": "fr", "spanish": "e
 # Names ending in one of these read as a kind of document in English: "from the Returns policy".
 GENERIC_NOUNS = {"policy", "policies", "guide", "manual", "handbook", "faq", "terms", "conditions", "document",
                  "report", "agreement", "notes", "page", "catalogue", "catalog", "brochure", "contract", "rules",
-                 "instructions", "overview", "hours", "schedule", "price list", "glossary", "checklist"}
+                 "instructions", "overview", "price list", "glossary", "checklist"}
 MAX_SECTION_CHARS = 60
 _EXTENSION = re.compile(r"\.(pdf|docx?|epub|html?|txt|md|markdown)$", re.I)
 
