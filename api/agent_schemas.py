@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from kb.services.agent_config import LOCATOR_TYPES, MAX_KNOWLEDGE_BASE_ITEMS, RAG_RANGES, USAGE_MODES
+from kb.services.conversation import MAX_MESSAGE_CHARS, MAX_MESSAGES
 from kb.services.queries import MAX_QUERY_CHARS
 
 from .schemas import (
@@ -154,6 +155,29 @@ class KnowledgeBaseSizeResponse(BaseModel):
     number_of_pages: float = Field(description="Characters of the agent's documents / 2,000.")
 
 
+class ConversationMessage(BaseModel):
+    role: Literal["user", "agent", "assistant"] = Field(description="Who said it.")
+    content: str = Field(max_length=MAX_MESSAGE_CHARS, description="What was said.")
+
+
+class RagChunkMetadataResponse(BaseModel):
+    """ElevenLabs' `RagChunkMetadata`."""
+
+    document_id: str
+    chunk_id: str
+    vector_distance: float
+
+
+class RagRetrievalInfoResponse(BaseModel):
+    """ElevenLabs' `RagRetrievalInfo`: the record of one turn's retrieval."""
+
+    chunks: list[RagChunkMetadataResponse] = Field(description="The chunks used, best first.")
+    embedding_model: str = Field(description="The model name the agent asks for (see `served_model`).")
+    retrieval_query: str = Field(description="The text searched: the query, with the previous user turn for a short follow-up.")
+    rag_latency_secs: float = Field(description="Seconds the retrieval took.")
+    used_chunk_ids: list[str] = Field(default=[], description="The ids of the chunks handed to the agent.")
+
+
 class AgentRetrieveRequest(BaseModel):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The user's question or the agent's search text.")
     max_documents_length: int | None = _bounded(
@@ -169,6 +193,14 @@ class AgentRetrieveRequest(BaseModel):
                          examples=[FILTER_EXAMPLE])
     folder_ids: list[str] | None = Field(default=None, description="Only the agent's documents below these folders. "
                                          + FOLDER_IDS_HELP)
+    messages: list[ConversationMessage] = Field(
+        default=[], max_length=MAX_MESSAGES,
+        description="The conversation's recent turns, oldest first (the current one may be last): a short "
+        "follow-up is searched together with the previous user turn (see `rag_retrieval_info.retrieval_query`).",
+    )
+    citations: bool = Field(
+        default=False, description="Give each chunk a speakable `citation` in its document's language."
+    )
 
 
 class PromptDocumentResponse(BaseModel):
@@ -182,6 +214,9 @@ class AgentRetrieveResponse(RetrieveResponse):
 
     prompt_documents: list[PromptDocumentResponse] = Field(description="The agent's prompt-mode documents, whole.")
     rag_enabled: bool = Field(description="The agent's rag.enabled; when false, chunks is always empty.")
+    rag_retrieval_info: RagRetrievalInfoResponse | None = Field(
+        default=None, description="ElevenLabs' record of this retrieval (null when rag is disabled)."
+    )
 
 
 class AgentDeletedResponse(BaseModel):

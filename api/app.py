@@ -9,12 +9,15 @@ from fastapi import FastAPI
 from kb.knowledge_base import KnowledgeBase
 
 from .errors import install_error_handlers
+from .mcp import McpEndpoint
 from .offload import open_ingest_pool
 from .request_guard import BodyLimits, RequestGuard
-from .routes import agents, collection, crawls, documents, gaps, rag
+from .routes import agents, collection, crawls, dify, documents, gaps, rag
 
 
 def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
+    mcp = McpEndpoint(kb)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         open_ingest_pool(app, kb.settings.server.ingest_threads)
@@ -22,7 +25,8 @@ def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
         if start_workers:
             kb.start_workers()
         try:
-            yield
+            async with mcp.session_manager.run():  # the MCP endpoint's task group
+                yield
         finally:
             kb.close()
 
@@ -45,6 +49,8 @@ def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
     app.include_router(documents.router)
     app.include_router(agents.router)
     app.include_router(gaps.router)
+    app.include_router(dify.router)
+    app.add_route("/mcp", mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)
 
     @app.get("/health", tags=["service"], summary="Liveness check")
     def health() -> dict:

@@ -22,6 +22,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_request": 400,
     "invalid_api_key": 401,
     "not_found": 404,
+    "knowledge_not_found": 404,
     "conflict": 409,
     "invalid_json": 400,
     "request_too_large": 413,

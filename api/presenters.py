@@ -164,3 +164,17 @@ def distance_cut(cut: DistanceCut | None) -> DistanceCutResponse | None:
         return None
     return DistanceCutResponse(max_vector_distance=cut.max_vector_distance, removed=cut.removed,
                                nearest_removed_distance=cut.nearest_removed_distance)
+
+
+def rag_retrieval_info(result) -> dict:
+    """ElevenLabs' `RagRetrievalInfo` of an agent retrieval (`kb.services.agents.AgentRetrieval`)."""
+    return {
+        "chunks": [
+            {"document_id": c.document_id, "chunk_id": c.chunk_id, "vector_distance": c.vector_distance}
+            for c in result.chunks
+        ],
+        "embedding_model": result.embedding_model,
+        "retrieval_query": result.retrieval_query,
+        "rag_latency_secs": round(result.rag_latency_secs, 6),
+        "used_chunk_ids": [c.chunk_id for c in result.chunks],
+    }

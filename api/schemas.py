@@ -359,6 +359,9 @@ class RetrieveRequest(BaseModel):
     context_chunks: int = Field(
         default=0, ge=0, le=10, description="Merge up to this many adjacent chunks on each side into each hit."
     )
+    citations: bool = Field(
+        default=False, description="Give each hit a speakable `citation` in its document's language."
+    )
 
 
 class RetrievedChunkResponse(BaseModel):
@@ -372,6 +375,9 @@ class RetrievedChunkResponse(BaseModel):
     page_end: int | None = None
     start: int = Field(description="Offset of the chunk in the document's extracted text (`content[start:end]`).")
     end: int
+    citation: str | None = Field(
+        default=None, description='Speakable source ("from the Returns policy, page 3, section Refunds"), when asked for.'
+    )
 
 
 class Timings(BaseModel):

@@ -31,6 +31,12 @@ class NotFound(KBError):
     code = "not_found"
 
 
+class KnowledgeNotFound(NotFound):
+    """A Dify knowledge id that is neither the caller's workspace nor one of its folders."""
+
+    code = "knowledge_not_found"
+
+
 class Unauthorized(KBError):
     code = "invalid_api_key"
 

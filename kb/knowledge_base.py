@@ -19,8 +19,10 @@ from .services.agents import Agents
 from .services.attributes import Attributes
 from .services.auto_sync import AutoSync
 from .services.chunks import Chunks
+from .services.citations import Citations
 from .services.crawls import Crawls
 from .services.documents import Documents
+from .services.external_knowledge import ExternalKnowledge
 from .services.folders import Folders
 from .services.gaps import GapLog
 from .services.indexing import Indexer, index_job_kind
@@ -75,6 +77,7 @@ class KnowledgeBase:
         self.gaps = GapLog(s.db, s.gaps, settings.gaps, default_cut)
         self.job_kinds.register(self.gaps.prune_job_kind())
         self.retrieval = Retriever(s.db, s.chunks, s.documents, self.models, self.vectors, self.attributes, self.gaps)
+        self.citations = Citations(s.db, s.documents)
         self.agents = Agents(s.db, s.agents, s.documents, s.blobs, self.models, self.retrieval)
         self.folders = Folders(s.db, s.documents)
         self.ingestion = Ingestion(settings.ingest)
@@ -82,6 +85,7 @@ class KnowledgeBase:
                                    self.rag_indexes, self.folders, self.agents, self.removal,
                                    WorkspaceSlots(settings.ingest.url_fetches_per_workspace, "URL fetches",
                                                   "KB_URL_FETCHES_PER_WORKSPACE"), self.attributes)
+        self.external_knowledge = ExternalKnowledge(self.retrieval, self.documents, self.folders, self.citations)
         self.chunks = Chunks(s.db, s.chunks, s.documents, self.models)
         self.search = FullTextSearch(s.db, s.fulltext, s.documents, self.attributes)
         self.source_files = SourceFiles(LinkSigner(data_dir), s.documents, s.db, s.blobs)

@@ -10,8 +10,8 @@ from kb.filters import parse_filter
 from kb.knowledge_base import KnowledgeBase
 from kb.records import Agent, Workspace
 from kb.services.agents import RetrieveOverrides
+from kb.services.conversation import Message
 
-from .. import presenters
 from ..agent_schemas import (
     AgentDeletedResponse,
     AgentResponse,
@@ -25,6 +25,7 @@ from ..agent_schemas import (
     KnowledgeBaseSizeResponse,
     UpdateAgentRequest,
 )
+from .. import presenters
 from ..deps import KB, CurrentWorkspace
 from ..schemas import AccessInfo
 
@@ -156,7 +157,9 @@ def retrieve_for_agent(
     and the workspace's model) and this request's overrides; `filters` (with the agent's `rag.filters`)
     and `folder_ids` narrow the auto documents searched; `distance_cut` says what the distance cut
     removed. `prompt_documents`: the whole text of its `prompt` documents. With `rag.enabled`
-    false (the default), no search is made and `chunks` is empty."""
+    false (the default), no search is made and `chunks` is empty. `messages` (the recent turns) put a
+    short follow-up in the context of the previous user turn; `rag_retrieval_info` is ElevenLabs'
+    record of the retrieval."""
     result = kb.agents.retrieve(
         workspace,
         agent_id,
@@ -168,9 +171,11 @@ def retrieve_for_agent(
             filters=parse_filter(body.filters),
             folder_ids=body.folder_ids,
         ),
+        messages=[Message(m.role, m.content) for m in body.messages],
     )
+    chunks = kb.citations.attach(workspace.id, result.chunks) if body.citations else result.chunks
     return AgentRetrieveResponse(
-        chunks=[c.__dict__ for c in result.chunks],
+        chunks=[c.__dict__ for c in chunks],
         prompt_documents=[d.__dict__ for d in result.prompt_documents],
         embedding_model=result.embedding_model,
         served_model=result.served_model,
@@ -179,4 +184,5 @@ def retrieve_for_agent(
         rag_enabled=result.rag_enabled,
         max_vector_distance=result.max_vector_distance,
         distance_cut=presenters.distance_cut(result.distance_cut),
+        rag_retrieval_info=presenters.rag_retrieval_info(result) if result.rag_enabled else None,
     )

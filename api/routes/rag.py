@@ -48,8 +48,9 @@ def retrieve(body: RetrieveRequest, kb: KB, workspace: CurrentWorkspace) -> Retr
         ),
         options=SearchOptions(body.search_mode, body.num_candidates, body.budget_ms, body.context_chunks),
     )
+    chunks = kb.citations.attach(workspace.id, result.chunks) if body.citations else result.chunks
     return RetrieveResponse(
-        chunks=[c.__dict__ for c in result.chunks],
+        chunks=[c.__dict__ for c in chunks],
         embedding_model=result.embedding_model,
         served_model=result.served_model,
         retrieval_query=result.retrieval_query,

@@ -7,12 +7,13 @@ running server can share one store. One module per group of commands; each is ad
 from .app import main
 from .documents import extract, ingest
 from .gaps import gaps
+from .mcp import mcp
 from .retrieval import query, reindex, show_config
 from .serve import serve
 from .sync import sync
 from .workspaces import workspace
 
-for _command in (serve, workspace, ingest, extract, query, reindex, show_config, sync, gaps):
+for _command in (serve, workspace, ingest, extract, query, reindex, show_config, sync, gaps, mcp):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -28,6 +28,7 @@ from ..storage import Database, Tx, now
 from ..storage.interfaces import BlobStore
 from ..storage.repositories import AgentStore, DocumentStore
 from .agent_config import RAG_RANGES, RagSettings, deep_merge, parse_locators, parse_rag, prompt_of, with_defaults
+from .conversation import Message, check_messages, contextual_query
 from .cursors import INVALID, decode_cursor, decode_value, encode_cursor, encode_value, is_finite_number
 from .document_files import load_text
 from .models import ModelRegistry
@@ -293,7 +294,8 @@ class Agents:
         return total / CHARS_PER_PAGE
 
     def retrieve(
-        self, workspace: Workspace, agent_id: str, query: str, overrides: RetrieveOverrides | None = None
+        self, workspace: Workspace, agent_id: str, query: str, overrides: RetrieveOverrides | None = None,
+        messages: list[Message] | tuple[Message, ...] = (), query_strategy: str = "short",
     ) -> AgentRetrieval:
         """What a runtime needs for one turn: the nearest chunks of the agent's `auto` documents, cut
         by its `rag` limits (and `overrides`), and the whole text of its `prompt` documents.
@@ -302,10 +304,15 @@ class Agents:
         `prompt` documents come back. An agent without `auto` documents gets no chunks (never the rest
         of the workspace). `embedding_model` is resolved as everywhere (`ModelRegistry.resolve`): an
         ElevenLabs name is served by its fallback when its own model is not on this machine.
+
+        `messages`, the conversation's recent turns, put a short follow-up in the context of the
+        previous user turn (`conversation.contextual_query`); `retrieval_query` is what was searched.
         """
         started = time.perf_counter()
         overrides = overrides or RetrieveOverrides()
         query = checked_query(query)  # the same limit with rag disabled: a query is never stored or echoed unbounded
+        check_messages(messages)
+        query = contextual_query(query, messages, query_strategy)
         agent = self.get(workspace, agent_id)
         rag = parse_rag(agent.conversation_config)
         with self.db.read() as tx:

@@ -38,6 +38,7 @@ class RetrievedChunk:
     page_end: int | None
     start: int
     end: int
+    citation: str | None = None  # speakable ("from the Returns policy, page 3"), when asked for
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from .sections import (
     IngestSettings,
     JobsSettings,
     RequestSettings,
+    RuntimeSettings,
     ServerSettings,
     StorageSettings,
     WorkspaceSettings,
@@ -50,6 +51,7 @@ class Settings:
     crawl: CrawlSettings = field(default_factory=CrawlSettings)
     workspaces: WorkspaceSettings = field(default_factory=WorkspaceSettings)
     gaps: GapSettings = field(default_factory=GapSettings)
+    runtimes: RuntimeSettings = field(default_factory=RuntimeSettings)
 
     @classmethod
     def build(cls, **values: Any) -> "Settings":
@@ -128,7 +130,7 @@ def check(settings: Settings) -> None:
 
 __all__ = [
     "DEFAULT_MODEL", "DEFAULT_TIERS_FILE", "ELEVENLABS_MODELS", "LIMIT_NAMES", "SECTIONS", "Settings", "EmbeddingSettings",
-    "GapSettings", "IndexSettings", "IngestSettings", "JobsSettings", "RequestSettings", "ServerSettings", "StorageSettings",
-    "WorkspaceSettings", "bundled_model_path",
+    "GapSettings", "IndexSettings", "IngestSettings", "JobsSettings", "RequestSettings", "RuntimeSettings", "ServerSettings",
+    "StorageSettings", "WorkspaceSettings", "bundled_model_path",
     "env_name", "env_names", "load_settings", "load_tiers",
 ]

@@ -163,6 +163,20 @@ class GapSettings:
     gap_queue_size: int = 10_000  # observations waiting to be written; more are dropped (and counted)
 
 
+MCP_LOCAL_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+MCP_LOCAL_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """What agent runtimes other than ElevenLabs' get: the MCP server (and its HTTP transport's guard)."""
+
+    mcp_allowed_hosts: tuple[str, ...] = MCP_LOCAL_HOSTS  # Host headers /mcp answers ("name:*": any port)
+    mcp_allowed_origins: tuple[str, ...] = MCP_LOCAL_ORIGINS  # Origin headers /mcp accepts (none sent: accepted)
+    mcp_write_tools: bool = False  # offer add_text and add_url to MCP clients
+    mcp_document_list_max: int = 30  # at most this many documents: their names go into the search tool's description
+
+
 SECTIONS: dict[str, type] = {
     "server": ServerSettings,
     "requests": RequestSettings,
@@ -174,4 +188,5 @@ SECTIONS: dict[str, type] = {
     "crawl": CrawlSettings,
     "workspaces": WorkspaceSettings,
     "gaps": GapSettings,
+    "runtimes": RuntimeSettings,
 }
