@@ -14,7 +14,7 @@ import anyio.to_thread
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, ListToolsResult, TextContent, ToolAnnotations
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ..errors import KBError
@@ -129,9 +129,10 @@ def build_server(kb: KnowledgeBase, workspace_of: WorkspaceOf, settings: Runtime
             return _result(entry, "Added " + render_entry(entry))
 
     async def describe_documents(ctx: ServerRequestContext, call_next):
-        """tools/list: the search tool's description names the caller's documents when there are few."""
+        """tools/list: the search tool's description names the caller's documents when there are few.
+        (Middleware sees the result as the wire dict.)"""
         result = await call_next(ctx)
-        if ctx.method != "tools/list" or not isinstance(result, ListToolsResult):
+        if ctx.method != "tools/list" or not isinstance(result, dict):
             return result
         workspace = workspace_of(ctx)
         listed = await anyio.to_thread.run_sync(
@@ -139,9 +140,9 @@ def build_server(kb: KnowledgeBase, workspace_of: WorkspaceOf, settings: Runtime
         if not listed:
             return result
         names = "\n".join(f"- {d.name} (id {d.id})" for d in listed)
-        for tool in result.tools:
-            if tool.name == "search_knowledge_base":
-                tool.description = f"{SEARCH_DESCRIPTION}\n\nThe knowledge base holds these documents:\n{names}"
+        for tool in result.get("tools", []):
+            if tool.get("name") == "search_knowledge_base":
+                tool["description"] = f"{SEARCH_DESCRIPTION}\n\nThe knowledge base holds these documents:\n{names}"
         return result
 
     server.middleware.append(describe_documents)
