@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 
-from index.retrieval import RetrievalLimits
 from index.stores import set_search_threads
 
 from .indexes import VectorIndexes
@@ -43,11 +42,6 @@ from .storage import open_storage
 log = logging.getLogger(__name__)
 
 
-def default_cut(model: str) -> float:
-    """The `max_vector_distance` a retrieval with `model` gets by default (the gap log's reference)."""
-    return RetrievalLimits().max_vector_distance
-
-
 class KnowledgeBase:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -74,7 +68,7 @@ class KnowledgeBase:
                                s.blobs, self.models, self.vectors)
         self.job_kinds.register(index_job_kind(self.indexer, self.rag_indexes))
         self.attributes = Attributes(s.db, s.attributes, s.documents, s.blobs)
-        self.gaps = GapLog(s.db, s.gaps, settings.gaps, default_cut)
+        self.gaps = GapLog(s.db, s.gaps, settings.gaps, self.models.default_distance)
         self.job_kinds.register(self.gaps.prune_job_kind())
         self.retrieval = Retriever(s.db, s.chunks, s.documents, self.models, self.vectors, self.attributes, self.gaps)
         self.citations = Citations(s.db, s.documents)
