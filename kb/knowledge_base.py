@@ -18,10 +18,12 @@ from .services.agents import Agents
 from .services.chunks import Chunks
 from .services.documents import Documents
 from .services.folders import Folders
+from .services.idempotency import Idempotency
 from .services.indexing import Indexer, index_job_kind
 from .services.ingestion import Ingestion
 from .services.links import LinkSigner, SourceFiles
 from .services.models import ModelRegistry
+from .services.orphans import remove_orphaned_files
 from .services.quotas import Quotas
 from .services.rag_indexes import RagIndexes
 from .services.reindex import Reindex
@@ -54,23 +56,25 @@ class KnowledgeBase:
         )
         self.workspaces = Workspaces(s.db, s.workspaces, settings.workspaces, settings.embedding.default_model,
                                      data_dir / "default_api_key")
-        self.quotas = Quotas(s.db, s.workspaces, s.documents, s.rag_indexes, s.quota_lock, settings.workspaces)
+        self.quotas = Quotas(s.db, s.workspaces, s.documents, s.rag_indexes, s.quota_lock, settings.workspaces, s.agents)
         self.removal = Removal(s.db, s.documents, s.rag_indexes, s.chunks, s.fulltext, self.vectors, s.blobs)
         self.rag_indexes = RagIndexes(s.db, s.rag_indexes, s.documents, self.queue, self.quotas, self.models, self.removal)
         self.indexer = Indexer(index, settings.embedding, s.db, self.rag_indexes, s.rag_indexes, s.chunks, s.documents,
                                s.blobs, self.models, self.vectors)
         self.job_kinds.register(index_job_kind(self.indexer, self.rag_indexes))
         self.retrieval = Retriever(s.db, s.chunks, s.documents, self.models, self.vectors)
-        self.agents = Agents(s.db, s.agents, s.documents, s.blobs, self.models, self.retrieval)
+        self.agents = Agents(s.db, s.agents, s.documents, s.blobs, self.models, self.retrieval, self.quotas)
         self.folders = Folders(s.db, s.documents)
         self.ingestion = Ingestion(settings.ingest)
         self.documents = Documents(s.db, s.documents, s.fulltext, s.blobs, self.ingestion, self.quotas,
-                                   self.rag_indexes, self.folders, self.agents, self.removal)
+                                   self.rag_indexes, self.folders, self.agents, self.removal,
+                                   Idempotency(s.db, s.idempotency, settings.requests.idempotency_ttl_secs))
         self.chunks = Chunks(s.db, s.chunks, s.documents, self.models)
         self.search = FullTextSearch(s.db, s.fulltext, s.documents)
         self.source_files = SourceFiles(LinkSigner(data_dir), s.documents, s.db, s.blobs)
         self.reindex = Reindex(s.db, s.rag_indexes, s.chunks, self.vectors, self.indexer, self.models)
         self._workers: WorkerPool | None = None
+        self.orphans_removed = remove_orphaned_files(s.db, s.documents, s.blobs, settings.storage.orphan_grace_secs)
 
     # --- lifecycle ---------------------------------------------------------------------------
 

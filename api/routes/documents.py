@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 
 from kb.errors import DocumentTooLarge, InvalidRequest
 from kb.records import ListQuery
+from kb.services.idempotency import idempotency_key
 
 from .. import presenters
 from ..content_disposition import attachment
@@ -31,6 +32,11 @@ from ..schemas import (
 
 router = APIRouter(prefix="/v1/convai/knowledge-base", tags=["knowledge base"])
 DocType = Annotated[list[str] | None, Query(description="Only these types: file, url, text, folder.")]
+IdempotencyHeader = Annotated[str | None, Header(
+    alias="Idempotency-Key",
+    description="kb: a retried upload with the same key (same request, same workspace, within "
+    "KB_IDEMPOTENCY_TTL_SECS) answers with the document the first one created; another request with it is a 422.",
+)]
 
 
 def _added(kb, workspace, doc) -> AddDocumentResponse:
@@ -46,8 +52,10 @@ def _read_upload(kb, file: UploadFile) -> bytes:
 
 
 @router.post("/text", response_model=AddDocumentResponse, summary="Add a document from text")
-def create_from_text(body: TextDocumentRequest, kb: KB, workspace: CurrentWorkspace) -> AddDocumentResponse:
-    return _added(kb, workspace, kb.documents.add_text(workspace, body.text, body.name, body.parent_folder_id))
+def create_from_text(body: TextDocumentRequest, kb: KB, workspace: CurrentWorkspace,
+                     key: IdempotencyHeader = None) -> AddDocumentResponse:
+    idempotency = idempotency_key(key, "text", body.text, body.name, body.parent_folder_id)
+    return _added(kb, workspace, kb.documents.add_text(workspace, body.text, body.name, body.parent_folder_id, idempotency))
 
 
 @router.post("/file", response_model=AddDocumentResponse, summary="Add a document from a file")
@@ -55,18 +63,23 @@ def create_from_file(
     kb: KB,
     workspace: CurrentWorkspace,
     file: Annotated[UploadFile, File(description="PDF, DOCX, EPUB, HTML, TXT or Markdown")],
-    name: Annotated[str | None, Form()] = None,
-    parent_folder_id: Annotated[str | None, Form()] = None,
+    name: Annotated[str | None, Form(max_length=1_000)] = None,
+    parent_folder_id: Annotated[str | None, Form(max_length=128)] = None,
+    key: IdempotencyHeader = None,
 ) -> AddDocumentResponse:
-    doc = kb.documents.add_file(workspace, _read_upload(kb, file), file.filename, file.content_type, name, parent_folder_id)
+    data = _read_upload(kb, file)
+    idempotency = idempotency_key(key, "file", data, file.filename, file.content_type, name, parent_folder_id)
+    doc = kb.documents.add_file(workspace, data, file.filename, file.content_type, name, parent_folder_id, idempotency)
     return _added(kb, workspace, doc)
 
 
 @router.post("/url", response_model=AddDocumentResponse, summary="Add a document from a URL")
-def create_from_url(body: UrlDocumentRequest, kb: KB, workspace: CurrentWorkspace) -> AddDocumentResponse:
+def create_from_url(body: UrlDocumentRequest, kb: KB, workspace: CurrentWorkspace,
+                    key: IdempotencyHeader = None) -> AddDocumentResponse:
     if body.enable_auto_sync:
         raise InvalidRequest("URL auto-sync is not supported yet; add the URL without enable_auto_sync and use /refresh")
-    return _added(kb, workspace, kb.documents.add_url(workspace, body.url, body.name, body.parent_folder_id))
+    idempotency = idempotency_key(key, "url", body.url, body.name, body.parent_folder_id)
+    return _added(kb, workspace, kb.documents.add_url(workspace, body.url, body.name, body.parent_folder_id, idempotency))
 
 
 @router.get("", response_model=DocumentListResponse, summary="List documents and folders")

@@ -25,12 +25,14 @@ from ..records import Agent, AgentPage, DependentAgent, DependentAgentPage, Loca
 from ..storage import Database, Tx, now
 from ..storage.interfaces import BlobStore
 from ..storage.repositories import AgentStore, DocumentStore
+from ..storage.sql.agents import stored_size
 from .agent_config import RAG_RANGES, RagSettings, deep_merge, parse_locators, parse_rag, prompt_of, with_defaults
 from .cursors import INVALID, decode_cursor, decode_value, encode_cursor, encode_value, is_finite_number
 from .document_files import load_text
 from .models import ModelRegistry
 from .names import display_name
 from .queries import checked_query
+from .quotas import Quotas
 from .retrieval import RetrievedChunk, Retriever, SearchOptions
 
 DEFAULT_NAME = "Untitled agent"
@@ -84,8 +86,9 @@ class Agents:
     """Agent configurations of every workspace."""
 
     def __init__(self, db: Database, agents: AgentStore, documents: DocumentStore, blobs: BlobStore,
-                 models: ModelRegistry, retriever: Retriever):
+                 models: ModelRegistry, retriever: Retriever, quotas: Quotas):
         self.db = db
+        self.quotas = quotas
         self.repo = agents
         self.documents = documents
         self.blobs = blobs
@@ -106,6 +109,7 @@ class Agents:
         agent = Agent(new_id("agent_"), workspace.id, name, tags, copy.deepcopy(fields), t, t)
         with self.db.write() as tx:
             locators = self._check(tx, workspace.id, agent.conversation_config)
+            self.quotas.check_storage(tx, workspace.id, stored_size(agent), 0, what="agent")
             self.repo.insert(tx, agent)
             self.repo.replace_locators(tx, workspace.id, agent.id, locators)
         return agent
@@ -124,6 +128,7 @@ class Agents:
                 raise InvalidRequest("conversation_config must be an object")
             locators = self._check(tx, workspace.id, body["conversation_config"])
             updated = Agent(agent.id, agent.workspace_id, name, tags, body, agent.created_at, now())
+            self.quotas.check_storage(tx, workspace.id, stored_size(updated), 0, replacing_agent=agent.id, what="agent")
             self.repo.update(tx, updated)
             self.repo.replace_locators(tx, workspace.id, agent.id, locators)
         return updated
@@ -135,6 +140,7 @@ class Agents:
             t = now()
             agent = Agent(new_id("agent_"), workspace.id, self._name(name if name is not None else f"{source.name} (copy)"),
                           list(source.tags), copy.deepcopy(source.body), t, t)
+            self.quotas.check_storage(tx, workspace.id, stored_size(agent), 0, what="agent")
             self.repo.insert(tx, agent)
             self.repo.replace_locators(tx, workspace.id, agent.id, parse_locators(agent.conversation_config))
         return agent

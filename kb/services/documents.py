@@ -15,6 +15,7 @@ from .agents import Agents
 from .cursors import decode_cursor, encode_cursor
 from .document_files import content_hash, load_text, store_parsed
 from .folders import Folders
+from .idempotency import Idempotency, IdempotencyKey
 from .ingestion import Ingestion, Prepared
 from .names import display_name, file_name
 from .quotas import Quotas
@@ -24,11 +25,18 @@ from .removal import Removal
 DOCUMENT_TYPES = ("file", "url", "text", "folder")
 
 
+class _Replay(Exception):
+    def __init__(self, document_id: str):
+        super().__init__(document_id)
+        self.document_id = document_id
+
+
 class Documents:
     def __init__(self, db: Database, repo: DocumentStore, fulltext: FullTextIndex, blobs: BlobStore,
                  ingestion: Ingestion, quotas: Quotas, rag_indexes: RagIndexes, folders: Folders, agents: Agents,
-                 removal: Removal):
+                 removal: Removal, idempotency: Idempotency):
         self.db = db
+        self.idempotency = idempotency
         self.repo = repo
         self.fulltext = fulltext
         self.blobs = blobs
@@ -41,19 +49,40 @@ class Documents:
 
     # --- adding --------------------------------------------------------------------------------
 
-    def add_text(self, workspace: Workspace, text: str, name: str | None = None, parent_folder_id: str | None = None) -> Document:
-        return self._add(workspace, "text", self.ingestion.from_text(text, name), name, parent_folder_id)
+    # With an `IdempotencyKey` (`idempotency.idempotency_key`), a request made before with the same
+    # key answers with the document it created, before any parsing or fetching.
+
+    def add_text(self, workspace: Workspace, text: str, name: str | None = None, parent_folder_id: str | None = None,
+                 idempotency: IdempotencyKey | None = None) -> Document:
+        return self._replayed(workspace, idempotency) or self._add(
+            workspace, "text", self.ingestion.from_text(text, name), name, parent_folder_id, idempotency)
 
     def add_file(self, workspace: Workspace, data: bytes, filename: str | None, content_type: str | None,
-                 name: str | None = None, parent_folder_id: str | None = None) -> Document:
-        return self._add(workspace, "file", self.ingestion.from_file(data, filename, content_type), name, parent_folder_id)
+                 name: str | None = None, parent_folder_id: str | None = None,
+                 idempotency: IdempotencyKey | None = None) -> Document:
+        return self._replayed(workspace, idempotency) or self._add(
+            workspace, "file", self.ingestion.from_file(data, filename, content_type), name, parent_folder_id, idempotency)
 
-    def add_url(self, workspace: Workspace, url: str, name: str | None = None, parent_folder_id: str | None = None) -> Document:
+    def add_url(self, workspace: Workspace, url: str, name: str | None = None, parent_folder_id: str | None = None,
+                idempotency: IdempotencyKey | None = None) -> Document:
+        replayed = self._replayed(workspace, idempotency)
+        if replayed:
+            return replayed
         self.folders.check(workspace, parent_folder_id)  # before the fetch: fail fast
-        return self._add(workspace, "url", self.ingestion.from_url(url), name, parent_folder_id)
+        return self._add(workspace, "url", self.ingestion.from_url(url), name, parent_folder_id, idempotency)
+
+    def _replayed(self, workspace: Workspace, key: IdempotencyKey | None) -> Document | None:
+        first = self.idempotency.replay(workspace.id, key)
+        if first is None:
+            return None
+        try:
+            return self.get(workspace, first)
+        except NotFound:
+            raise Conflict(f"the document created with Idempotency-Key {key.key!r} was deleted since; "
+                           "send a new key to upload it again") from None
 
     def _add(self, workspace: Workspace, doc_type: str, prepared: Prepared, name: str | None,
-             parent_folder_id: str | None) -> Document:
+             parent_folder_id: str | None, idempotency: IdempotencyKey | None = None) -> Document:
         t = now()
         doc = Document(
             id=new_id(), workspace_id=workspace.id, name=display_name(name or "") or display_name(prepared.default_name) or "Untitled",
@@ -65,12 +94,18 @@ class Documents:
         store_parsed(self.blobs, workspace.id, doc.id, prepared.data, prepared.parsed)
         try:
             with self.db.write() as tx:
+                first = self.idempotency.claim(tx, workspace.id, idempotency, doc.id)
+                if first is not None:  # a request with the same key stored its document meanwhile
+                    raise _Replay(first)
                 self.folders.check(workspace, parent_folder_id, tx)
                 self.quotas.check_storage(tx, workspace.id, doc.size_bytes, doc.char_count)
                 self.repo.insert(tx, doc)
                 self.fulltext.add(tx, workspace.id, doc.id, prepared.parsed.text)
                 admission = self.rag_indexes.admit(tx, workspace.id, doc.size_bytes, failure=prepared.index_failure)
                 self.rag_indexes.create_for_upload(tx, workspace, doc.id, doc.size_bytes, admission)
+        except _Replay as replay:
+            self.blobs.delete_document(workspace.id, doc.id)
+            return self.get(workspace, replay.document_id)
         except BaseException:
             self.blobs.delete_document(workspace.id, doc.id)
             raise

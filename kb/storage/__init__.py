@@ -22,6 +22,7 @@ from .sql.documents import DocumentRepository
 from .sql.generations import GenerationRepository
 from .sql.jobs import JobRepository
 from .sql.rag_indexes import RagIndexRepository
+from .sql.idempotency import IdempotencyRepository
 from .sql.schedules import ScheduleRepository
 from .sql.workspaces import WorkspaceRepository
 
@@ -37,6 +38,7 @@ class Storage:
     agents: AgentRepository
     jobs: JobRepository
     schedules: ScheduleRepository
+    idempotency: IdempotencyRepository
     fulltext: FullTextIndex
     quota_lock: QuotaLock
     blobs: BlobStore
@@ -63,6 +65,7 @@ def open_storage(settings: StorageSettings) -> Storage:
         agents=AgentRepository(),
         jobs=job_repository(db),
         schedules=ScheduleRepository(),
+        idempotency=IdempotencyRepository(),
         fulltext=db.dialect.fulltext(),
         quota_lock=db.dialect.quota_lock(),
         blobs=LocalBlobStore(settings.data_dir / "blobs"),

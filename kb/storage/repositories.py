@@ -227,6 +227,9 @@ class AgentStore(Protocol):
     def update(self, tx: Tx, agent: Agent) -> None:
         ...
 
+    def storage_bytes(self, tx: Tx, workspace_id: str, excluding: str | None=None) -> int:
+        ...
+
     def delete(self, tx: Tx, workspace_id: str, agent_id: str) -> None:
         ...
 
@@ -311,4 +314,13 @@ class ScheduleStore(Protocol):
         """Move a due schedule on, only if no other process did since it was read (compare and set)."""
 
     def set_last_job(self, tx: Tx, schedule_id: str, job_id: int) -> None:
+        ...
+
+
+class IdempotencyStore(Protocol):
+    def find(self, tx: Tx, workspace_id: str, key: str, since: float) -> tuple[str, str] | None:
+        ...
+
+    def insert(self, tx: Tx, workspace_id: str, key: str, fingerprint: str, document_id: str, now: float,
+               expired_before: float) -> None:
         ...

@@ -39,7 +39,8 @@ class Fts5FullText(FullTextIndex):
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
         sql = (
-            "SELECT document_id, bm25(document_text) AS rank, content FROM document_text "
+            # the start of the text only: snippets look no further (kb.services.search.SNIPPET_SCAN_CHARS)
+            "SELECT document_id, bm25(document_text) AS rank, substr(content, 1, 100000) AS content FROM document_text "
             "WHERE document_text MATCH :match AND workspace_id = :w"
         )
         params: dict = {"match": match, "w": workspace_id, "limit": limit, "offset": offset}
