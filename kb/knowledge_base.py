@@ -24,10 +24,12 @@ from .services.documents import Documents
 from .services.external_knowledge import ExternalKnowledge
 from .services.folders import Folders
 from .services.gaps import GapLog
+from .services.idempotency import Idempotency
 from .services.indexing import Indexer, index_job_kind
 from .services.ingestion import Ingestion
 from .services.links import LinkSigner, SourceFiles
 from .services.models import ModelRegistry
+from .services.orphans import remove_orphaned_files
 from .services.quotas import Quotas
 from .services.rag_indexes import RagIndexes
 from .services.reindex import Reindex
@@ -61,7 +63,7 @@ class KnowledgeBase:
         )
         self.workspaces = Workspaces(s.db, s.workspaces, settings.workspaces, settings.embedding.default_model,
                                      data_dir / "default_api_key")
-        self.quotas = Quotas(s.db, s.workspaces, s.documents, s.rag_indexes, s.quota_lock, settings.workspaces)
+        self.quotas = Quotas(s.db, s.workspaces, s.documents, s.rag_indexes, s.quota_lock, settings.workspaces, s.agents)
         self.removal = Removal(s.db, s.documents, s.rag_indexes, s.chunks, s.fulltext, self.vectors, s.blobs, self.queue)
         self.rag_indexes = RagIndexes(s.db, s.rag_indexes, s.documents, self.queue, self.quotas, self.models, self.removal)
         self.indexer = Indexer(index, settings.embedding, s.db, self.rag_indexes, s.rag_indexes, s.chunks, s.documents,
@@ -72,13 +74,14 @@ class KnowledgeBase:
         self.job_kinds.register(self.gaps.prune_job_kind())
         self.retrieval = Retriever(s.db, s.chunks, s.documents, self.models, self.vectors, self.attributes, self.gaps)
         self.citations = Citations(s.db, s.documents)
-        self.agents = Agents(s.db, s.agents, s.documents, s.blobs, self.models, self.retrieval)
+        self.agents = Agents(s.db, s.agents, s.documents, s.blobs, self.models, self.retrieval, self.quotas)
         self.folders = Folders(s.db, s.documents)
         self.ingestion = Ingestion(settings.ingest)
         self.documents = Documents(s.db, s.documents, s.fulltext, s.blobs, self.ingestion, self.quotas,
                                    self.rag_indexes, self.folders, self.agents, self.removal,
                                    WorkspaceSlots(settings.ingest.url_fetches_per_workspace, "URL fetches",
-                                                  "KB_URL_FETCHES_PER_WORKSPACE"), self.attributes)
+                                                  "KB_URL_FETCHES_PER_WORKSPACE"), self.attributes,
+                                   Idempotency(s.db, s.idempotency, settings.requests.idempotency_ttl_secs))
         self.external_knowledge = ExternalKnowledge(self.retrieval, self.documents, self.folders, self.citations)
         self.chunks = Chunks(s.db, s.chunks, s.documents, self.models)
         self.search = FullTextSearch(s.db, s.fulltext, s.documents, self.attributes)
@@ -91,6 +94,7 @@ class KnowledgeBase:
         self.job_kinds.register(self.auto_sync.job_kind())
         self.reindex = Reindex(s.db, s.rag_indexes, s.chunks, self.vectors, self.indexer, self.models)
         self._workers: WorkerPool | None = None
+        self.orphans_removed = remove_orphaned_files(s.db, s.documents, s.blobs, settings.storage.orphan_grace_secs)
 
     # --- lifecycle ---------------------------------------------------------------------------
 

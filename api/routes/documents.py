@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 
 from kb.errors import DocumentTooLarge, InvalidAttributes
 from kb.records import ListQuery
 from kb.services.auto_sync import SyncRequest
+from kb.services.idempotency import idempotency_key
 
 from .. import presenters
 from ..content_disposition import attachment
@@ -34,6 +35,11 @@ from ..schemas import (
 
 router = APIRouter(prefix="/v1/convai/knowledge-base", tags=["knowledge base"])
 DocType = Annotated[list[str] | None, Query(description="Only these types: file, url, text, folder.")]
+IdempotencyHeader = Annotated[str | None, Header(
+    alias="Idempotency-Key",
+    description="kb: a retried upload with the same key (same request, same workspace, within "
+    "KB_IDEMPOTENCY_TTL_SECS) answers with the document the first one created; another request with it is a 422.",
+)]
 
 
 def _added(kb, workspace, doc) -> AddDocumentResponse:
@@ -48,6 +54,11 @@ def _read_upload(kb, file: UploadFile) -> bytes:
     return data
 
 
+def _canonical(value: Any) -> str | None:
+    """A request value for the Idempotency-Key fingerprint (None when not given)."""
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
 def _form_attributes(text: str | None) -> Any:
     """The `attributes` form field of a file upload: a JSON object in a string."""
     if text is None or not text.strip():
@@ -59,10 +70,13 @@ def _form_attributes(text: str | None) -> Any:
 
 
 @router.post("/text", response_model=AddDocumentResponse, summary="Add a document from text")
-async def create_from_text(body: TextDocumentRequest, request: Request, kb: KB,
-                           workspace: CurrentWorkspace) -> AddDocumentResponse:
+async def create_from_text(body: TextDocumentRequest, request: Request, kb: KB, workspace: CurrentWorkspace,
+                           key: IdempotencyHeader = None) -> AddDocumentResponse:
+    idempotency = idempotency_key(key, "text", body.text, body.name, body.parent_folder_id, _canonical(body.attributes))
+
     def add() -> AddDocumentResponse:
-        doc = kb.documents.add_text(workspace, body.text, body.name, body.parent_folder_id, body.attributes)
+        doc = kb.documents.add_text(workspace, body.text, body.name, body.parent_folder_id, body.attributes,
+                                    idempotency=idempotency)
         return _added(kb, workspace, doc)
 
     return await on_ingest_pool(request, add)
@@ -74,29 +88,36 @@ async def create_from_file(
     kb: KB,
     workspace: CurrentWorkspace,
     file: Annotated[UploadFile, File(description="PDF, DOCX, EPUB, HTML, TXT or Markdown")],
-    name: Annotated[str | None, Form()] = None,
-    parent_folder_id: Annotated[str | None, Form()] = None,
+    name: Annotated[str | None, Form(max_length=1_000)] = None,
+    parent_folder_id: Annotated[str | None, Form(max_length=128)] = None,
     attributes: Annotated[str | None, Form(description="kb: the document's attributes, a JSON object")] = None,
+    key: IdempotencyHeader = None,
 ) -> AddDocumentResponse:
     values = _form_attributes(attributes)
 
     def add() -> AddDocumentResponse:
-        doc = kb.documents.add_file(workspace, _read_upload(kb, file), file.filename, file.content_type, name,
-                                    parent_folder_id, values)
+        data = _read_upload(kb, file)
+        idempotency = idempotency_key(key, "file", data, file.filename, file.content_type, name, parent_folder_id,
+                                      _canonical(values))
+        doc = kb.documents.add_file(workspace, data, file.filename, file.content_type, name, parent_folder_id, values,
+                                    idempotency=idempotency)
         return _added(kb, workspace, doc)
 
     return await on_ingest_pool(request, add)
 
 
 @router.post("/url", response_model=AddDocumentResponse, summary="Add a document from a URL")
-async def create_from_url(body: UrlDocumentRequest, request: Request, kb: KB,
-                          workspace: CurrentWorkspace) -> AddDocumentResponse:
+async def create_from_url(body: UrlDocumentRequest, request: Request, kb: KB, workspace: CurrentWorkspace,
+                          key: IdempotencyHeader = None) -> AddDocumentResponse:
     """With `enable_auto_sync`, the page is fetched again when due (`auto_sync_info.next_refresh_by`). A workspace
     fetches at most `KB_URL_FETCHES_PER_WORKSPACE` URLs at once: one more is `429 too_many_requests`."""
     sync = SyncRequest(body.enable_auto_sync, body.auto_remove, body.minimum_frequency_days)
+    idempotency = idempotency_key(key, "url", body.url, body.name, body.parent_folder_id, _canonical(body.attributes),
+                                  _canonical([body.enable_auto_sync, body.auto_remove, body.minimum_frequency_days]))
 
     def add() -> AddDocumentResponse:
-        doc = kb.auto_sync.add_url(workspace, body.url, body.name, body.parent_folder_id, sync, body.attributes)
+        doc = kb.auto_sync.add_url(workspace, body.url, body.name, body.parent_folder_id, sync, body.attributes,
+                                   idempotency=idempotency)
         return _added(kb, workspace, doc)
 
     return await on_ingest_pool(request, add)

@@ -27,6 +27,7 @@ from ..records import Agent, AgentPage, DependentAgent, DependentAgentPage, Loca
 from ..storage import Database, Tx, now
 from ..storage.interfaces import BlobStore
 from ..storage.repositories import AgentStore, DocumentStore
+from ..storage.sql.agents import stored_size
 from .agent_config import RAG_RANGES, RagSettings, deep_merge, parse_locators, parse_rag, prompt_of, with_defaults
 from .conversation import Message, check_messages, contextual_query
 from .cursors import INVALID, decode_cursor, decode_value, encode_cursor, encode_value, is_finite_number
@@ -34,6 +35,7 @@ from .document_files import load_text
 from .models import ModelRegistry
 from .names import display_name
 from .queries import checked_query
+from .quotas import Quotas
 from .retrieval import DistanceCut, RetrievalResult, RetrievedChunk, Retriever, SearchOptions
 
 DEFAULT_NAME = "Untitled agent"
@@ -92,8 +94,9 @@ class Agents:
     """Agent configurations of every workspace."""
 
     def __init__(self, db: Database, agents: AgentStore, documents: DocumentStore, blobs: BlobStore,
-                 models: ModelRegistry, retriever: Retriever):
+                 models: ModelRegistry, retriever: Retriever, quotas: Quotas):
         self.db = db
+        self.quotas = quotas
         self.repo = agents
         self.documents = documents
         self.blobs = blobs
@@ -114,6 +117,7 @@ class Agents:
         agent = Agent(new_id("agent_"), workspace.id, name, tags, copy.deepcopy(fields), t, t)
         locators = self._check(workspace.id, agent.conversation_config)  # before the write: it holds the lock
         with self.db.write() as tx:
+            self.quotas.check_storage(tx, workspace.id, stored_size(agent), 0, what="agent")
             self.repo.insert(tx, agent)
             self.repo.replace_locators(tx, workspace.id, agent.id, locators)
         return agent
@@ -139,6 +143,8 @@ class Agents:
             with self.db.write() as tx:
                 if self._get(tx, workspace.id, agent_id).updated_at != agent.updated_at:
                     continue  # changed meanwhile: merge into the newer version
+                self.quotas.check_storage(tx, workspace.id, stored_size(updated), 0, replacing_agent=agent.id,
+                                          what="agent")
                 self.repo.update(tx, updated)
                 self.repo.replace_locators(tx, workspace.id, agent.id, locators)
             return updated
@@ -152,6 +158,7 @@ class Agents:
                       list(source.tags), copy.deepcopy(source.body), t, t)
         locators = parse_locators(agent.conversation_config)
         with self.db.write() as tx:
+            self.quotas.check_storage(tx, workspace.id, stored_size(agent), 0, what="agent")
             self.repo.insert(tx, agent)
             self.repo.replace_locators(tx, workspace.id, agent.id, locators)
         return agent

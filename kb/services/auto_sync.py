@@ -31,6 +31,7 @@ from ..storage.repositories import CrawlStore, SyncStore
 from .crawl_config import config_of
 from .documents import Documents, Within
 from .folders import Folders
+from .idempotency import IdempotencyKey
 from .ingestion import Ingestion, Prepared
 from .workspaces import Workspaces
 
@@ -141,10 +142,10 @@ class AutoSync:
         return put
 
     def add_url(self, workspace: Workspace, url: str, name: str | None, parent_folder_id: str | None,
-                request: SyncRequest, attributes: Any = None) -> Document:
+                request: SyncRequest, attributes: Any = None, idempotency: IdempotencyKey | None = None) -> Document:
         check_new(request)
         return self.documents.add_url(workspace, url, name, parent_folder_id, attributes,
-                                      within=self.within(workspace, request))
+                                      within=self.within(workspace, request), idempotency=idempotency)
 
     def create_folder(self, workspace: Workspace, name: str, parent_folder_id: str | None,
                       request: SyncRequest) -> Document:

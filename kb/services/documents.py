@@ -21,6 +21,7 @@ from .attributes import Attributes
 from .cursors import decode_cursor, encode_cursor
 from .document_files import content_hash, load_text, store_parsed
 from .folders import Folders
+from .idempotency import Idempotency, IdempotencyKey
 from .ingestion import Ingestion, Prepared
 from .names import display_name, file_name
 from .quotas import Quotas
@@ -34,11 +35,18 @@ DOCUMENT_TYPES = ("file", "url", "text", "folder")
 Within = Callable[[Tx, Document], None]
 
 
+class _Replay(Exception):
+    def __init__(self, document_id: str):
+        super().__init__(document_id)
+        self.document_id = document_id
+
+
 class Documents:
     def __init__(self, db: Database, repo: DocumentStore, fulltext: FullTextIndex, blobs: BlobStore,
                  ingestion: Ingestion, quotas: Quotas, rag_indexes: RagIndexes, folders: Folders, agents: Agents,
-                 removal: Removal, fetches: WorkspaceSlots, attributes: Attributes):
+                 removal: Removal, fetches: WorkspaceSlots, attributes: Attributes, idempotency: Idempotency):
         self.db = db
+        self.idempotency = idempotency
         self.repo = repo
         self.fulltext = fulltext
         self.blobs = blobs
@@ -54,25 +62,35 @@ class Documents:
     # --- adding --------------------------------------------------------------------------------
 
     # `attributes`: the client's attributes (kb.attributes.parse_attributes), checked before anything is done.
+    # With an `IdempotencyKey` (`idempotency.idempotency_key`), a request made before with the same
+    # key answers with the document it created, before any parsing or fetching.
 
     def add_text(self, workspace: Workspace, text: str, name: str | None = None, parent_folder_id: str | None = None,
-                 attributes: Any = None) -> Document:
+                 attributes: Any = None, idempotency: IdempotencyKey | None = None) -> Document:
         values = parse_attributes(attributes)
-        return self._add(workspace, "text", self.ingestion.from_text(text, name), name, parent_folder_id, values)
+        return self._replayed(workspace, idempotency) or self._add(
+            workspace, "text", self.ingestion.from_text(text, name), name, parent_folder_id, values,
+            idempotency=idempotency)
 
     def add_file(self, workspace: Workspace, data: bytes, filename: str | None, content_type: str | None,
-                 name: str | None = None, parent_folder_id: str | None = None, attributes: Any = None) -> Document:
+                 name: str | None = None, parent_folder_id: str | None = None, attributes: Any = None,
+                 idempotency: IdempotencyKey | None = None) -> Document:
         values = parse_attributes(attributes)
-        return self._add(workspace, "file", self.ingestion.from_file(data, filename, content_type), name,
-                         parent_folder_id, values)
+        return self._replayed(workspace, idempotency) or self._add(
+            workspace, "file", self.ingestion.from_file(data, filename, content_type), name, parent_folder_id, values,
+            idempotency=idempotency)
 
     def add_url(self, workspace: Workspace, url: str, name: str | None = None, parent_folder_id: str | None = None,
-                attributes: Any = None, within: Within | None = None) -> Document:
+                attributes: Any = None, within: Within | None = None,
+                idempotency: IdempotencyKey | None = None) -> Document:
         values = parse_attributes(attributes)
+        replayed = self._replayed(workspace, idempotency)
+        if replayed:
+            return replayed
         self.folders.check(workspace, parent_folder_id)  # before the fetch: fail fast
         with self.fetches.hold(workspace.id):
             prepared = self.ingestion.from_url(url)
-        return self._add(workspace, "url", prepared, name, parent_folder_id, values, within)
+        return self._add(workspace, "url", prepared, name, parent_folder_id, values, within, idempotency=idempotency)
 
     def add_prepared(self, workspace: Workspace, doc_type: str, prepared: Prepared, name: str | None = None,
                      parent_folder_id: str | None = None, within: Within | None = None) -> Document:
@@ -80,8 +98,19 @@ class Documents:
         self.ingestion.check_size(len(prepared.data))
         return self._add(workspace, doc_type, prepared, name, parent_folder_id, {}, within)
 
+    def _replayed(self, workspace: Workspace, key: IdempotencyKey | None) -> Document | None:
+        first = self.idempotency.replay(workspace.id, key)
+        if first is None:
+            return None
+        try:
+            return self.get(workspace, first)
+        except NotFound:
+            raise Conflict(f"the document created with Idempotency-Key {key.key!r} was deleted since; "
+                           "send a new key to upload it again") from None
+
     def _add(self, workspace: Workspace, doc_type: str, prepared: Prepared, name: str | None,
-             parent_folder_id: str | None, attributes: dict[str, Value], within: Within | None = None) -> Document:
+             parent_folder_id: str | None, attributes: dict[str, Value], within: Within | None = None,
+             idempotency: IdempotencyKey | None = None) -> Document:
         t = now()
         doc = Document(
             id=new_id(), workspace_id=workspace.id, name=display_name(name or "") or display_name(prepared.default_name) or "Untitled",
@@ -93,6 +122,9 @@ class Documents:
         store_parsed(self.blobs, workspace.id, doc.id, prepared.data, prepared.parsed)
         try:
             with self.db.write() as tx:
+                first = self.idempotency.claim(tx, workspace.id, idempotency, doc.id)
+                if first is not None:  # a request with the same key stored its document meanwhile
+                    raise _Replay(first)
                 self.folders.check(workspace, parent_folder_id, tx)
                 self.quotas.check_storage(tx, workspace.id, doc.size_bytes, doc.char_count)
                 self.repo.insert(tx, doc)
@@ -102,6 +134,9 @@ class Documents:
                 self.rag_indexes.create_for_upload(tx, workspace, doc.id, doc.size_bytes, admission)
                 if within is not None:
                     within(tx, doc)
+        except _Replay as replay:
+            self.blobs.delete_document(workspace.id, doc.id)
+            return self.get(workspace, replay.document_id)
         except BaseException:
             self.blobs.delete_document(workspace.id, doc.id)
             raise

@@ -13,7 +13,7 @@ from ..errors import KBError, NotFound, QuotaExceeded
 from ..settings import LIMIT_NAMES, WorkspaceSettings
 from ..storage import Database, Tx
 from ..storage.interfaces import QuotaLock
-from ..storage.repositories import DocumentStore, RagIndexStore, WorkspaceStore
+from ..storage.repositories import AgentStore, DocumentStore, RagIndexStore, WorkspaceStore
 
 # Indexes that hold (or are about to hold) a place in the workspace's RAG quota.
 COUNTED_STATUSES = ("created", "processing", "succeeded")
@@ -53,8 +53,9 @@ class Admission:
 
 class Quotas:
     def __init__(self, db: Database, workspaces: WorkspaceStore, documents: DocumentStore,
-                 rag_indexes: RagIndexStore, lock: QuotaLock, settings: WorkspaceSettings):
+                 rag_indexes: RagIndexStore, lock: QuotaLock, settings: WorkspaceSettings, agents: AgentStore):
         self.db = db
+        self.agents = agents
         self.workspaces = workspaces
         self.documents = documents
         self.rag_indexes = rag_indexes
@@ -86,19 +87,24 @@ class Quotas:
         return use.rag_bytes, lim.rag_max_bytes, use.rag_bytes_by_model
 
     def check_storage(
-        self, tx: Tx, workspace_id: str, add_bytes: int, add_chars: int, *, freed_bytes: int = 0, freed_chars: int = 0
+        self, tx: Tx, workspace_id: str, add_bytes: int, add_chars: int, *, freed_bytes: int = 0, freed_chars: int = 0,
+        replacing_agent: str | None = None, what: str = "document",
     ) -> None:
-        """Refuse content that would take the workspace past its storage limits (bytes or characters)."""
+        """Refuse content that would take the workspace past its storage limits (bytes or characters).
+        Agents' stored configs count in the bytes too; `replacing_agent`: the agent being rewritten (its
+        old size not counted)."""
         self.lock.lock_workspace(tx, workspace_id)
         lim = self.limits(tx, workspace_id)
-        use = self.documents.storage_usage(tx, workspace_id)
+        stored = self.documents.storage_usage(tx, workspace_id)
+        use = Usage(stored.kb_bytes + self.agents.storage_bytes(tx, workspace_id, excluding=replacing_agent),
+                    stored.kb_chars, stored.documents, 0, {})
         new_bytes = use.kb_bytes - freed_bytes + add_bytes
         new_chars = use.kb_chars - freed_chars + add_chars
         if new_bytes > lim.kb_max_bytes:
             raise QuotaExceeded(
-                f"knowledge-base storage limit reached: this document ({add_bytes:,} bytes) would bring the workspace to "
+                f"knowledge-base storage limit reached: this {what} ({add_bytes:,} bytes) would bring the workspace to "
                 f"{new_bytes:,} bytes, over its limit of {lim.kb_max_bytes:,} bytes (now using {use.kb_bytes:,}); "
-                "delete documents or raise the limit (kb workspace set ID --kb-max-bytes N, or a higher --tier)"
+                "delete documents or agents, or raise the limit (kb workspace set ID --kb-max-bytes N, or a higher --tier)"
             )
         if new_chars > lim.kb_max_chars:
             raise QuotaExceeded(

@@ -21,6 +21,10 @@ from .queries import checked_query
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 SNIPPET_CHARS = 200
+# Snippets are looked for in the first SNIPPET_SCAN_CHARS of a document only (its text is read only
+# that far), so a search costs the same in a 50 MB document as in a short one; a document whose
+# first match lies further shows its beginning, without marked words.
+SNIPPET_SCAN_CHARS = 100_000
 
 
 def query_terms(query: str) -> list[str]:
@@ -61,6 +65,7 @@ class FullTextSearch:
 
 def snippet(content: str, terms: list[str], width: int = SNIPPET_CHARS) -> list[tuple[str, bool]]:
     """A window of `content` around the first matched word, split into (text, is_hit) parts."""
+    content = content[:SNIPPET_SCAN_CHARS]
     wanted = {_fold(t) for t in terms}
     folded = [(m.start(), m.end()) for m in _WORD.finditer(content) if _fold(m.group()) in wanted]
     if not folded:

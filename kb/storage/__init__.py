@@ -25,6 +25,7 @@ from .sql.gaps import GapRepository
 from .sql.generations import GenerationRepository
 from .sql.jobs import JobRepository
 from .sql.rag_indexes import RagIndexRepository
+from .sql.idempotency import IdempotencyRepository
 from .sql.schedules import ScheduleRepository
 from .sql.workspaces import WorkspaceRepository
 
@@ -44,6 +45,7 @@ class Storage:
     crawls: CrawlRepository
     sync: SyncRepository
     gaps: GapRepository
+    idempotency: IdempotencyRepository
     fulltext: FullTextIndex
     quota_lock: QuotaLock
     blobs: BlobStore
@@ -74,6 +76,7 @@ def open_storage(settings: StorageSettings) -> Storage:
         crawls=CrawlRepository(),
         sync=SyncRepository(),
         gaps=GapRepository(),
+        idempotency=IdempotencyRepository(),
         fulltext=db.dialect.fulltext(),
         quota_lock=db.dialect.quota_lock(),
         blobs=LocalBlobStore(settings.data_dir / "blobs"),

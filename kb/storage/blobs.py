@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from index.files import fsync_dir, write_atomically
@@ -44,3 +45,20 @@ class LocalBlobStore(BlobStore):
 
     def delete_document(self, workspace_id: str, document_id: str) -> None:
         shutil.rmtree(self._path(workspace_id, document_id), ignore_errors=True)
+
+    def document_folders(self) -> Iterator[tuple[str, str, float]]:
+        if not self.root.is_dir():
+            return
+        for workspace in self.root.iterdir():
+            if workspace.is_dir():
+                for document in workspace.iterdir():
+                    if document.is_dir():
+                        yield workspace.name, document.name, _last_change(document)
+
+
+def _last_change(folder: Path) -> float:
+    """The newest modification time of the folder and the files in it."""
+    try:
+        return max([folder.stat().st_mtime] + [f.stat().st_mtime for f in folder.iterdir()])
+    except FileNotFoundError:  # changing right now: as new as can be
+        return float("inf")

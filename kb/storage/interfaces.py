@@ -16,6 +16,8 @@ directory now; object storage later).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
@@ -108,6 +110,10 @@ class BlobStore(ABC):
 
     @abstractmethod
     def delete_document(self, workspace_id: str, document_id: str) -> None: ...
+
+    def document_folders(self) -> Iterator[tuple[str, str, float]]:
+        """(workspace id, document id, last change as a Unix time) of every document's files kept."""
+        return iter(())
 
 
 class IndexFileStore(ABC):

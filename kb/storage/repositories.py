@@ -257,6 +257,9 @@ class AgentStore(Protocol):
     def update(self, tx: Tx, agent: Agent) -> None:
         ...
 
+    def storage_bytes(self, tx: Tx, workspace_id: str, excluding: str | None=None) -> int:
+        ...
+
     def delete(self, tx: Tx, workspace_id: str, agent_id: str) -> None:
         ...
 
@@ -425,4 +428,13 @@ class GapStore(Protocol):
         ...
 
     def set_switch(self, tx: Tx, workspace_id: str, enabled: bool, now: float) -> None:
+        ...
+
+
+class IdempotencyStore(Protocol):
+    def find(self, tx: Tx, workspace_id: str, key: str, since: float) -> tuple[str, str] | None:
+        ...
+
+    def insert(self, tx: Tx, workspace_id: str, key: str, fingerprint: str, document_id: str, now: float,
+               expired_before: float) -> None:
         ...

@@ -162,6 +162,7 @@ agents = Table(
     Column("body", JSON, nullable=False),  # conversation_config, platform_settings, workflow, other fields
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("size_bytes", Integer, nullable=False, server_default="0"),  # stored JSON; counts against kb_max_bytes
     Index("ix_agents_workspace_created", "workspace_id", "created_at"),
     Index("ix_agents_workspace_updated", "workspace_id", "updated_at"),
     Index("ix_agents_workspace_name", "workspace_id", "name"),
@@ -310,4 +311,19 @@ gap_settings = Table(
     Column("workspace_id", String, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
     Column("enabled", Boolean, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+
+# `Idempotency-Key`s of uploads: a retried upload with the same key (and the same request) answers
+# with the document the first one created. Rows older than KB_IDEMPOTENCY_TTL_SECS are ignored and
+# removed as new keys come in.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("workspace_id", String, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String, primary_key=True),
+    Column("fingerprint", String, nullable=False),  # sha256 of the endpoint and the request's content
+    Column("document_id", String, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_idempotency_keys_created", "created_at"),
 )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+import json
+
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from ...records import Agent, DependentAgent, Locator
 from ..interfaces import Tx
@@ -19,12 +21,24 @@ def _agent(row) -> Agent:
     return Agent(row.id, row.workspace_id, row.name, list(row.tags), dict(row.body), row.created_at, row.updated_at)
 
 
+def stored_size(agent: Agent) -> int:
+    """Bytes the agent takes in the database: the JSON of its body, name and tags."""
+    return sum(len(json.dumps(part, ensure_ascii=False).encode()) for part in (agent.body, agent.name, agent.tags))
+
+
 class AgentRepository:
     def insert(self, tx: Tx, agent: Agent) -> None:
         tx.execute(agents.insert().values(
             id=agent.id, workspace_id=agent.workspace_id, name=agent.name, tags=agent.tags, body=agent.body,
-            created_at=agent.created_at, updated_at=agent.updated_at,
+            created_at=agent.created_at, updated_at=agent.updated_at, size_bytes=stored_size(agent),
         ))
+
+    def storage_bytes(self, tx: Tx, workspace_id: str, excluding: str | None = None) -> int:
+        """Bytes of the workspace's agents (all, or all but `excluding`)."""
+        query = select(func.coalesce(func.sum(agents.c.size_bytes), 0)).where(agents.c.workspace_id == workspace_id)
+        if excluding is not None:
+            query = query.where(agents.c.id != excluding)
+        return int(tx.execute(query).scalar_one())
 
     def get(self, tx: Tx, workspace_id: str, agent_id: str) -> Agent | None:
         row = tx.execute(select(agents).where(agents.c.id == agent_id, agents.c.workspace_id == workspace_id)).first()
@@ -39,7 +53,8 @@ class AgentRepository:
     def update(self, tx: Tx, agent: Agent) -> None:
         tx.execute(
             update(agents).where(agents.c.id == agent.id, agents.c.workspace_id == agent.workspace_id)
-            .values(name=agent.name, tags=agent.tags, body=agent.body, updated_at=agent.updated_at)
+            .values(name=agent.name, tags=agent.tags, body=agent.body, updated_at=agent.updated_at,
+                    size_bytes=stored_size(agent))
         )
 
     def delete(self, tx: Tx, workspace_id: str, agent_id: str) -> None:

@@ -55,7 +55,11 @@ class Fts5FullText(FullTextIndex):
         if not terms or (document_ids is not None and not document_ids) or not _exists(tx, table):
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        sql = f"SELECT document_id, bm25({table}) AS rank, content FROM {table} WHERE {table} MATCH :match"
+        sql = (
+            # the start of the text only: snippets look no further (kb.services.search.SNIPPET_SCAN_CHARS)
+            f"SELECT document_id, bm25({table}) AS rank, substr(content, 1, 100000) AS content FROM {table} "
+            f"WHERE {table} MATCH :match"
+        )
         params: dict = {"match": match, "limit": limit, "offset": offset}
         if document_ids is not None:
             sql += " AND document_id IN (" + ",".join(f":id{i}" for i in range(len(document_ids))) + ")"
