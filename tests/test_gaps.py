@@ -9,7 +9,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from helpers import LiveServer, add_text, make_kb, retrieve
+from helpers import add_text, make_kb, retrieve
 from kb.cli import main
 
 GAPS = "/v1/kb/gaps"

@@ -10,12 +10,11 @@ import re
 import time
 import urllib.parse
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from helpers import LiveServer, add_text, make_kb
+from helpers import add_text
 
 KB = "/v1/convai/knowledge-base"
 AGENTS = "/v1/convai/agents"

@@ -10,7 +10,6 @@ import os
 import threading
 import time
 import zipfile
-from pathlib import Path
 
 import httpx
 import pytest

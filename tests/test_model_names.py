@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import LiveServer, add_text, make_kb, wait_indexed
+from helpers import LiveServer, add_text, make_kb
 from kb.errors import ModelNotInstalled, UnknownModel
 from kb.settings import bundled_model_path, load_settings
 from kb.settings.sections import default_models

@@ -1,4 +1,4 @@
-"""The `kb` command: serve, manage workspaces, ingest, extract, query, reindex, gaps and eval.
+"""The `kb` command: serve, manage workspaces, ingest, extract, query, reindex, sync, gaps and mcp.
 
 Every command takes `--data-dir` (default `$KB_DATA_DIR`, else `./data`), so the CLI and a
 running server can share one store. One module per group of commands; each is added here.

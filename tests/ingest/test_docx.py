@@ -8,7 +8,7 @@ from io import BytesIO
 
 import docx
 import pytest
-from ingest_testkit import blocks, read
+from ingest_testkit import blocks
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 
