@@ -23,6 +23,7 @@ from ..agent_schemas import (
     KnowledgeBaseSizeResponse,
     UpdateAgentRequest,
 )
+from .. import presenters
 from ..deps import KB, CurrentWorkspace
 from ..schemas import AccessInfo
 

@@ -311,13 +311,14 @@ class Agents:
         if rag.enabled:
             served = self.models.resolve(model).served
             if auto_ids:
-                searched = self._search(workspace, query, auto_ids, model, rag, overrides)
+                # The model as the agent names it (None: the workspace's default, which maps no distance).
+                searched = self._search(workspace, query, auto_ids, rag.embedding_model, rag, overrides)
                 chunks = searched.chunks
         return AgentRetrieval(chunks, prompt_documents, model, query.strip(), time.perf_counter() - started, rag.enabled,
                               served, searched.max_vector_distance if searched else None,
                               searched.distance_cut if searched else None)
 
-    def _search(self, workspace: Workspace, query: str, document_ids: list[str], model: str, rag: RagSettings,
+    def _search(self, workspace: Workspace, query: str, document_ids: list[str], model: str | None, rag: RagSettings,
                 overrides: RetrieveOverrides) -> RetrievalResult:
         base = rag if overrides.use_agent_defaults else RagSettings()
         limits = RetrievalLimits(
