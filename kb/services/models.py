@@ -99,15 +99,16 @@ class ModelRegistry:
         """The served model's calibrated default `max_vector_distance` on this process's backend."""
         return calibration_of(model).default_distance(self.settings.embed_backend)
 
-    def max_vector_distance(self, choice: ServedModel, given: float | None) -> float:
-        """The distance cut to apply: the served model's default when none is given; a value given for a
-        model of another scale that another model serves (ElevenLabs' e5 names) mapped onto the served
-        model's scale (`index.calibration.map_distance`); otherwise the value given."""
+    def max_vector_distance(self, choice: ServedModel, given: float | None, *, named: bool = True) -> float:
+        """The distance cut to apply: the served model's default when none is given; a value given with
+        the name of a model of another scale that another model serves (ElevenLabs' e5 names; `named`:
+        the request named the model) mapped onto the served model's scale
+        (`index.calibration.map_distance`); otherwise the value given."""
         target = calibration_of(choice.served)
         if given is None:
             return target.default_distance(self.settings.embed_backend)
         scale = CLIENT_SCALES.get(choice.requested)
-        if scale is not None and choice.substituted:
+        if named and scale is not None and choice.substituted:
             return map_distance(given, scale, target, self.settings.embed_backend)
         return given
 

@@ -159,7 +159,8 @@ class Retriever:
         query = checked_query(query)
         choice = self.models.resolve(embedding_model or workspace.default_model)
         model = choice.served
-        limits = replace(limits, max_vector_distance=self.models.max_vector_distance(choice, limits.max_vector_distance))
+        threshold = self.models.max_vector_distance(choice, limits.max_vector_distance, named=embedding_model is not None)
+        limits = replace(limits, max_vector_distance=threshold)
         skipped: list[str] = []
 
         query_vector = self.embed_query(model, query)

@@ -120,3 +120,30 @@ def test_the_dense_weight_rises_with_the_best_cosine():
     weights = [adaptive_weights(np.array([0.1, best, 0.2]), lexical).dense for best in (0.3, 0.5, 0.7, 0.9)]
     assert weights == sorted(weights) and weights[0] == 0.0 and weights[-1] == 1.0
     assert DEFAULTS.no_match_cosine < DEFAULTS.clear_match_cosine
+
+
+def test_short_queries_are_a_few_words_that_are_not_a_question():
+    from index.fusion import is_short_query
+
+    assert is_short_query("film directors") and is_short_query("Apollo 11 crew") and is_short_query("ayn rand")
+    assert not is_short_query("what is limescale")  # a question word first
+    assert not is_short_query("limescale in kettles?")  # a question mark
+    assert not is_short_query("how satellites stay up")
+    assert not is_short_query("five words is too many")
+    assert not is_short_query("   ")
+
+
+def test_the_short_query_signal_gives_dense_search_at_least_half_the_say():
+    from index.fusion import SHORT_QUERY_DENSE_WEIGHT
+
+    lexical = np.array([3.0, 1.0, 0.0])
+    weak = np.array([0.45, 0.42, 0.41])  # confidence 0.1
+    plain = adaptive_weights(weak, lexical)
+    short = adaptive_weights(weak, lexical, short_query=True)
+    assert plain.dense == pytest.approx(0.1) and short.dense == SHORT_QUERY_DENSE_WEIGHT == 0.5
+    assert short.lexical == pytest.approx(0.5) and short.coordinate
+    strong = np.array([0.85, 0.5, 0.4])  # confidence 0.9: already above the floor
+    assert adaptive_weights(strong, lexical, short_query=True).dense == pytest.approx(0.9)
+    # not where the model does not know the language, nor where no query word occurs
+    assert adaptive_weights(weak, lexical, dense_knows_language=False, short_query=True).dense == 0.0
+    assert adaptive_weights(weak, np.zeros(3), short_query=True).dense == 1.0
