@@ -127,7 +127,11 @@ def test_floods_of_one_workspace_leave_the_other_answering(live):
             locators = [{"type": "text", "name": f"d{i}", "id": f"doc{i}"} for i in range(45_000)]
             huge = a.post("/v1/convai/agents/create",
                           json={"conversation_config": {"agent": {"prompt": {"knowledge_base": locators}}}})
-            assert 400 <= huge.status_code < 500 and "knowledge_base" in huge.text, huge.text
+            # 45,000 locators are over the agent body limit: refused before parsing
+            assert huge.status_code == 413 and huge.json()["detail"]["status"] == "request_too_large", huge.text
+            over = a.post("/v1/convai/agents/create", json={"conversation_config": {"agent": {"prompt": {
+                "knowledge_base": locators[:MAX_KNOWLEDGE_BASE_ITEMS + 1]}}}})
+            assert 400 <= over.status_code < 500 and "knowledge_base" in over.text, over.text
             at_limit = a.post("/v1/convai/agents/create", json={"conversation_config": {"agent": {"prompt": {
                 "knowledge_base": locators[:MAX_KNOWLEDGE_BASE_ITEMS]}}}})
             assert at_limit.status_code == 400 and "not found in this workspace" in at_limit.json()["detail"]["message"]
