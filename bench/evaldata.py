@@ -16,10 +16,11 @@ judged items (gain > 0), reciprocal rank of the first judged item.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from kb.evaluation.metrics import ndcg, recall, reciprocal_rank
 
 BENCH = Path(__file__).resolve().parent
 DATA = BENCH / "data"
@@ -92,23 +93,6 @@ class EvalSet:
 
 
 # ---- metrics ---------------------------------------------------------------------------------------------------
-
-
-def ndcg(gains: Sequence[float], ideal: Sequence[float], k: int = 10) -> float:
-    def dcg(values: Sequence[float]) -> float:
-        return sum(g / math.log2(i + 2) for i, g in enumerate(values[:k]))
-
-    best = dcg(sorted(ideal, reverse=True))
-    return dcg(gains) / best if best > 0 else 0.0
-
-
-def recall(gains: Sequence[float], ideal: Sequence[float], k: int = 10) -> float:
-    judged = sum(1 for g in ideal if g > 0)
-    return sum(1 for g in gains[:k] if g > 0) / judged if judged else 0.0
-
-
-def reciprocal_rank(gains: Sequence[float], k: int = 10) -> float:
-    return next((1.0 / (i + 1) for i, g in enumerate(gains[:k]) if g > 0), 0.0)
 
 
 def score(evalset: EvalSet, query: Query, chunks: Sequence[Chunk], stored: Sequence[Chunk] = (), k: int = 10) -> dict:
