@@ -2,7 +2,9 @@
 cannot take the server down: the child is killed at the time limit and capped in memory.
 
 Children fork from a clean `forkserver` process that has preloaded the parsers (not torch,
-not the server's threads), so starting one costs milliseconds.
+not the server's threads), so starting one costs milliseconds. They do not re-run the parent's
+`__main__` (multiprocessing's default): for `kb serve` that is the `kb` script, which imports the whole
+server, once per child.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import resource
 from collections.abc import Callable
+from multiprocessing import spawn
 from multiprocessing.connection import Connection
 
 import ingest
@@ -17,6 +20,21 @@ from ingest.errors import CorruptDocument, DocumentTooLarge, IngestError, ParseT
 
 _CONTEXT = mp.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["ingest", *ingest.converters.preload_modules()])
+_PROCESS_NAME = "kb-parse-sandbox"
+_preparation_data = spawn.get_preparation_data
+
+
+def _sandbox_preparation_data(name: str) -> dict:
+    """What a child of ours is prepared with: the parent's data without its main module (the child runs
+    only `ingest` code, found by import). Other processes are prepared as multiprocessing does."""
+    data = _preparation_data(name)
+    if name == _PROCESS_NAME:
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+    return data
+
+
+spawn.get_preparation_data = _sandbox_preparation_data
 
 
 def _child(conn: Connection, parse: Callable[..., ingest.ParsedDocument], args: tuple, kwargs: dict,
@@ -70,7 +88,8 @@ def parse_text_isolated(
 def _isolated(parse: Callable[..., ingest.ParsedDocument], args: tuple, kwargs: dict, timeout_secs: float,
               memory_bytes: int) -> ingest.ParsedDocument:
     receiver, sender = _CONTEXT.Pipe(duplex=False)
-    process = _CONTEXT.Process(target=_child, args=(sender, parse, args, kwargs, memory_bytes), daemon=True)
+    process = _CONTEXT.Process(target=_child, args=(sender, parse, args, kwargs, memory_bytes), daemon=True,
+                               name=_PROCESS_NAME)
     process.start()
     sender.close()
     try:
