@@ -83,11 +83,12 @@ def calibration_of(model: str) -> ModelCalibration:
 def map_distance(distance: float, scale: ClientScale, target: ModelCalibration, backend: str) -> float:
     """A `max_vector_distance` given on `scale`, on the target model's scale.
 
-    Below the scale's unrelated level, linear from 0 -> 0 to that level -> the target's unrelated
-    distance; at or above it (ElevenLabs' default 0.6 included, which cuts nothing on e5's own scale), the
-    target's calibrated default, since a client sending its platform's default means "the sensible
-    default", not "everything".
+    Linear from 0 -> 0 towards the scale's unrelated level -> the target's unrelated distance, capped at
+    the target's calibrated default; at or above that level (ElevenLabs' default 0.6 included, which cuts
+    nothing on e5's own scale) the default itself, since a client sending its platform's default means
+    "the sensible default", not "everything". The cap keeps the mapping continuous and never decreasing.
     """
+    default = target.default_distance(backend)
     if distance >= scale.unrelated_distance:
-        return target.default_distance(backend)
-    return round(distance / scale.unrelated_distance * target.unrelated_distance, 6)
+        return default
+    return min(round(distance / scale.unrelated_distance * target.unrelated_distance, 6), default)

@@ -118,6 +118,12 @@ def test_a_distance_given_for_an_e5_model_is_mapped_onto_the_served_models_scale
     assert map_distance(0.125, E5_SCALE, MINILM, "onnx-int8") == pytest.approx(0.35)
     assert map_distance(0.25, E5_SCALE, MINILM, "onnx-int8") == 0.6
     assert map_distance(0.6, E5_SCALE, MINILM, "torch") == 0.59
+    # Continuous and never decreasing: no jump just below the unrelated level (0.24 gave 0.67, 0.25 gave 0.60).
+    grid = [i / 1000 for i in range(0, 1001)]
+    mapped = [map_distance(d, E5_SCALE, MINILM, "onnx-int8") for d in grid]
+    assert all(b >= a for a, b in zip(mapped, mapped[1:]))
+    assert max(b - a for a, b in zip(mapped, mapped[1:])) < 0.01
+    assert map_distance(0.24, E5_SCALE, MINILM, "onnx-int8") == 0.6
     question = QUESTIONS["refund-policy"]
     for model in ("e5_mistral_7b_instruct", "multilingual_e5_large_instruct"):
         for given, applied in ((0.6, 0.6), (1.5, 0.6), (0.1, 0.28), (0.0, 0.0), (None, 0.6)):
