@@ -1,6 +1,7 @@
 """From what a user sends (text, file bytes, a URL) to parsed content ready to store.
 
-Parsing of files and of raw text runs in a killable child process (`sandbox`); URLs are fetched with the
+Parsing of files and of raw text runs in a killable child process (`sandbox`), except short plain text,
+whose parser is one linear split (a child costs more than the parse); URLs are fetched with the
 address guard of `ingest.fetch_url`. Nothing is stored here. This is where kb calls the `ingest`
 library, so its errors become kb's `InvalidDocument` here (same code and message).
 """
@@ -18,6 +19,11 @@ from ..errors import DocumentTooLarge, InvalidDocument, from_ingest_error, inges
 from ..settings import IngestSettings
 from .names import file_name
 from .sandbox import parse_isolated, parse_text_isolated
+
+
+# Plain text up to this many characters is parsed in the server process; longer text, and Markdown and HTML
+# (whose parsers are larger), in the sandbox.
+IN_PROCESS_TEXT_MAX_CHARS = 256_000
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,11 @@ class Ingestion:
             if not text.strip():
                 raise EmptyDocument("the text is empty: send some text to add to the knowledge base")
             fmt = fmt or ("markdown" if (name or "").lower().endswith((".md", ".markdown")) else "txt")
-            parsed = parse_text_isolated(text, fmt, timeout_secs=self.settings.parse_timeout_secs,
-                                         memory_bytes=self.settings.parse_memory_mb * 1024 * 1024)
+            if fmt == "txt" and len(text) <= IN_PROCESS_TEXT_MAX_CHARS:
+                parsed = ingest.parse_text(text, fmt)
+            else:
+                parsed = parse_text_isolated(text, fmt, timeout_secs=self.settings.parse_timeout_secs,
+                                             memory_bytes=self.settings.parse_memory_mb * 1024 * 1024)
             return Prepared(data, parsed, " ".join(text[:1000].split())[:60] or "Untitled text")
 
     def from_file(self, data: bytes, filename: str | None, content_type: str | None) -> Prepared:
