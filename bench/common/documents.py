@@ -28,7 +28,10 @@ def upload_all(url: str, key: str, items: list[dict], clients: int, what: str) -
 
     def one(http: httpx.Client, item: dict) -> httpx.Response:
         if "text" in item:
-            return http.post(f"{KB}/text", json={"text": item["text"], "name": item["name"]})
+            body = {"text": item["text"], "name": item["name"]}
+            if "attributes" in item:
+                body["attributes"] = item["attributes"]
+            return http.post(f"{KB}/text", json=body)
         data = Path(item["path"]).read_bytes()
         return http.post(f"{KB}/file", files={"file": (Path(item["path"]).name, data)}, data={"name": item["name"]})
 

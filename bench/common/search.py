@@ -62,6 +62,8 @@ def retrieve_body(args, query: str, mode: str, k: int = TOP_K) -> dict:
         body["num_candidates"] = args.num_candidates
     if args.budget_ms:
         body["budget_ms"] = args.budget_ms
+    if getattr(args, "filters", None):
+        body["filters"] = args.filters
     return body
 
 
