@@ -75,7 +75,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(KBError)
     async def kb_error(_request: Request, exc: KBError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=status_for(exc.code))
+        status = status_for(exc.code)
+        headers = {"Retry-After": "1"} if status == 429 else None  # busy, not wrong: try again shortly
+        return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,27 +1,38 @@
 """Noisy neighbours (issue 11): workspace B's retrieval latency while workspace A misbehaves.
 
-A real server (bench/kbharness.py). B holds a few documents and retrieves in a loop; the script
-prints B's p50 / p99 / max latency (and any failure) while quiet, then while each of A's floods
-runs: slow URLs (a 127.0.0.1 server trickling a byte a second), agents with 45,000
-knowledge-base locators, 48 KB Markdown heading lines sent as text, and a large document
-being indexed (and deleted). Run:
+A real `kb serve` in its own process (bench/common/server.py), A's clients in another process, B's one
+client in this one, so neither the server nor A's client threads share an interpreter with B's timing.
+B holds a few documents and retrieves in a loop; the script prints B's p50 / p99 / max latency (and any
+failure) while quiet, then while each of A's floods runs: slow URLs (a 127.0.0.1 server trickling a
+byte a second; A's clients retry a 429 at once, as a hostile client would, then after its
+Retry-After, as a well-behaved one does), agents with 45,000
+knowledge-base locators, 48 KB Markdown heading lines sent as text, and a large document being indexed
+(and deleted). Run:
 
-    nice -n 15 python bench/noisy_neighbours.py [--secs 20] [--urls 48]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/noisy_neighbours.py [--secs 20] [--urls 48]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import socket
 import statistics
+import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 
-from kbharness import KB, Server
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH), str(BENCH.parent)]
+
+from common.server import SpawnedServer, create_workspace  # noqa: E402
+
+KB = "/v1/convai/knowledge-base"
 
 B_TEXTS = {
     "lighthouse": "The lighthouse keeper climbs 212 steps every evening to light the lamp.",
@@ -62,14 +73,10 @@ class Trickle:
                 return
 
 
-def measure(client: httpx.Client, secs: float, flood: Callable[[threading.Event], None] | None) -> dict:
-    """B's retrievals for `secs` seconds, while `flood` runs on other threads until told to stop."""
-    stop = threading.Event()
-    threads = []
+def measure(client: httpx.Client, secs: float, flood: mp.Process | None) -> dict:
+    """B's retrievals for `secs` seconds while A's flood process runs."""
     if flood is not None:
-        threads = [threading.Thread(target=flood, args=(stop,), daemon=True)]
-        for t in threads:
-            t.start()
+        flood.start()
         time.sleep(1.0)  # let the flood build up
     latencies, failures, n = [], 0, 0
     end = time.monotonic() + secs
@@ -79,14 +86,61 @@ def measure(client: httpx.Client, secs: float, flood: Callable[[threading.Event]
         latencies.append((time.perf_counter() - started) * 1000)
         failures += response.status_code != 200 or not response.json()["chunks"]
         n += 1
-    stop.set()
-    for t in threads:
-        t.join(60)
     latencies.sort()
     return {
         "n": len(latencies), "failed": failures, "p50": statistics.median(latencies),
         "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], "max": latencies[-1],
     }
+
+
+def a_request(kind: str, http: httpx.Client, slow_url: str) -> httpx.Response:
+    if kind == "slow URLs, polite":
+        response = http.post(f"{KB}/url", json={"url": slow_url})
+        if response.status_code == 429:
+            time.sleep(float(response.headers.get("retry-after", "1")))
+        return response
+    if kind == "slow URLs":
+        return http.post(f"{KB}/url", json={"url": slow_url})
+    if kind == "huge agents":
+        locators = [{"type": "text", "name": f"d{i}", "id": f"doc{i}"} for i in range(45_000)]
+        return http.post("/v1/convai/agents/create", json={"conversation_config": {"agent": {"prompt": {"knowledge_base": locators}}}})
+    bomb = "# a" + " " * 48_000 + "b\n\nbody"
+    return http.post(f"{KB}/text", json={"text": bomb, "name": "bomb.md"})
+
+
+def flood(kind: str, threads: int, url: str, key: str, slow_url: str, secs: float, out) -> None:
+    """A's side, in its own process: `threads` clients repeating `kind` for `secs` seconds; status counts to `out`."""
+    counts: dict[int, int] = {}
+    lock = threading.Lock()
+    end = time.monotonic() + secs
+
+    def big_document() -> None:
+        big = "Harbour cranes lift containers from the ships onto trucks waiting on the quay. " * 60_000  # ~5 MB
+        with httpx.Client(base_url=url, headers={"xi-api-key": key}, timeout=300) as http:
+            while time.monotonic() < end:
+                response = http.post(f"{KB}/text", json={"text": big, "name": "big"})
+                counts[response.status_code] = counts.get(response.status_code, 0) + 1
+                if response.status_code == 200:
+                    time.sleep(secs / 2)
+                    http.delete(f"{KB}/{response.json()['id']}")
+
+    def worker() -> None:
+        with httpx.Client(base_url=url, headers={"xi-api-key": key}, timeout=120) as http:
+            while time.monotonic() < end:
+                try:
+                    code = a_request(kind, http, slow_url).status_code
+                except httpx.HTTPError:
+                    code = -1
+                with lock:
+                    counts[code] = counts.get(code, 0) + 1
+
+    if kind == "large document":
+        big_document()
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            for _ in range(threads):
+                pool.submit(worker)
+    out.put(counts)
 
 
 def main() -> None:
@@ -95,68 +149,51 @@ def main() -> None:
     parser.add_argument("--urls", type=int, default=48, help="concurrent slow URL uploads of A")
     args = parser.parse_args()
 
-    server = Server("noisy", url_allow_hosts=("127.0.0.1",))
-    a, b = server.workspace("A"), server.workspace("B")
-    for name, text in B_TEXTS.items():
-        response = b.http.post(f"{KB}/text", json={"text": text, "name": name})
-        response.raise_for_status()
-        b.ids[name] = response.json()["id"]
-    b.wait_indexed()
-    trickle = Trickle()
-    statuses: dict[str, dict[int, int]] = {}
-
-    def repeat(label: str, call: Callable[[], httpx.Response], threads: int) -> Callable[[threading.Event], None]:
-        counts = statuses.setdefault(label, {})
-        lock = threading.Lock()
-
-        def flood(stop: threading.Event) -> None:
-            def worker() -> None:
-                http = httpx.Client(base_url=a.url, headers={"xi-api-key": a.key}, timeout=120)
-                while not stop.is_set():
-                    try:
-                        code = call_with(http).status_code
-                    except httpx.HTTPError:
-                        code = -1
-                    with lock:
-                        counts[code] = counts.get(code, 0) + 1
-
-            call_with = call
-            with ThreadPoolExecutor(threads) as pool:
-                for _ in range(threads):
-                    pool.submit(worker)
-        return flood
-
-    locators = [{"type": "text", "name": f"d{i}", "id": f"doc{i}"} for i in range(45_000)]
-    huge_agent = {"conversation_config": {"agent": {"prompt": {"knowledge_base": locators}}}}
-    bomb = "# a" + " " * 48_000 + "b\n\nbody"
-    big = "Harbour cranes lift containers from the ships onto trucks waiting on the quay. " * 60_000  # ~5 MB
-
-    def big_document(stop: threading.Event) -> None:
-        counts = statuses.setdefault("large document (5 MB) indexed, then deleted", {})
-        while not stop.is_set():
-            response = a.http.post(f"{KB}/text", json={"text": big, "name": "big"})
-            counts[response.status_code] = counts.get(response.status_code, 0) + 1
-            if response.status_code == 200:
-                stop.wait(args.secs / 2)
-                a.http.delete(f"{KB}/{response.json()['id']}")
-
-    phases: list[tuple[str, Callable[[threading.Event], None] | None]] = [
-        ("quiet", None),
-        (f"{args.urls} slow URLs at once", repeat("slow URLs", lambda h: h.post(f"{KB}/url", json={"url": trickle.url}), args.urls)),
-        ("45,000-locator agents (4 clients)", repeat("huge agents", lambda h: h.post("/v1/convai/agents/create", json=huge_agent), 4)),
-        ("48 KB Markdown lines as text (4 clients)", repeat("markdown", lambda h: h.post(f"{KB}/text", json={"text": bomb, "name": "bomb.md"}), 4)),
-        ("large document (5 MB) indexed, then deleted", big_document),
-    ]
-    print(f"B's retrieval latency over HTTP, {args.secs:g} s per phase (ms)")
-    print(f"{'while A runs':45} {'n':>5} {'failed':>6} {'p50':>8} {'p99':>8} {'max':>8}")
-    for label, flood in phases:
-        r = measure(b.http, args.secs, flood)
-        print(f"{label:45} {r['n']:5d} {r['failed']:6d} {r['p50']:8.1f} {r['p99']:8.1f} {r['max']:8.1f}", flush=True)
-    print("A's answers (status: count):")
-    for label, counts in statuses.items():
-        print(f"  {label}: {dict(sorted(counts.items()))}")
-    trickle.stop.set()
-    server.stop()
+    root = Path(tempfile.mkdtemp(prefix="kb-noisy-"))
+    server = SpawnedServer(root, "noisy", env_extra={"KB_URL_ALLOW_HOSTS": "127.0.0.1"})
+    try:
+        key_a = create_workspace(server.data_dir, "A", server.env)
+        key_b = create_workspace(server.data_dir, "B", server.env)
+        b = httpx.Client(base_url=server.url, headers={"xi-api-key": key_b}, timeout=300)
+        ids = []
+        for name, text in B_TEXTS.items():
+            response = b.post(f"{KB}/text", json={"text": text, "name": name})
+            response.raise_for_status()
+            ids.append(response.json()["id"])
+        while not all(b.post(f"{KB}/rag/retrieve", json={"query": text, "max_vector_distance": 2}).json()["chunks"]
+                      for text in B_TEXTS.values()):
+            time.sleep(0.2)  # indexed
+        for _ in range(50):  # warm up B's path
+            b.post(f"{KB}/rag/retrieve", json={"query": QUERIES[0], "max_vector_distance": 2})
+        trickle = Trickle()
+        ctx = mp.get_context("spawn")
+        out = ctx.Queue()
+        phases: list[tuple[str, str | None, int]] = [
+            ("quiet", None, 0),
+            (f"{args.urls} slow URLs, 429 retried at once", "slow URLs", args.urls),
+            (f"{args.urls} slow URLs, 429 after Retry-After", "slow URLs, polite", args.urls),
+            ("45,000-locator agents (4 clients)", "huge agents", 4),
+            ("48 KB Markdown lines as text (4 clients)", "markdown", 4),
+            ("large document (5 MB) indexed, then deleted", "large document", 1),
+        ]
+        print(f"B's retrieval latency over HTTP, {args.secs:g} s per phase (ms)")
+        print(f"{'while A runs':45} {'n':>5} {'failed':>6} {'p50':>8} {'p99':>8} {'max':>8}")
+        answers = {}
+        for label, kind, threads in phases:
+            process = None if kind is None else ctx.Process(
+                target=flood, args=(kind, threads, server.url, key_a, trickle.url, args.secs + 1, out), daemon=True)
+            r = measure(b, args.secs, process)
+            if process is not None:
+                answers[label] = out.get(timeout=600)
+                process.join(60)
+            print(f"{label:45} {r['n']:5d} {r['failed']:6d} {r['p50']:8.1f} {r['p99']:8.1f} {r['max']:8.1f}", flush=True)
+            time.sleep(2)  # let the server settle between phases
+        print("A's answers (status: count):")
+        for label, counts in answers.items():
+            print(f"  {label}: {dict(sorted(counts.items()))}")
+        trickle.stop.set()
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

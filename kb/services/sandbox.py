@@ -10,6 +10,7 @@ server, once per child.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import resource
 from collections.abc import Callable
 from multiprocessing import spawn
@@ -39,6 +40,7 @@ spawn.get_preparation_data = _sandbox_preparation_data
 
 def _child(conn: Connection, parse: Callable[..., ingest.ParsedDocument], args: tuple, kwargs: dict,
            memory_bytes: int) -> None:
+    os.nice(10)  # parsing yields the CPU to queries, as background indexing does
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     try:
