@@ -102,6 +102,8 @@ def test_agents_count_against_the_storage_quota(kb, server):
         prompt = {"conversation_config": {"agent": {"prompt": {"prompt": "p" * 40_000}}}}
         first = client.post(f"{AGENTS}/create", json=prompt)
         assert first.status_code == 200
+        usage = kb.quotas.limits_and_usage(workspace.id)[1]
+        assert usage.agent_bytes > 40_000 and usage.kb_bytes == usage.agent_bytes  # the usage shown counts agents
         before = state(kb, client, workspace)
         refused(client.post(f"{AGENTS}/create", json=prompt), 413, "quota_exceeded", "this agent")
         refused(client.post(f"{KB}/text", json={"text": "t " * 15_000}), 413, "quota_exceeded", "this document")

@@ -90,6 +90,24 @@ def test_b_sees_the_same_answers_and_scores_whatever_a_holds(client, workspace_a
     assert _b_answers(client, agent_id) == quiet
 
 
+def test_a_query_of_one_workspace_is_not_a_cache_hit_for_another(kb, client, workspace_a):
+    """The query-embedding cache is per workspace: a hit shows in `timings_ms.embed` (near 0), so a
+    shared cache would tell B that A asked the same question recently."""
+    add_text(client, B_NOTES["pump"], "pump")
+    add_text(workspace_a, A_NOTES[0], "a0")
+    question = "how often does the Zorblax gasket need replacing"
+
+    def scopes() -> set[str]:
+        return {scope for scope, _model, text in list(kb.retrieval.cache._items) if text == question}
+
+    retrieve(workspace_a, question)
+    assert len(scopes()) == 1
+    retrieve(workspace_a, question)
+    assert len(scopes()) == 1  # A's repeat is A's hit
+    retrieve(client, question)
+    assert len(scopes()) == 2  # B embedded it anew, under its own key
+
+
 def _fts_rows(url: str, revision: str | None, rows: list[tuple[str, str, str]]) -> Database:
     """A database at `revision` (None: the newest) holding full-text rows (workspace, document, text)."""
     db = Database(url)

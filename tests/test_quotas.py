@@ -273,6 +273,7 @@ def test_storage_sums_read_covering_indexes_only(tmp_path):
                 event.remove(conn, "before_cursor_execute", explain)
     finally:
         kb.close()
-    assert len(plans) == 2, plans
+    assert len(plans) == 3, plans
     assert "COVERING INDEX ix_documents_workspace_usage" in plans[0], plans[0]
-    assert "COVERING INDEX ix_rag_indexes_workspace_model" in plans[1], plans[1]
+    assert "COVERING INDEX ix_agents_workspace_usage" in plans[1], plans[1]
+    assert "COVERING INDEX ix_rag_indexes_workspace_model" in plans[2], plans[2]

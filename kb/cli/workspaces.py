@@ -38,7 +38,8 @@ def _report(kb, workspace_id: str) -> dict:
         "default_model": target.default_model,
         "limits": lim.as_dict(),
         "usage": {"documents": use.documents, "kb_bytes": use.kb_bytes, "kb_chars": use.kb_chars,
-                  "rag_bytes": use.rag_bytes, "rag_bytes_by_model": use.rag_bytes_by_model},
+                  "agent_bytes": use.agent_bytes, "rag_bytes": use.rag_bytes,
+                  "rag_bytes_by_model": use.rag_bytes_by_model},
     }
 
 

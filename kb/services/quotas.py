@@ -32,11 +32,12 @@ class Limits:
 
 @dataclass(frozen=True)
 class Usage:
-    kb_bytes: int
+    kb_bytes: int  # documents' and agents' stored bytes: what kb_max_bytes bounds
     kb_chars: int
     documents: int
     rag_bytes: int
     rag_bytes_by_model: dict[str, int]
+    agent_bytes: int = 0  # the agents' share of kb_bytes
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,10 @@ class Quotas:
 
     def usage(self, tx: Tx, workspace_id: str) -> Usage:
         stored = self.documents.storage_usage(tx, workspace_id)
+        agent_bytes = self.agents.storage_bytes(tx, workspace_id)
         by_model = self.rag_indexes.used_bytes_by_model(tx, workspace_id, COUNTED_STATUSES)
-        return Usage(stored.kb_bytes, stored.kb_chars, stored.documents, sum(by_model.values()), by_model)
+        return Usage(stored.kb_bytes + agent_bytes, stored.kb_chars, stored.documents, sum(by_model.values()), by_model,
+                     agent_bytes)
 
     def limits_and_usage(self, workspace_id: str) -> tuple[Limits, Usage]:
         with self.db.read() as tx:

@@ -166,6 +166,7 @@ agents = Table(
     Index("ix_agents_workspace_created", "workspace_id", "created_at"),
     Index("ix_agents_workspace_updated", "workspace_id", "updated_at"),
     Index("ix_agents_workspace_name", "workspace_id", "name"),
+    Index("ix_agents_workspace_usage", "workspace_id", "size_bytes"),
 )
 
 agent_documents = Table(
