@@ -373,3 +373,40 @@ def test_a_worker_takes_queued_jobs_of_one_kind_together(db):
     finally:
         pool.stop()
     assert batches == [ids[:4], ids[4:], [other]]  # oldest first, at most 4, never mixed kinds
+
+
+def test_a_workspace_that_queues_many_jobs_delays_another_by_one_of_its_own(db):
+    """Jobs of different tenants take turns: B's job, queued after A's twenty, is claimed second,
+    and A's jobs keep their own order. Service jobs (no tenant) keep first-come order."""
+    queue = JobQueue(db)
+    with db.write() as conn:
+        a = [queue.enqueue(conn, "test", {"n": n}, tenant="ws_a") for n in range(20)]
+    with db.write() as conn:
+        b = [queue.enqueue(conn, "test", {"n": n}, tenant="ws_b") for n in range(2)]
+    claimed = []
+    while (job := queue.claim()) is not None:
+        claimed.append(job.id)
+    assert claimed[:4] == [a[0], b[0], a[1], b[1]]
+    assert claimed[4:] == a[2:]
+    assert {job_row(db, i).tenant for i in a} == {"ws_a"}
+
+
+def test_indexing_jobs_of_uploads_take_turns_across_workspaces(tmp_path):
+    """Through the real upload path: a workspace's index jobs carry it as their tenant, and a
+    worker's batch claim (as run_one_batch does) holds the other workspace's job, not only the
+    flooding one's."""
+    kb = make_kb(tmp_path / "data", workers=0)
+    try:
+        a, _ = kb.workspaces.create("flooder")
+        b, _ = kb.workspaces.create("neighbour")
+        for n in range(12):
+            kb.documents.add_text(a, f"Flood document number {n} about lighthouses and harbours. " * 20, f"a{n}")
+        mine = kb.documents.add_text(b, "The neighbour's one document about sourdough starters. " * 20, "b")
+        first = kb.queue.claim()
+        batch = [first] + kb.queue.claim_more(first.kind, 3)
+        tenants = [job_row(kb.db, job.id).tenant for job in batch]
+        assert tenants[0] == a.id and b.id in tenants, tenants
+        rag_index = next(j for j in batch if job_row(kb.db, j.id).tenant == b.id).payload["rag_index_id"]
+        assert rag_index in {index.id for index in kb.rag_indexes.list(b, mine.id)}
+    finally:
+        kb.close()

@@ -61,13 +61,14 @@ class JobQueue:
 
     def enqueue(
         self, tx: Tx, kind: str, payload: dict, *, delay_secs: float | None = None, run_at: float | None = None,
-        subject: str | None = None,
+        subject: str | None = None, tenant: str | None = None,
     ) -> int:
-        """A job in the caller's transaction; not claimed before `run_at` (or `delay_secs` from now)."""
+        """A job in the caller's transaction; not claimed before `run_at` (or `delay_secs` from now).
+        `tenant` (a workspace id): its jobs take turns with other workspaces' instead of queueing ahead."""
         t = now()
         if delay_secs is not None:
             run_at = t + delay_secs
-        return self.store.enqueue(tx, kind, payload, t, run_at=run_at, subject=subject)
+        return self.store.enqueue(tx, kind, payload, t, run_at=run_at, subject=subject, tenant=tenant)
 
     def notify(self) -> None:
         with self._wakeup:

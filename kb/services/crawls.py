@@ -105,7 +105,8 @@ class Crawls:
             )
             self.crawls.insert(tx, crawl)
             self.auto_sync.within(workspace, sync)(tx, folder)
-            self.queue.enqueue(tx, CRAWL_JOB, {"crawl_id": crawl_id}, subject=crawl_subject(crawl_id))
+            self.queue.enqueue(tx, CRAWL_JOB, {"crawl_id": crawl_id}, subject=crawl_subject(crawl_id),
+                               tenant=workspace.id)
             holder["crawl"] = crawl
 
         self.folders.create(workspace, urlsplit(config.url).netloc, request.parent_folder_id, within=store)
@@ -222,7 +223,7 @@ class Crawls:
             return False
         if next_in is not None:
             self.queue.enqueue(tx, CRAWL_JOB, {"crawl_id": crawl.id}, delay_secs=next_in or None,
-                               subject=crawl_subject(crawl.id))
+                               subject=crawl_subject(crawl.id), tenant=crawl.workspace_id)
         return True
 
     def _store_page(self, workspace: Workspace, crawl: CrawlJob, frontier: Frontier, page: PageScraped) -> bool:

@@ -65,7 +65,7 @@ class RagIndexes:
                          workspace_id=workspace_id, requested_names=requested_names)
         self.repo.insert(tx, workspace_id, index, now())
         if admission.admitted:
-            self._enqueue(tx, index.id)
+            self._enqueue(tx, index.id, workspace_id)
         return index
 
     def create_for_upload(self, tx: Tx, workspace: Workspace, document_id: str, size_bytes: int,
@@ -84,7 +84,7 @@ class RagIndexes:
         """Run an existing index again (its document changed, or it failed): its current chunks serve until then."""
         self.repo.restart(tx, index.id, admission.status, size_bytes, admission.message, now())
         if admission.admitted:
-            self._enqueue(tx, index.id)
+            self._enqueue(tx, index.id, index.workspace_id)
         return replace(index, status=admission.status, progress_percentage=0.0, used_bytes=size_bytes,
                        error=admission.message, chunks_embedded=0, chunks_reused=0)
 
@@ -94,8 +94,9 @@ class RagIndexes:
             admission = self.admit(tx, workspace_id, size_bytes, failure=failure, excluding_index=index.id)
             self.restart(tx, index, size_bytes, admission)
 
-    def _enqueue(self, tx: Tx, rag_index_id: str) -> None:
-        self.queue.enqueue(tx, INDEX_JOB, {"rag_index_id": rag_index_id}, subject=index_subject(rag_index_id))
+    def _enqueue(self, tx: Tx, rag_index_id: str, workspace_id: str) -> None:
+        self.queue.enqueue(tx, INDEX_JOB, {"rag_index_id": rag_index_id}, subject=index_subject(rag_index_id),
+                           tenant=workspace_id)
 
     def notify(self) -> None:
         """Wake the workers (after the transaction that queued jobs committed)."""

@@ -281,8 +281,8 @@ class AgentStore(Protocol):
 
 
 class JobStore(Protocol):
-    def enqueue(self, tx: Tx, kind: str, payload: dict, now: float, *, run_at: float | None=None, subject: str | None=None) -> int:
-        ...
+    def enqueue(self, tx: Tx, kind: str, payload: dict, now: float, *, run_at: float | None=None, subject: str | None=None, tenant: str | None=None) -> int:
+        """A queued job; `tenant`'s jobs are interleaved with other tenants' in the claim order."""
 
     def claim(self, tx: Tx, owner: str, now: float, *, limit: int=1, job_id: int | None=None, kind: str | None=None, kinds: Sequence[str] | None=None) -> list[Job]:
         """Queued jobs that are due, oldest first (or the given one), marked running for `owner`."""

@@ -199,7 +199,11 @@ jobs = Table(
     Column("run_at", Float),  # not claimed before this time (NULL: at once)
     Column("cancel_requested_at", Float),  # set by cancel(); a running handler stops at its next check
     Column("subject", String),  # what the job works on ("rag_index:<id>"), to cancel a subject's jobs
+    Column("tenant", String),  # the workspace it works for (NULL: the service's own work)
+    Column("fair_at", Float),  # its place in the claim order (see JobRepository.enqueue)
     Index("ix_jobs_status", "status", "id"),
+    Index("ix_jobs_claim_order", "status", "fair_at", "id"),
+    Index("ix_jobs_tenant", "tenant", "status", "fair_at"),
     Index("ix_jobs_subject", "subject"),
 )
 
