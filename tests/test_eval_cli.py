@@ -189,3 +189,13 @@ def test_a_passage_is_found_when_a_chunk_contains_it_or_holds_half_of_it():
     assert not passage_in("hooch is the grey liquid on top of a hungry starter; pour it off and feed it twice a day "
                           "with equal weights of flour and water", chunk)  # less than half of it
     assert not passage_in("the starter is ready when it smells sour", chunk)  # short: must be contained
+
+
+def test_the_readme_example_file_parses():
+    from kb.evaluation import parse_questions
+
+    section = (REPO / "README.md").read_text().split("## Evaluating retrieval (`kb eval`)", 1)[1]
+    example = re.search(r"```json\n(.*?)```", section, re.S).group(1)
+    questions = parse_questions(example, "README.md")
+    assert [q.id for q in questions] == ["refund-1", "descale", "zen", "absent-1"]
+    assert [q.answerable for q in questions] == [True, True, True, False]
