@@ -24,7 +24,8 @@ MODES = ("hybrid", "dense", "lexical")
 
 def _support6() -> tuple[dict[str, str], list[tuple[str, str, str]]]:
     texts = {row["_id"]: row["text"] for row in map(json.loads, (SUPPORT6 / "corpus.jsonl").read_text().splitlines())}
-    queries = {row["_id"]: row["text"] for row in map(json.loads, (SUPPORT6 / "queries.jsonl").read_text().splitlines())}
+    queries = {row["_id"]: row["text"]
+               for row in map(json.loads, (SUPPORT6 / "queries.jsonl").read_text().splitlines())}
     qrels = [line.split("\t") for line in next((SUPPORT6 / "qrels").iterdir()).read_text().splitlines()[1:] if line]
     return texts, [(qid, queries[qid], f"{doc}.txt") for qid, doc, _ in qrels]
 
@@ -34,7 +35,8 @@ TEXTS, QUESTIONS = _support6()
 
 def kb_eval(data: Path, *args: str) -> subprocess.CompletedProcess:
     """The real `kb` command line in its own process (the worktree's kb first on the path)."""
-    env = {**os.environ, "KB_DATA_DIR": str(data), "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "KB_DATA_DIR": str(data), "PYTHONPATH": path}
     return subprocess.run([sys.executable, "-m", "kb.cli", "eval", *args], env=env, cwd=REPO, capture_output=True,
                           text=True, timeout=300)
 

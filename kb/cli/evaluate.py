@@ -61,11 +61,12 @@ def evaluate_command(data_dir: Path, workspace_ref: str, model: str | None, k: i
     Each line of QUESTIONS.jsonl is a JSON object:
       {"id": "refund-1", "query": "how long do I have to return a product",
        "expected_documents": ["Refunds"], "expected_passages": ["within 30 days"]}
-    query is required; expected_documents are document ids or names, expected_passages text an
-    answering chunk holds (ignoring case and whitespace; a passage split by a chunk boundary counts
-    when a chunk holds a contiguous half of it, at least 40 characters). With passages, chunks are
-    judged; with documents only, documents. A line with neither is a question the workspace should
-    not answer (it counts for "absent emptied").
+    query is required; expected_documents are document ids or names;
+    expected_passages, text an answering chunk holds (ignoring case and
+    whitespace; a passage split by a chunk boundary counts when a chunk holds a
+    contiguous half of it, at least 40 characters). With passages, chunks are
+    judged; with documents only, documents. A line with neither is a question
+    the workspace should not answer (it counts for "absent emptied").
 
     \b
     Figures, per mode, over the questions with an expected answer:
@@ -134,10 +135,11 @@ def searcher(kb, target, model: str | None, served: str, max_distance: float | N
     def search(query: str, mode: str, depth: int) -> Asked:
         options = SearchOptions(mode=mode)
         kb.retrieval.cache = QueryEmbeddingCache()  # the latency includes embedding the question
-        served_result = kb.retrieval.retrieve(target, query, embedding_model=model, options=options, limits=RetrievalLimits(
-            max_vector_distance=max_distance, max_retrieved_rag_chunks_count=count))
-        uncut = kb.retrieval.retrieve(target, query, embedding_model=served, options=options, limits=RetrievalLimits(
-            max_vector_distance=UNCUT, max_documents_length=10**12, max_retrieved_rag_chunks_count=depth))
+        as_agent = RetrievalLimits(max_vector_distance=max_distance, max_retrieved_rag_chunks_count=count)
+        served_result = kb.retrieval.retrieve(target, query, embedding_model=model, options=options, limits=as_agent)
+        everything = RetrievalLimits(max_vector_distance=UNCUT, max_documents_length=10**12,
+                                     max_retrieved_rag_chunks_count=depth)
+        uncut = kb.retrieval.retrieve(target, query, embedding_model=served, options=options, limits=everything)
         return Asked(hits(uncut), hits(served_result), served_result.rag_latency_secs * 1000)
 
     return search

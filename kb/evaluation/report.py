@@ -126,8 +126,8 @@ def passage_in(passage: str, chunk: str) -> bool:
     need = max(MIN_OVERLAP_CHARS, math.ceil(len(passage) / 2))
     if len(passage) < need or len(chunk) < need:
         return False
-    match = SequenceMatcher(None, passage, chunk, autojunk=False).find_longest_match(0, len(passage), 0, len(chunk))
-    return match.size >= need
+    matcher = SequenceMatcher(None, passage, chunk, autojunk=False)
+    return matcher.find_longest_match(0, len(passage), 0, len(chunk)).size >= need
 
 
 class Judge:
