@@ -1,4 +1,4 @@
-"""The `kb` command: serve, manage workspaces, ingest, extract, query, reindex, sync, gaps and mcp.
+"""The `kb` command: serve, manage workspaces, ingest, extract, query, reindex, sync, gaps, eval and mcp.
 
 Every command takes `--data-dir` (default `$KB_DATA_DIR`, else `./data`), so the CLI and a
 running server can share one store. One module per group of commands; each is added here.
@@ -6,6 +6,7 @@ running server can share one store. One module per group of commands; each is ad
 
 from .app import main
 from .documents import extract, ingest
+from .evaluate import evaluate_command
 from .gaps import gaps
 from .mcp import mcp
 from .retrieval import query, reindex, show_config
@@ -13,7 +14,7 @@ from .serve import serve
 from .sync import sync
 from .workspaces import workspace
 
-for _command in (serve, workspace, ingest, extract, query, reindex, show_config, sync, gaps, mcp):
+for _command in (serve, workspace, ingest, extract, query, reindex, show_config, sync, gaps, evaluate_command, mcp):
     main.add_command(_command)
 
 __all__ = ["main"]

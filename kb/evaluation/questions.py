@@ -4,9 +4,11 @@
      "expected_documents": ["Refunds"], "expected_passages": ["within 30 days"]}
 
 `query` is required. `expected_documents` names documents (their id or their name) that answer it;
-`expected_passages` gives substrings an answering chunk contains (compared ignoring case and runs of
-whitespace). With passages, chunks are judged (each passage is found once; with documents too, only
-in those documents); with documents only, documents are judged (a document's first chunk counts).
+`expected_passages` gives text an answering chunk holds, compared ignoring case and runs of whitespace:
+a chunk holds a passage when it contains it, or, for a passage longer than a chunk or split by a chunk
+boundary, when it holds a contiguous run of at least half of the passage and 40 characters. With
+passages, chunks are judged (each passage is found once; with documents too, only in those
+documents); with documents only, documents are judged (a document's first chunk counts).
 A question with neither is one the workspace should not answer: it counts for "absent emptied".
 `id` is optional (default: the line number).
 """
