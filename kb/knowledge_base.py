@@ -73,7 +73,7 @@ class KnowledgeBase:
         self.gaps = GapLog(s.db, s.gaps, settings.gaps, self.models.default_distance)
         self.job_kinds.register(self.gaps.prune_job_kind())
         self.retrieval = Retriever(s.db, s.chunks, s.documents, self.models, self.vectors, self.attributes, self.gaps)
-        self.citations = Citations(s.db, s.documents)
+        self.citations = Citations(s.db, s.documents, s.attributes)
         self.agents = Agents(s.db, s.agents, s.documents, s.blobs, self.models, self.retrieval, self.quotas)
         self.folders = Folders(s.db, s.documents)
         self.ingestion = Ingestion(settings.ingest)

@@ -10,7 +10,7 @@ from index.lexical.analyzer import detect_language
 
 from ..records import Document
 from ..storage import Database
-from ..storage.repositories import DocumentStore
+from ..storage.repositories import AttributeStore, DocumentStore
 
 
 @dataclass(frozen=True)
@@ -43,14 +43,21 @@ MAX_SECTION_CHARS = 60
 _EXTENSION = re.compile(r"\.(pdf|docx?|epub|html?|txt|md|markdown)$", re.I)
 
 
+def template_code(language: str | None) -> str | None:
+    """The template code of a language ("de-DE", "fr_FR", "German", "de"), None when kb has none."""
+    if not isinstance(language, str) or not language.strip():
+        return None
+    value = language.strip().lower()
+    code = LANGUAGE_NAMES.get(value) or re.split(r"[-_]", value)[0]
+    return code if code in TEMPLATES else None
+
+
 def language_code(metadata_language: str | None, text: str = "") -> str:
     """A template code: the document's declared language ("de-DE", "fr_FR", "German") where known,
     else the language detected from `text`, else English."""
-    if metadata_language:
-        value = metadata_language.strip().lower()
-        code = LANGUAGE_NAMES.get(value) or re.split(r"[-_]", value)[0]
-        if code in TEMPLATES:
-            return code
+    code = template_code(metadata_language)
+    if code is not None:
+        return code
     if text:
         return LANGUAGE_NAMES.get(detect_language(text), FALLBACK)
     return FALLBACK
@@ -83,19 +90,26 @@ def speakable_citation(document_name: str, page_start: int | None, page_end: int
         last = page_end if page_end is not None else page_start
         parts.append(template.page.format(page=page_start) if last == page_start
                      else template.pages.format(first=page_start, last=last))
-    headings = [h for h in heading_path if h and h.strip()]
+    # a heading that only repeats the document's name ("Returns policy" under "# Returns policy") says nothing
+    headings = [h for h in heading_path if h and h.strip() and " ".join(h.split()).lower() != name.lower()]
     if headings:
         parts.append(template.section.format(section=_short(headings[-1])))
     return ", ".join(parts)
 
 
-def with_citations(chunks: list, documents: dict[str, Document]) -> list:
-    """The hits (`RetrievedChunk`s), each with its `citation` in its document's language."""
+def with_citations(chunks: list, documents: dict[str, Document], detected: dict[str, str] | None = None) -> list:
+    """The hits (`RetrievedChunk`s), each with its `citation` in its document's language: the one its
+    metadata declares (DOCX, EPUB), else the one detected from its whole text (`detected`: document id
+    -> the automatic `language` attribute), else the one detected from the hit's text; English when kb
+    has no template for it. One document's hits are all cited in the same language."""
     cited = []
     for hit in chunks:
         doc = documents.get(hit.document_id)
         declared = (doc.metadata or {}).get("language") if doc else None
-        language = language_code(declared if isinstance(declared, str) else None, hit.text)
+        known = (detected or {}).get(hit.document_id)
+        language = template_code(declared)
+        if language is None:
+            language = (template_code(known) or FALLBACK) if known else language_code(None, hit.text)
         cited.append(replace(hit, citation=speakable_citation(
             hit.document_name, hit.page_start, hit.page_end, hit.heading_path, language)))
     return cited
@@ -104,13 +118,18 @@ def with_citations(chunks: list, documents: dict[str, Document]) -> list:
 class Citations:
     """Adds speakable citations to retrieved hits (one query for their documents' languages)."""
 
-    def __init__(self, db: Database, documents: DocumentStore):
+    def __init__(self, db: Database, documents: DocumentStore, attributes: AttributeStore | None = None):
         self.db = db
         self.documents = documents
+        self.attributes = attributes
 
     def attach(self, workspace_id: str, chunks: list) -> list:
         if not chunks:
             return chunks
+        ids = list({c.document_id for c in chunks})
         with self.db.read() as tx:
-            found = self.documents.get_many(tx, workspace_id, list({c.document_id for c in chunks}))
-        return with_citations(chunks, {d.id: d for d in found})
+            found = self.documents.get_many(tx, workspace_id, ids)
+            stored = self.attributes.of_documents(tx, workspace_id, ids) if self.attributes else {}
+        detected = {doc_id: values["language"].text for doc_id, values in stored.items()
+                    if "language" in values and values["language"].text}
+        return with_citations(chunks, {d.id: d for d in found}, detected)

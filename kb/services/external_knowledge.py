@@ -2,8 +2,9 @@
 and `score_threshold`, Dify's metadata conditions → records with a similarity score in [0, 1].
 
 Score: kb's cosine distance d (1 - cosine similarity, in [0, 2]) becomes `score = max(0, 1 - d)`, the
-cosine similarity clipped at 0. A `score_threshold` t > 0 keeps hits with d ≤ 1 - t; t = 0 (Dify's
-"threshold off") keeps every hit.
+cosine similarity clipped at 0. A `score_threshold` t > 0 keeps hits with d ≤ 1 - t (kb's
+`max_vector_distance`, and then every record's score is at least t: a complete lexical match, which
+kb's distance cut spares, is not spared here); t = 0 (Dify's "threshold off") keeps every hit.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from index.retrieval import RetrievalLimits
 
 from ..errors import InvalidRequest, KnowledgeNotFound, NotFound
+from ..filters import MAX_COMPARISONS, Compound, Filter, parse_filter
 from ..records import Workspace
 from .citations import Citations
 from .documents import Documents
@@ -62,9 +64,10 @@ def _value(operator: str, value: Any, where: str) -> Any:
     return value
 
 
-def translate_metadata_condition(condition: dict[str, Any] | None) -> dict[str, Any] | None:
+def translate_metadata_condition(condition: dict[str, Any] | None) -> Filter | None:
     """Dify's `{"logical_operator", "conditions": [{"name", "comparison_operator", "value"}]}` as kb's
-    filter (`{"type": "eq", "key", "value"}`, or `{"type": "and" | "or", "filters": [...]}`)."""
+    filter (`{"type": "eq", "key", "value"}`, or `{"type": "and" | "or", "filters": [...]}`), parsed
+    and checked (`kb.filters.parse_filter`; a bad condition names its path)."""
     if not condition:
         return None
     if not isinstance(condition, dict):
@@ -75,6 +78,8 @@ def translate_metadata_condition(condition: dict[str, Any] | None) -> dict[str, 
     conditions = condition.get("conditions")
     if not isinstance(conditions, list):
         raise InvalidRequest("metadata_condition.conditions must be a list")
+    if len(conditions) > MAX_COMPARISONS:
+        raise InvalidRequest(f"metadata_condition.conditions: at most {MAX_COMPARISONS} conditions")
     filters = []
     for i, item in enumerate(conditions):
         where = f"metadata_condition.conditions[{i}]"
@@ -86,10 +91,11 @@ def translate_metadata_condition(condition: dict[str, Any] | None) -> dict[str, 
         if operator not in OPERATORS:
             raise InvalidRequest(f"{where}.comparison_operator {operator!r} is not supported; kb supports "
                                  + ", ".join(repr(o) for o in OPERATORS))
-        filters.append({"type": OPERATORS[operator], "key": name.strip(), "value": _value(operator, item.get("value"), where)})
+        raw = {"type": OPERATORS[operator], "key": name.strip(), "value": _value(operator, item.get("value"), where)}
+        filters.append(parse_filter(raw, where))
     if not filters:
         return None
-    return filters[0] if len(filters) == 1 else {"type": logical, "filters": filters}
+    return filters[0] if len(filters) == 1 else Compound(logical, tuple(filters))
 
 
 class ExternalKnowledge:
@@ -133,7 +139,9 @@ class ExternalKnowledge:
                                    max_documents_length=10_000_000, max_retrieved_rag_chunks_count=top_k),
             **extra,
         )
-        hits = self.citations.attach(workspace.id, result.chunks)
+        # kb's cut spares complete lexical matches whatever their distance; Dify's threshold spares none
+        kept = [c for c in result.chunks if score_threshold <= 0 or score_of(c.vector_distance) >= score_threshold]
+        hits = self.citations.attach(workspace.id, kept)
         docs = self.documents.get_many(workspace, list({h.document_id for h in hits}))
         records = []
         for hit in hits:
