@@ -7,7 +7,8 @@ failure) while quiet, then while each of A's floods runs: slow URLs (a 127.0.0.1
 byte a second; A's clients retry a 429 at once, as a hostile client would, then after its
 Retry-After, as a well-behaved one does), agents with 45,000
 knowledge-base locators, 48 KB Markdown heading lines sent as text, and a large document being indexed
-(and deleted). Run:
+(and deleted). Then the indexing side: how long B's new document waits to be indexed, alone and
+queued behind A's backlog of uploads (about 7 KB, 6 chunks each; fair claims: behind about one of A's jobs). Run:
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/noisy_neighbours.py [--secs 20] [--urls 48]
 """
@@ -93,6 +94,33 @@ def measure(client: httpx.Client, secs: float, flood: mp.Process | None) -> dict
     }
 
 
+def time_to_indexed(client: httpx.Client, text: str, name: str) -> float:
+    """Seconds from B's upload until its index is done."""
+    started = time.perf_counter()
+    response = client.post(f"{KB}/text", json={"text": text, "name": name})
+    response.raise_for_status()
+    document_id = response.json()["id"]
+    while True:
+        indexes = client.get(f"{KB}/{document_id}/rag-index").json()["indexes"]
+        if indexes and indexes[0]["status"] not in ("created", "processing"):
+            return time.perf_counter() - started
+        time.sleep(0.02)
+
+
+def index_waits(url: str, key_a: str, b: httpx.Client, backlog: int) -> tuple[list[float], list[float]]:
+    """B's time to indexed (5 uploads) alone, then with A's `backlog` uploads queued just before each."""
+    alone = [time_to_indexed(b, f"Quiet note {i}: the ferry leaves at {i} pm from the north pier. " * 10, f"q{i}")
+             for i in range(5)]
+    behind = []
+    with httpx.Client(base_url=url, headers={"xi-api-key": key_a}, timeout=120) as a, ThreadPoolExecutor(8) as pool:
+        for round_ in range(5):
+            list(pool.map(lambda i: a.post(f"{KB}/text", json={
+                "text": f"Backlog note {round_}-{i} about harbour cranes and container ships. " * 100,
+                "name": f"a{round_}-{i}"}), range(backlog)))
+            behind.append(time_to_indexed(b, f"Busy note {round_}: the ferry leaves at noon. " * 10, f"b{round_}"))
+    return alone, behind
+
+
 def a_request(kind: str, http: httpx.Client, slow_url: str) -> httpx.Response:
     if kind == "slow URLs, polite":
         response = http.post(f"{KB}/url", json={"url": slow_url})
@@ -147,6 +175,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--secs", type=float, default=20.0, help="seconds of B's retrievals per phase")
     parser.add_argument("--urls", type=int, default=48, help="concurrent slow URL uploads of A")
+    parser.add_argument("--backlog", type=int, default=200, help="uploads (7 KB each) A queues before each of B's")
+    parser.add_argument("--only-indexing", action="store_true", help="skip the retrieval phases")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="kb-noisy-"))
@@ -176,10 +206,11 @@ def main() -> None:
             ("48 KB Markdown lines as text (4 clients)", "markdown", 4),
             ("large document (5 MB) indexed, then deleted", "large document", 1),
         ]
-        print(f"B's retrieval latency over HTTP, {args.secs:g} s per phase (ms)")
-        print(f"{'while A runs':45} {'n':>5} {'failed':>6} {'p50':>8} {'p99':>8} {'max':>8}")
+        if not args.only_indexing:
+            print(f"B's retrieval latency over HTTP, {args.secs:g} s per phase (ms)")
+            print(f"{'while A runs':45} {'n':>5} {'failed':>6} {'p50':>8} {'p99':>8} {'max':>8}")
         answers = {}
-        for label, kind, threads in phases:
+        for label, kind, threads in [] if args.only_indexing else phases:
             process = None if kind is None else ctx.Process(
                 target=flood, args=(kind, threads, server.url, key_a, trickle.url, args.secs + 1, out), daemon=True)
             r = measure(b, args.secs, process)
@@ -188,6 +219,9 @@ def main() -> None:
                 process.join(60)
             print(f"{label:45} {r['n']:5d} {r['failed']:6d} {r['p50']:8.1f} {r['p99']:8.1f} {r['max']:8.1f}", flush=True)
             time.sleep(2)  # let the server settle between phases
+        alone, behind = index_waits(server.url, key_a, b, args.backlog)
+        print(f"B's upload to indexed, s (median of 5): alone {statistics.median(alone):.2f}; "
+              f"behind A's {args.backlog} just-queued uploads {statistics.median(behind):.2f}")
         print("A's answers (status: count):")
         for label, counts in answers.items():
             print(f"  {label}: {dict(sorted(counts.items()))}")

@@ -226,6 +226,7 @@ class Job:
     kind: str
     payload: dict
     attempts: int = 0  # claims so far, this one included
+    tenant: str | None = None  # the workspace it works for (None: the service's own work)
 
 
 @dataclass(frozen=True)

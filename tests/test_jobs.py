@@ -290,7 +290,8 @@ def test_process_that_lost_its_job_does_not_finish_it(db):
 def test_a_batch_of_jobs_is_refreshed_and_finished_together_leaving_taken_over_ones_alone(db):
     queue = JobQueue(db)
     ids = add_jobs(queue, 4)
-    claimed = [queue.claim(ids[0])] + queue.claim_more("test", 3)
+    first = queue.claim(ids[0])
+    claimed = [first] + queue.claim_more(first, 3)
     assert [job.id for job in claimed] == ids
     set_running(db, ids[2], "another-host:12345", heartbeat_age=5)  # taken over meanwhile
     before = job_row(db, ids[0]).heartbeat_at
@@ -392,9 +393,9 @@ def test_a_workspace_that_queues_many_jobs_delays_another_by_one_of_its_own(db):
 
 
 def test_indexing_jobs_of_uploads_take_turns_across_workspaces(tmp_path):
-    """Through the real upload path: a workspace's index jobs carry it as their tenant, and a
-    worker's batch claim (as run_one_batch does) holds the other workspace's job, not only the
-    flooding one's."""
+    """Through the real upload path: index jobs carry their workspace; a worker's batch (as
+    run_one_batch claims it) holds one workspace's jobs only, and the next claim goes to the other
+    workspace's job although the flooding one queued eleven more before it."""
     kb = make_kb(tmp_path / "data", workers=0)
     try:
         a, _ = kb.workspaces.create("flooder")
@@ -403,10 +404,12 @@ def test_indexing_jobs_of_uploads_take_turns_across_workspaces(tmp_path):
             kb.documents.add_text(a, f"Flood document number {n} about lighthouses and harbours. " * 20, f"a{n}")
         mine = kb.documents.add_text(b, "The neighbour's one document about sourdough starters. " * 20, "b")
         first = kb.queue.claim()
-        batch = [first] + kb.queue.claim_more(first.kind, 3)
-        tenants = [job_row(kb.db, job.id).tenant for job in batch]
-        assert tenants[0] == a.id and b.id in tenants, tenants
-        rag_index = next(j for j in batch if job_row(kb.db, j.id).tenant == b.id).payload["rag_index_id"]
-        assert rag_index in {index.id for index in kb.rag_indexes.list(b, mine.id)}
+        batch = [first] + kb.queue.claim_more(first, 3)
+        assert [job.tenant for job in batch] == [a.id] * 4
+        assert {job_row(kb.db, job.id).tenant for job in batch} == {a.id}
+        turn = kb.queue.claim()
+        assert turn.tenant == b.id and kb.queue.claim_more(turn, 3) == []
+        assert turn.payload["rag_index_id"] in {index.id for index in kb.rag_indexes.list(b, mine.id)}
+        assert kb.queue.claim().tenant == a.id  # then A's again
     finally:
         kb.close()

@@ -85,10 +85,11 @@ class JobQueue:
         jobs = self._claim(limit=1, job_id=job_id, kinds=kinds)
         return jobs[0] if jobs else None
 
-    def claim_more(self, kind: str, limit: int) -> list[Job]:
-        """Take up to `limit` more due queued jobs of `kind`, oldest first, for a worker that runs
-        several together (many small documents are indexed in one embedding call)."""
-        return self._claim(limit=limit, kind=kind) if limit > 0 else []
+    def claim_more(self, first: Job, limit: int) -> list[Job]:
+        """Take up to `limit` more due queued jobs of `first`'s kind and tenant, for a worker that runs
+        several together (many small documents are indexed in one embedding call). One tenant per
+        batch: another workspace's job, next in the fair order, never waits for a batch of these."""
+        return self._claim(limit=limit, kind=first.kind, tenant_of=first) if limit > 0 else []
 
     def _claim(self, **conditions) -> list[Job]:
         taken: list[tuple[str, int]] = []

@@ -134,7 +134,7 @@ class WorkerPool:
             return 0
         kind = self.kinds.get(job.kind)
         assert kind is not None
-        batch = [job] + self.queue.claim_more(job.kind, kind.batch_size - 1)
+        batch = [job] + self.queue.claim_more(job, kind.batch_size - 1)
         self.run_claimed(batch, number)
         return len(batch)
 

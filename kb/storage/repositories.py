@@ -284,8 +284,9 @@ class JobStore(Protocol):
     def enqueue(self, tx: Tx, kind: str, payload: dict, now: float, *, run_at: float | None=None, subject: str | None=None, tenant: str | None=None) -> int:
         """A queued job; `tenant`'s jobs are interleaved with other tenants' in the claim order."""
 
-    def claim(self, tx: Tx, owner: str, now: float, *, limit: int=1, job_id: int | None=None, kind: str | None=None, kinds: Sequence[str] | None=None) -> list[Job]:
-        """Queued jobs that are due, oldest first (or the given one), marked running for `owner`."""
+    def claim(self, tx: Tx, owner: str, now: float, *, limit: int=1, job_id: int | None=None, kind: str | None=None, kinds: Sequence[str] | None=None, tenant_of: Job | None=None) -> list[Job]:
+        """Queued jobs that are due, first in the fair order (or the given one), marked running for
+        `owner`; only jobs of `tenant_of`'s tenant when given."""
 
     def heartbeat(self, tx: Tx, job_ids: Sequence[int], owner: str, now: float) -> dict[int, bool]:
         """Refresh the jobs `owner` still runs: {job id: whether its cancellation was asked}."""

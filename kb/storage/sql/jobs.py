@@ -36,9 +36,10 @@ class SqlJobClaims(JobClaims):
             update(jobs)
             .where(jobs.c.id.in_(candidates), jobs.c.status == "queued")
             .values(**values)
-            .returning(jobs.c.id, jobs.c.kind, jobs.c.payload, jobs.c.attempts)
+            .returning(jobs.c.id, jobs.c.kind, jobs.c.payload, jobs.c.attempts, jobs.c.tenant)
         ).fetchall()
-        return sorted((Job(r.id, r.kind, json.loads(r.payload), r.attempts) for r in rows), key=lambda job: job.id)
+        return sorted((Job(r.id, r.kind, json.loads(r.payload), r.attempts, r.tenant) for r in rows),
+                      key=lambda job: job.id)
 
 
 def _running_here(job_ids: Iterable[int], owner: str) -> tuple:
@@ -73,10 +74,13 @@ class JobRepository:
 
     def claim(
         self, tx: Tx, owner: str, now: float, *, limit: int = 1, job_id: int | None = None, kind: str | None = None,
-        kinds: Sequence[str] | None = None,
+        kinds: Sequence[str] | None = None, tenant_of: Job | None = None,
     ) -> list[Job]:
-        """Queued jobs that are due, oldest first (or the given one), marked running for `owner`."""
+        """Queued jobs that are due, first in the fair order (or the given one), marked running for
+        `owner`; only jobs of `tenant_of`'s tenant when given."""
         conditions: list[Any] = [(jobs.c.run_at.is_(None)) | (jobs.c.run_at <= now)]
+        if tenant_of is not None:
+            conditions.append(jobs.c.tenant.is_(None) if tenant_of.tenant is None else jobs.c.tenant == tenant_of.tenant)
         if job_id is not None:
             conditions.append(jobs.c.id == job_id)
         if kind is not None:
