@@ -198,7 +198,7 @@ class AgentRetrieveRequest(BaseModel):
         description="The conversation's recent turns, oldest first (the current one may be last): a short "
         "follow-up is searched together with the previous user turn (see `rag_retrieval_info.retrieval_query`).",
     )
-    citations: bool = Field(
+    citations: Annotated[bool, Strict()] = Field(
         default=False, description="Give each chunk a speakable `citation` in its document's language."
     )
 

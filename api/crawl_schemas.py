@@ -3,27 +3,33 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, Strict
 
-from .schemas import CrawlStatus, FolderSegment
+from .schemas import MAX_ID_CHARS, CrawlStatus, Flag, FolderSegment
+
+MAX_URL_CHARS = 8_192
+MAX_LIST_ITEMS = 100  # patterns and sitemaps: the crawler's own limits
+Count = Annotated[int, Strict()]
 
 CrawlType = Literal["discovery", "sitemap"]
 
 
 class CrawlJobRequest(BaseModel):
-    url: str = Field(description="The page the crawl starts from; only pages of its site are crawled.")
-    max_depth: int | None = Field(default=None, description="Accepted and ignored (the SDK deprecates it).")
-    max_pages: int | None = Field(default=None, description="Pages identified at most, 1 to 10,000 (default 1,000).")
+    url: str = Field(max_length=MAX_URL_CHARS, description="The page the crawl starts from; only pages of its site are crawled.")
+    max_depth: Count | None = Field(default=None, description="Accepted and ignored (the SDK deprecates it).")
+    max_pages: Count | None = Field(default=None, description="Pages identified at most, 1 to 10,000 (default 1,000).")
     pattern: str | None = Field(default=None, description="Only URLs matching this pattern are kept (`*` wildcards; `/docs` a path prefix).")
-    exclude_patterns: list[str] | None = Field(default=None, description="URLs matching any of these are skipped.")
-    sitemap_urls: list[str] | None = Field(default=None, description="Sitemaps (or pages) to crawl instead of discovering them.")
-    parent_folder_id: str | None = Field(default=None, description="Folder the crawl's root folder is made in.")
-    enable_auto_sync: bool | None = Field(default=None, description="Keep the crawled pages in sync with the site.")
-    auto_remove: bool | None = Field(default=None, description="With auto-sync: remove pages that are gone.")
-    auto_discover: bool | None = Field(default=None, description="With auto-sync: add new pages found at each sync.")
-    minimum_frequency_days: int | None = Field(default=None, description="With auto-sync: days between syncs at most (1-365, default 7).")
+    exclude_patterns: list[str] | None = Field(default=None, max_length=MAX_LIST_ITEMS,
+                                               description="URLs matching any of these are skipped (at most 100).")
+    sitemap_urls: list[str] | None = Field(default=None, max_length=MAX_LIST_ITEMS,
+                                           description="Sitemaps (or pages) to crawl instead of discovering them (at most 100).")
+    parent_folder_id: str | None = Field(default=None, max_length=MAX_ID_CHARS, description="Folder the crawl's root folder is made in.")
+    enable_auto_sync: Flag | None = Field(default=None, description="Keep the crawled pages in sync with the site.")
+    auto_remove: Flag | None = Field(default=None, description="With auto-sync: remove pages that are gone.")
+    auto_discover: Flag | None = Field(default=None, description="With auto-sync: add new pages found at each sync.")
+    minimum_frequency_days: Count | None = Field(default=None, description="With auto-sync: days between syncs at most (1-365, default 7).")
 
 
 class CreateCrawlJobResponse(BaseModel):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .schemas import Flag
+
 
 class KnowledgeGapResponse(BaseModel):
     id: str
@@ -29,7 +31,7 @@ class KnowledgeGapsPageResponse(BaseModel):
 
 class GapSettingsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    enabled: bool
+    enabled: Flag
 
 
 class GapSettingsResponse(BaseModel):

@@ -359,7 +359,7 @@ class RetrieveRequest(BaseModel):
     context_chunks: int = Field(
         default=0, ge=0, le=10, description="Merge up to this many adjacent chunks on each side into each hit."
     )
-    citations: bool = Field(
+    citations: Flag = Field(
         default=False, description="Give each hit a speakable `citation` in its document's language."
     )
 

@@ -142,6 +142,38 @@ def test_wrong_types_in_agent_rag_settings_are_422_at_once(kb, ws):
     assert state(kb, client, workspace) == before
 
 
+def test_wrong_types_and_oversized_lists_on_the_newer_endpoints_are_422(kb, ws):
+    """The same classes of defect on the endpoints added since the attack run: crawls, the gap log's
+    switch, citations flags, Dify's knowledge_id. Nothing is coerced, nothing stored, no input echoed."""
+    client, workspace, doc = ws
+    before = state(kb, client, workspace)
+    crawls = client.get(f"{KB}/crawl").json()
+    site = "http://127.0.0.1:9/"
+    cases = [
+        ("POST", "/v1/kb/gaps/settings", {"enabled": "yes"}, "enabled"),
+        ("PATCH", "/v1/kb/gaps/settings", {"enabled": 1}, "enabled"),
+        ("POST", f"{KB}/crawl", {"url": site, "enable_auto_sync": "yes"}, "enable_auto_sync"),
+        ("POST", f"{KB}/crawl", {"url": site, "max_pages": "5"}, "max_pages"),
+        ("POST", f"{KB}/crawl", {"url": site, "sitemap_urls": [site + "s.xml"] * 101}, "sitemap_urls"),
+        ("POST", f"{KB}/crawl", {"url": site, "exclude_patterns": ["/x"] * 101}, "exclude_patterns"),
+        ("POST", f"{KB}/crawl", {"url": site + "x" * 9_000}, "url"),
+        ("POST", f"{KB}/rag/retrieve", {"query": "penguins", "citations": "yes"}, "citations"),
+        ("POST", "/retrieval", {"knowledge_id": "x" * 129, "query": "penguins",
+                                "retrieval_setting": {"top_k": 3, "score_threshold": 0}}, "knowledge_id"),
+    ]
+    for method, path, body, field in cases:
+        headers = {"Authorization": f"Bearer {client.headers['xi-api-key']}"} if path == "/retrieval" else {}
+        response = client.request(method, path, json=body, headers=headers)
+        if response.status_code == 405:  # the switch is PATCH only
+            continue
+        assert response.status_code == 422, (path, body if len(str(body)) < 200 else field, response.text[:300])
+        assert any(item["loc"][-1] == field for item in response.json()["detail"]), response.json()
+        assert "x" * 129 not in response.text and "input" not in response.text
+    assert client.get("/v1/kb/gaps/settings").json()["enabled"] is True
+    assert client.get(f"{KB}/crawl").json() == crawls
+    assert state(kb, client, workspace) == before
+
+
 def test_deeply_nested_json_is_refused_before_any_route(kb, ws):
     client, workspace, doc = ws
     before = state(kb, client, workspace)

@@ -15,6 +15,7 @@ from kb.services.external_knowledge import MAX_TOP_K
 from kb.services.retrieval import MAX_QUERY_CHARS
 
 from ..deps import KB
+from ..schemas import MAX_ID_CHARS
 
 router = APIRouter(tags=["Dify"])
 
@@ -32,7 +33,7 @@ class MetadataCondition(BaseModel):
 
 
 class DifyRetrievalRequest(BaseModel):
-    knowledge_id: str = Field(min_length=1, description="This workspace's id (all of it) or one of its folder ids.")
+    knowledge_id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="This workspace's id (all of it) or one of its folder ids.")
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     retrieval_setting: RetrievalSetting
     metadata_condition: MetadataCondition | None = None
