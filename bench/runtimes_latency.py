@@ -6,6 +6,7 @@ at a time), the same kind of cold query goes through:
 
   (a)  POST /v1/convai/knowledge-base/rag/retrieve   (the plain call)
   (a+) the same with "citations": true               (the speakable citations the MCP and Dify answers carry)
+  (af) the same with "folder_ids": [the folder]      (the scope an agent's folder locator resolves to)
   (b)  POST /v1/convai/agents/{id}/rag/retrieve      (an agent whose knowledge base is the folder, RAG on)
   (c)  POST /retrieval                               (Dify's external knowledge API, knowledge_id = workspace id)
   (d)  MCP tools/call search_knowledge_base          (streamable HTTP at /mcp, the official `mcp` client, one
@@ -56,8 +57,8 @@ from common.stats import pct  # noqa: E402
 
 KB = "/v1/convai/knowledge-base"
 TOP_K = 10
-PATHS = ("(a) kb retrieve", "(a+) kb retrieve, citations", "(b) agent retrieve", "(c) Dify /retrieval",
-         "(d) MCP search_knowledge_base")
+PATHS = ("(a) kb retrieve", "(a+) kb retrieve, citations", "(af) kb retrieve, folder_ids", "(b) agent retrieve",
+         "(c) Dify /retrieval", "(d) MCP search_knowledge_base")
 
 
 def create_workspace(server: SpawnedServer, name: str) -> tuple[str, str]:
@@ -85,8 +86,8 @@ def upload(url: str, key: str, passages: list[dict], folder: str, clients: int =
         return [i for ids in pool.map(one, chunks) for i in ids]
 
 
-async def measure(url: str, key: str, workspace_id: str, agent: str, queries: list[str], rounds: int,
-                  warmup: int, seed: int) -> dict[str, list[dict]]:
+async def measure(url: str, key: str, workspace_id: str, agent: str, folder: str, queries: list[str],
+                  rounds: int, warmup: int, seed: int) -> dict[str, list[dict]]:
     """Per path: [{"ms", "results", "round"}] of the measured rounds."""
     rng = random.Random(seed)
     texts = iter(f"{queries[n % len(queries)]} ({n})" for n in range(10 ** 9))
@@ -97,10 +98,10 @@ async def measure(url: str, key: str, workspace_id: str, agent: str, queries: li
             ClientSession(read, write) as session:
         await session.initialize()
 
-        async def plain(query: str, citations: bool = False) -> int:
+        async def plain(query: str, citations: bool = False, folder_ids: list[str] | None = None) -> int:
             response = await http.post(f"{KB}/rag/retrieve", json={
                 "query": query, "max_vector_distance": 2.0, "max_retrieved_rag_chunks_count": TOP_K,
-                "citations": citations})
+                "citations": citations, "folder_ids": folder_ids})
             response.raise_for_status()
             return len(response.json()["chunks"])
 
@@ -123,8 +124,8 @@ async def measure(url: str, key: str, workspace_id: str, agent: str, queries: li
                 raise RuntimeError(f"MCP tool error: {result.content}")
             return len(result.structured_content["results"])
 
-        calls = {PATHS[0]: plain, PATHS[1]: lambda q: plain(q, True), PATHS[2]: agent_call, PATHS[3]: dify,
-                 PATHS[4]: mcp_call}
+        calls = {PATHS[0]: plain, PATHS[1]: lambda q: plain(q, True), PATHS[2]: lambda q: plain(q, False, [folder]),
+                 PATHS[3]: agent_call, PATHS[4]: dify, PATHS[5]: mcp_call}
         for r in range(warmup + rounds):
             order = list(PATHS)
             rng.shuffle(order)
@@ -177,7 +178,7 @@ def main() -> None:
             response.raise_for_status()
             agent = response.json()["agent_id"]
         load_measure = loadavg()
-        results = asyncio.run(measure(server.url, key, workspace_id, agent, [q["text"] for q in queries],
+        results = asyncio.run(measure(server.url, key, workspace_id, agent, folder, [q["text"] for q in queries],
                                       args.rounds, args.warmup, args.seed))
         log_scan = server.scan_log()
     finally:
