@@ -92,6 +92,7 @@ async def measure(url: str, key: str, workspace_id: str, agent: str, folder: str
     rng = random.Random(seed)
     texts = iter(f"{queries[n % len(queries)]} ({n})" for n in range(10 ** 9))
     out: dict[str, list[dict]] = {p: [] for p in PATHS}
+    timings: dict[bool, list[dict]] = {}  # the server's timings_ms of (a) and (a+) (False) and of (af) (True)
     async with httpx2.AsyncClient(base_url=url, headers={"xi-api-key": key}, timeout=120) as http, \
             httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=120) as mcp_http, \
             streamable_http_client(url + "/mcp", http_client=mcp_http) as (read, write), \
@@ -103,7 +104,9 @@ async def measure(url: str, key: str, workspace_id: str, agent: str, folder: str
                 "query": query, "max_vector_distance": 2.0, "max_retrieved_rag_chunks_count": TOP_K,
                 "citations": citations, "folder_ids": folder_ids})
             response.raise_for_status()
-            return len(response.json()["chunks"])
+            answer = response.json()
+            timings.setdefault(bool(folder_ids), []).append(answer.get("timings_ms") or {})
+            return len(answer["chunks"])
 
         async def agent_call(query: str) -> int:
             response = await http.post(f"/v1/convai/agents/{agent}/rag/retrieve", json={"query": query})
@@ -138,6 +141,7 @@ async def measure(url: str, key: str, workspace_id: str, agent: str, folder: str
                     out[path].append({"ms": elapsed, "results": n, "round": r})
             if r and r % 50 == 0:
                 log(f"  round {r}/{warmup + rounds}")
+    out["timings"] = timings  # type: ignore[assignment]
     return out
 
 
@@ -180,6 +184,7 @@ def main() -> None:
         load_measure = loadavg()
         results = asyncio.run(measure(server.url, key, workspace_id, agent, folder, [q["text"] for q in queries],
                                       args.rounds, args.warmup, args.seed))
+        timings = results.pop("timings")
         log_scan = server.scan_log()
     finally:
         server.stop()
@@ -205,9 +210,14 @@ def main() -> None:
                      ",".join(map(str, counts))])
     print_table(["path", "n", "p50 ms", "p90 ms", "p99 ms", "p50 - (a)", "p50 / (a)", "median paired - (a)",
                  "results"], rows)
+    steps = ["embed", "filter", "dense", "lexical", "fuse", "total"]
+    print("\nserver-side timings_ms of the plain call (median ms of each step, warm-up included)")
+    print_table(["scope"] + steps, [
+        [label] + [ms(statistics.median(t.get(step, 0.0) for t in timings[scoped])) for step in steps]
+        for label, scoped in (("(a), (a+): whole workspace", False), ("(af): folder_ids", True))])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"results": results, "docs": len(ids), "chunks": chunks,
+        args.json.write_text(json.dumps({"results": results, "timings": {str(k): v for k, v in timings.items()}, "docs": len(ids), "chunks": chunks,
                                          "load_before": load_before, "load_measure": load_measure}, indent=1))
 
 
