@@ -198,6 +198,11 @@ class AgentRetrieveRequest(BaseModel):
         description="The conversation's recent turns, oldest first (the current one may be last): a short "
         "follow-up is searched together with the previous user turn (see `rag_retrieval_info.retrieval_query`).",
     )
+    query_strategy: Literal["short", "concat", "last"] = Field(
+        default="short",
+        description="How `messages` shape the retrieval query: short (default) puts the previous user turn before a "
+        "query of at most 8 words; concat before any query; last ignores the messages.",
+    )
     citations: Annotated[bool, Strict()] = Field(
         default=False, description="Give each chunk a speakable `citation` in its document's language."
     )

@@ -195,6 +195,20 @@ def test_a_full_question_is_not_rewritten(client, docs, agent):
     assert first_document(reply) == docs["brunch"]
 
 
+def test_the_query_strategy_is_the_callers_choice(client, docs, agent):
+    """`short` (default) joins the previous user turn to a short query only; `concat` to any query;
+    `last` never. An unknown strategy is a 422 naming the field."""
+    question = "What do you serve at the café for brunch on Sunday mornings?"
+    turns = [{"role": "user", "content": PREVIOUS}]
+    concat = ask(client, agent, question, messages=turns, query_strategy="concat")
+    assert assert_record_matches(concat)["retrieval_query"] == f"{PREVIOUS}\n{question}"
+    last = ask(client, agent, FOLLOW_UP, messages=turns, query_strategy="last")
+    assert assert_record_matches(last)["retrieval_query"] == FOLLOW_UP and first_document(last) == docs["brunch"]
+    response = client.post(f"{AGENTS}/{agent}/rag/retrieve",
+                           json={"query": FOLLOW_UP, "messages": turns, "query_strategy": "rewrite"})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"][-1] == "query_strategy"
+
+
 @pytest.mark.parametrize(("messages", "loc", "words"), [
     ([{"role": "system", "content": "hi"}], ["messages", 0, "role"], ["'user', 'agent' or 'assistant'"]),
     ([{"role": "user", "content": 5}], ["messages", 0, "content"], ["valid string"]),

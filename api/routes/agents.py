@@ -172,6 +172,7 @@ def retrieve_for_agent(
             folder_ids=body.folder_ids,
         ),
         messages=[Message(m.role, m.content) for m in body.messages],
+        query_strategy=body.query_strategy,
     )
     chunks = kb.citations.attach(workspace.id, result.chunks) if body.citations else result.chunks
     return AgentRetrieveResponse(
