@@ -10,7 +10,8 @@ knowledge-base locators, 48 KB Markdown heading lines sent as text, and a large 
 (and deleted). Then the indexing side: how long B's new document waits to be indexed, alone and
 queued behind A's backlog of uploads (about 7 KB, 6 chunks each; fair claims: behind about one of A's jobs). Run:
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/noisy_neighbours.py [--secs 20] [--urls 48]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/noisy_neighbours.py [--secs 20] [--urls 48] [--backlog 200]
+        [--phases "large document,markdown"] [--only-indexing | --no-indexing]
 """
 
 from __future__ import annotations
@@ -177,6 +178,8 @@ def main() -> None:
     parser.add_argument("--urls", type=int, default=48, help="concurrent slow URL uploads of A")
     parser.add_argument("--backlog", type=int, default=200, help="uploads (7 KB each) A queues before each of B's")
     parser.add_argument("--only-indexing", action="store_true", help="skip the retrieval phases")
+    parser.add_argument("--phases", default="", help="only these floods, comma-separated kinds (e.g. 'large document')")
+    parser.add_argument("--no-indexing", action="store_true", help="skip the indexing-behind-a-backlog measurement")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="kb-noisy-"))
@@ -210,6 +213,9 @@ def main() -> None:
             print(f"B's retrieval latency over HTTP, {args.secs:g} s per phase (ms)")
             print(f"{'while A runs':45} {'n':>5} {'failed':>6} {'p50':>8} {'p99':>8} {'max':>8}")
         answers = {}
+        wanted = {kind.strip() for kind in args.phases.split(",") if kind.strip()}
+        if wanted:
+            phases = [p for p in phases if p[1] is None or p[1] in wanted]
         for label, kind, threads in [] if args.only_indexing else phases:
             process = None if kind is None else ctx.Process(
                 target=flood, args=(kind, threads, server.url, key_a, trickle.url, args.secs + 1, out), daemon=True)
@@ -219,9 +225,10 @@ def main() -> None:
                 process.join(60)
             print(f"{label:45} {r['n']:5d} {r['failed']:6d} {r['p50']:8.1f} {r['p99']:8.1f} {r['max']:8.1f}", flush=True)
             time.sleep(2)  # let the server settle between phases
-        alone, behind = index_waits(server.url, key_a, b, args.backlog)
-        print(f"B's upload to indexed, s (median of 5): alone {statistics.median(alone):.2f}; "
-              f"behind A's {args.backlog} just-queued uploads {statistics.median(behind):.2f}")
+        if not args.no_indexing:
+            alone, behind = index_waits(server.url, key_a, b, args.backlog)
+            print(f"B's upload to indexed, s (median of 5): alone {statistics.median(alone):.2f}; "
+                  f"behind A's {args.backlog} just-queued uploads {statistics.median(behind):.2f}")
         print("A's answers (status: count):")
         for label, counts in answers.items():
             print(f"  {label}: {dict(sorted(counts.items()))}")
