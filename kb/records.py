@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .filters import Filter
 
 
 def new_id(prefix: str = "") -> str:
@@ -372,3 +376,22 @@ class GapPrune:
     expired: int  # events older than the retention
     trimmed: int  # events beyond a workspace's row limit
     groups: int  # groups left without events
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Documents named in `document_ids`, and every document anywhere below the folders `folder_ids`
+    (ids that name nothing of the workspace, or a folder where a document is meant, select nothing)."""
+
+    document_ids: tuple[str, ...] = ()
+    folder_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DocumentScope:
+    """The documents (never folders) of a workspace that are in every one of `selections`, not in
+    `excluded`, and pass `filter` (None: no filter). Storage turns it into chunk keys in one statement."""
+
+    selections: tuple[Selection, ...] = ()
+    excluded: tuple[str, ...] = ()
+    filter: Filter | None = None

@@ -23,10 +23,11 @@ from index.retrieval import RetrievalLimits
 
 from ..errors import Conflict, InvalidRequest, ModelNotInstalled, NotFound, UnknownModel
 from ..filters import Filter, both
-from ..records import Agent, AgentPage, DependentAgent, DependentAgentPage, Locator, Workspace, new_id
+from ..records import (Agent, AgentPage, DependentAgent, DependentAgentPage, DocumentScope, Locator, Selection,
+                       Workspace, new_id)
 from ..storage import Database, Tx, now
 from ..storage.interfaces import BlobStore
-from ..storage.repositories import AgentStore, DocumentStore
+from ..storage.repositories import MAX_FOLDER_DEPTH, AgentStore, DocumentStore
 from ..storage.sql.agents import stored_size
 from .agent_config import RAG_RANGES, RagSettings, deep_merge, parse_locators, parse_rag, prompt_of, with_defaults
 from .conversation import Message, check_messages, contextual_query
@@ -323,29 +324,26 @@ class Agents:
         agent = self.get(workspace, agent_id)
         rag = parse_rag(agent.conversation_config)
         with self.db.read() as tx:
-            resolved = self._resolve(tx, workspace.id, parse_locators(agent.conversation_config))
+            prompt_names, auto, excluded = self._retrieval_scope(tx, workspace.id, parse_locators(agent.conversation_config))
         prompt_documents = [
-            PromptDocument(doc_id, name, load_text(self.blobs, workspace.id, doc_id))
-            for doc_id, (name, mode) in resolved.items()
-            if mode == "prompt"
+            PromptDocument(doc_id, name, load_text(self.blobs, workspace.id, doc_id)) for doc_id, name in prompt_names.items()
         ]
-        auto_ids = [doc_id for doc_id, (_, mode) in resolved.items() if mode == "auto"]
         model = rag.embedding_model or self._default_model(workspace)
         chunks: list[RetrievedChunk] = []
         served = None
         searched: RetrievalResult | None = None
         if rag.enabled:
             served = self.models.resolve(model).served
-            if auto_ids:
+            if auto is not None:
                 # The model as the agent names it (None: the workspace's default, which maps no distance).
-                searched = self._search(workspace, query, auto_ids, rag.embedding_model, rag, overrides, agent_id)
+                searched = self._search(workspace, query, auto, excluded, rag.embedding_model, rag, overrides, agent_id)
                 chunks = searched.chunks
         return AgentRetrieval(chunks, prompt_documents, model, query.strip(), time.perf_counter() - started, rag.enabled,
                               served, searched.max_vector_distance if searched else None,
                               searched.distance_cut if searched else None)
 
-    def _search(self, workspace: Workspace, query: str, document_ids: list[str], model: str | None, rag: RagSettings,
-                overrides: RetrieveOverrides, agent_id: str | None = None) -> RetrievalResult:
+    def _search(self, workspace: Workspace, query: str, auto: Selection, excluded: tuple[str, ...], model: str | None,
+                rag: RagSettings, overrides: RetrieveOverrides, agent_id: str | None = None) -> RetrievalResult:
         base = rag if overrides.use_agent_defaults else RagSettings()
         limits = RetrievalLimits(
             max_vector_distance=base.max_vector_distance,
@@ -356,7 +354,7 @@ class Agents:
         )
         options = SearchOptions(num_candidates=base.num_candidates) if base.num_candidates else SearchOptions()
         return self.retriever.retrieve(
-            workspace, query, document_ids=document_ids, filters=both(rag.filters, overrides.filters),
+            workspace, query, within=auto, excluded=excluded, filters=both(rag.filters, overrides.filters),
             folder_ids=overrides.folder_ids, embedding_model=model, limits=limits, options=options,
             agent_id=agent_id,
         )
@@ -404,6 +402,55 @@ class Agents:
                     + ", ".join(missing)
                 )
         return locators
+
+    def _retrieval_scope(self, tx: Tx, workspace_id: str, locators: list[Locator]
+                         ) -> tuple[dict[str, str], Selection | None, tuple[str, ...]]:
+        """What `_resolve` gives a turn, without expanding `auto` folders into their documents: (id → name
+        of the `prompt` documents, in `_resolve`'s order; the `auto` locators as a selection, None when
+        it selects no document; the `prompt` documents, to leave out of that selection).
+
+        The modes are `_resolve`'s: the first locator that names a document or a folder above it decides.
+        Only `prompt` folders are expanded (their documents' text is sent whole anyway), and a document
+        they hold is `auto` when an earlier `auto` locator names a folder above it."""
+        auto_ids = tuple(dict.fromkeys(loc.id for loc in locators if loc.usage_mode == "auto"))
+        auto_folders = tuple(dict.fromkeys(loc.id for loc in locators if loc.usage_mode == "auto" and loc.type == "folder"))
+        prompt: dict[str, str] = {}
+        if any(loc.usage_mode == "prompt" for loc in locators):
+            first: dict[str, int] = {}  # document id -> index of the first prompt locator naming it or a folder above
+            for n, loc in enumerate(locators):
+                if loc.usage_mode == "prompt":
+                    first.setdefault(loc.id, n)
+                    if loc.type == "folder":
+                        for below in self.documents.descendant_ids(tx, workspace_id, loc.id):
+                            first.setdefault(below, n)
+            docs = {d.id: d for d in self.documents.get_many(tx, workspace_id, list(first)) if not d.is_folder}
+            auto_at: dict[str, int] = {}  # id -> index of the first auto locator naming it (folders: as a folder)
+            for n, loc in enumerate(locators):
+                if loc.usage_mode == "auto":
+                    auto_at.setdefault(loc.id, n)
+            folder_at = {}
+            for n, loc in enumerate(locators):
+                if loc.usage_mode == "auto" and loc.type == "folder":
+                    folder_at.setdefault(loc.id, n)
+            above = self.documents.ancestors(tx, workspace_id, [d.parent_folder_id for d in docs.values()]) if folder_at else {}
+            for doc_id, n in first.items():
+                doc = docs.get(doc_id)
+                if doc is None:
+                    continue  # deleted since, or a folder
+                decided = auto_at.get(doc_id, len(locators))
+                parent, depth = doc.parent_folder_id, 0
+                while parent and parent in above and depth < MAX_FOLDER_DEPTH:
+                    decided = min(decided, folder_at.get(parent, decided))
+                    parent, depth = above[parent][2], depth + 1
+                if n < decided:
+                    prompt[doc_id] = doc.name
+        if not auto_ids:
+            return prompt, None, ()
+        auto = Selection(document_ids=auto_ids, folder_ids=auto_folders)
+        excluded = tuple(prompt)
+        if not self.documents.any_in_scope(tx, workspace_id, DocumentScope((auto,), excluded)):
+            return prompt, None, ()
+        return prompt, auto, excluded
 
     def _resolve(self, tx: Tx, workspace_id: str, locators: list[Locator]) -> dict[str, tuple[str, str]]:
         """document id → (current name, usage mode) of the documents the locators stand for: folders

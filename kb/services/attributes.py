@@ -99,6 +99,15 @@ class Attributes:
 
     def documents_below(self, tx: Tx, workspace_id: str, folder_ids: Sequence[str]) -> list[str]:
         """Documents (not folders) anywhere below the folders; each must be a folder of the workspace."""
+        ids = self.checked_folders(tx, workspace_id, folder_ids)
+        below: list[str] = []
+        for folder_id in ids:
+            below += self.documents.descendant_ids(tx, workspace_id, folder_id)
+        kinds = self.documents.types_of(tx, workspace_id, list(dict.fromkeys(below)))
+        return [d for d, kind in kinds.items() if kind != "folder"]
+
+    def checked_folders(self, tx: Tx, workspace_id: str, folder_ids: Sequence[str]) -> list[str]:
+        """`folder_ids` without repeats, each checked to be a folder of the workspace (at most 100 of them)."""
         ids = list(dict.fromkeys(folder_ids))
         if len(ids) > MAX_FOLDER_IDS:
             raise InvalidRequest(f"folder_ids has {len(ids)} folders; at most {MAX_FOLDER_IDS} are allowed",
@@ -112,11 +121,7 @@ class Attributes:
         if not_folders:
             raise InvalidRequest(f"folder_ids: not folders but documents: {', '.join(not_folders)}; "
                                  "pass them in document_ids", details={"field": "folder_ids"})
-        below: list[str] = []
-        for folder_id in ids:
-            below += self.documents.descendant_ids(tx, workspace_id, folder_id)
-        kinds = self.documents.types_of(tx, workspace_id, list(dict.fromkeys(below)))
-        return [d for d, kind in kinds.items() if kind != "folder"]
+        return ids
 
     # --- upkeep ----------------------------------------------------------------------------------
 

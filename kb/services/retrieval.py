@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -15,7 +16,7 @@ from index.retrieval import Candidate, DistanceCut, RetrievalLimits, apply_limit
 from ..errors import InvalidRequest, NotFound
 from ..filters import Filter
 from ..indexes import VectorIndexes
-from ..records import Chunk, ChunkHit, Workspace
+from ..records import Chunk, ChunkHit, DocumentScope, Selection, Workspace
 from ..storage import Database
 from ..storage.repositories import ChunkStore, DocumentStore
 from .attributes import Attributes
@@ -150,11 +151,14 @@ class Retriever:
         limits: RetrievalLimits = RetrievalLimits(),
         options: SearchOptions = SearchOptions(),
         agent_id: str | None = None,
+        within: Selection | None = None,
+        excluded: Sequence[str] = (),
     ) -> RetrievalResult:
         """The best chunks for `query`, among `document_ids`, the documents below `folder_ids` and
         those passing `filters` (all given restrictions at once). A restriction is applied inside
         both searches (the allowed chunk keys, from SQL), so it returns the best matches among the
-        allowed documents, however few they are."""
+        allowed documents, however few they are. `within`, less `excluded`: documents kb resolved
+        itself (an agent's knowledge base), a further restriction whose ids are not checked."""
         clock = Stopwatch()
         if limits.max_retrieved_rag_chunks_count < 1:
             raise InvalidRequest("max_retrieved_rag_chunks_count must be at least 1")
@@ -167,7 +171,7 @@ class Retriever:
 
         query_vector = self.embed_query(model, query, workspace.id)
         clock.lap("embed")
-        allowed = self._allowed_keys(workspace.id, model, document_ids, filters, folder_ids)
+        allowed = self._allowed_keys(workspace.id, model, document_ids, filters, folder_ids, within, excluded)
         clock.lap("filter")
         embedder = self.models.get(model)
         loaded = self.vectors.get_loaded(workspace.id, model, embedder.dimension)
@@ -241,27 +245,35 @@ class Retriever:
         return ranking.pairs()[:count], spared
 
     def _allowed_keys(self, workspace_id: str, model: str, document_ids: list[str] | None, filters: Filter | None,
-                      folder_ids: list[str] | None) -> np.ndarray | None:
-        """Chunk keys the searches may return; None: no restriction."""
-        if document_ids is None and filters is None and folder_ids is None:
+                      folder_ids: list[str] | None, within: Selection | None = None,
+                      excluded: Sequence[str] = ()) -> np.ndarray | None:
+        """Chunk keys the searches may return; None: no restriction. `within` (and `excluded`) are
+        documents kb resolved itself (an agent's knowledge base): not checked, those gone since select nothing."""
+        if document_ids is None and filters is None and folder_ids is None and within is None:
             return None
         with self.db.read() as tx:
-            ids = None
+            selections: list[Selection] = [within] if within is not None else []
             if document_ids is not None:
                 ids = list(dict.fromkeys(document_ids))
                 found = self.documents.types_of(tx, workspace_id, ids)
                 missing = [i for i in ids if i not in found]
                 if missing:
                     raise NotFound(f"documents not found in this workspace: {', '.join(missing)}")
-            allowed = self.attributes.allowed_documents(tx, workspace_id, filters, folder_ids, ids)
-            if allowed is None:
-                return None
-            # The documents are this workspace's (checked above); by document alone, SQLite uses the
-            # document index instead of scanning the workspace's entries.
-            keys: list[int] = []
-            for start in range(0, len(allowed), KEY_BATCH):
-                keys += self.chunks.keys_of_documents(tx, allowed[start:start + KEY_BATCH], model)
-            return np.asarray(keys, dtype=np.int64)
+                selections.append(Selection(document_ids=tuple(ids)))
+            if folder_ids is not None:
+                selections.append(Selection(folder_ids=tuple(self.attributes.checked_folders(tx, workspace_id, folder_ids))))
+            if not selections:  # a filter alone
+                allowed = self.attributes.allowed_documents(tx, workspace_id, filters, None, None)
+                if allowed is None:
+                    return None
+                # The documents are this workspace's (matched in it); by document alone, SQLite uses the
+                # document index instead of scanning the workspace's entries.
+                keys: list[int] = []
+                for start in range(0, len(allowed), KEY_BATCH):
+                    keys += self.chunks.keys_of_documents(tx, allowed[start:start + KEY_BATCH], model)
+                return np.asarray(keys, dtype=np.int64)
+            scope = DocumentScope(tuple(selections), tuple(excluded), filters)
+            return np.sort(np.asarray(self.chunks.keys_in_scope(tx, workspace_id, model, scope), dtype=np.int64))
 
     @staticmethod
     def _as_result(hit: ChunkHit, distance: float) -> RetrievedChunk:

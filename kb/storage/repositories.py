@@ -17,6 +17,7 @@ from ..records import (
     CrawlJob,
     DependentAgent,
     Document,
+    DocumentScope,
     FolderCounts,
     GapGroup,
     Job,
@@ -77,6 +78,9 @@ class DocumentStore(Protocol):
 
     def types_of(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> dict[str, str]:
         """id -> type of those of `document_ids` that exist in the workspace."""
+
+    def any_in_scope(self, tx: Tx, workspace_id: str, scope: DocumentScope) -> bool:
+        """Whether any document of the workspace is in `scope`."""
 
     def names_of(self, tx: Tx, workspace_id: str, document_ids: Sequence[str], *, folders: bool=True) -> dict[str, str]:
         ...
@@ -219,6 +223,9 @@ class ChunkStore(Protocol):
 
     def keys_of_documents(self, tx: Tx, document_ids: Sequence[str], model: str) -> Iterator[int]:
         """Keys of the documents' chunks for `model` (check first that the documents are the caller's)."""
+
+    def keys_in_scope(self, tx: Tx, workspace_id: str, model: str, scope: DocumentScope) -> list[int]:
+        """Keys of the `model` chunks of the workspace's documents in `scope`, in one statement."""
 
     def hits(self, tx: Tx, workspace_id: str, keys: Sequence[int]) -> dict[int, ChunkHit]:
         """The chunks of these keys that belong to the workspace, with their documents' names."""

@@ -138,7 +138,8 @@ chunks = Table(
     Column("embedding", LargeBinary, nullable=False),  # float32, L2-normalised
     Index("ix_chunks_rag_index", "rag_index_id", "ordinal"),
     Index("ix_chunks_workspace_model", "workspace_id", "model"),
-    Index("ix_chunks_document", "document_id"),
+    # (document, model): the chunk keys of a scope are read from this index alone (the key is the rowid)
+    Index("ix_chunks_document_model", "document_id", "model"),
     Index("ix_chunks_text_hash", "workspace_id", "model", "text_hash"),
 )
 

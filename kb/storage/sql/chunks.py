@@ -12,9 +12,10 @@ from dataclasses import asdict
 
 from sqlalchemy import func, select
 
-from ...records import Chunk, ChunkHit, NewChunk, StoredVectors
+from ...records import Chunk, ChunkHit, DocumentScope, NewChunk, StoredVectors
 from ..interfaces import Tx
 from ..schema import chunks, documents
+from .scopes import in_scope
 
 BATCH = 500
 
@@ -93,6 +94,14 @@ class ChunkRepository:
         return tx.execute(
             select(chunks.c.key).where(chunks.c.document_id.in_(list(document_ids)), chunks.c.model == model)
         ).scalars()
+
+    def keys_in_scope(self, tx: Tx, workspace_id: str, model: str, scope: DocumentScope) -> list[int]:
+        """Keys of the `model` chunks of the workspace's documents in `scope`: one statement, the
+        documents found by their indexes and joined to their chunks by document."""
+        # By document (the documents are the workspace's): SQLite then reads the (document, model)
+        # index instead of every chunk of the workspace.
+        query = select(chunks.c.key).where(chunks.c.document_id.in_(in_scope(workspace_id, scope)), chunks.c.model == model)
+        return list(tx.execute(query).scalars())
 
     def hits(self, tx: Tx, workspace_id: str, keys: Sequence[int]) -> dict[int, ChunkHit]:
         """The chunks of these keys that belong to the workspace, with their documents' names."""

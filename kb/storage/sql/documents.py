@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 from sqlalchemy import func, literal, select, update
 
-from ...records import Document, FolderCounts, ListQuery, StorageUsage
+from ...records import Document, DocumentScope, FolderCounts, ListQuery, StorageUsage
 from ..interfaces import Tx
 from ..repositories import MAX_FOLDER_DEPTH
 from ..schema import documents
+from .scopes import in_scope, in_workspace
 
 SORT_COLUMNS = {
     "name": documents.c.name,
@@ -69,8 +70,12 @@ class DocumentRepository:
             return {}
         return dict(tx.execute(
             select(documents.c.id, documents.c.type)
-            .where(documents.c.workspace_id == workspace_id, documents.c.id.in_(list(document_ids)))
+            .where(documents.c.id.in_(list(document_ids)), in_workspace(workspace_id))
         ).fetchall())
+
+    def any_in_scope(self, tx: Tx, workspace_id: str, scope: DocumentScope) -> bool:
+        """Whether any document of the workspace is in `scope`."""
+        return tx.execute(in_scope(workspace_id, scope).limit(1)).first() is not None
 
     def names_of(self, tx: Tx, workspace_id: str, document_ids: Sequence[str], *, folders: bool = True) -> dict[str, str]:
         if not document_ids:
