@@ -8,8 +8,7 @@ time whole retrievals and print the server's timings_ms.filter medians:
 Also prints a digest of the chunk ids and prompt documents returned, to compare two trees (run it from each
 tree's root, alternating; no model indexing is needed, so 20,000 documents take seconds to set up):
 
-    cd /work/wt-scope && PYTHONPATH=$PWD HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \\
-        /work/main/.venv/bin/python bench/scoped_retrieval.py 20000 30
+    PYTHONPATH=$PWD HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false .venv/bin/python bench/scoped_retrieval.py 20000 30
 """
 import hashlib, statistics, sys, tempfile, time
 from pathlib import Path
