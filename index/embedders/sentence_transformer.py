@@ -64,7 +64,8 @@ class SentenceTransformerEmbedder(Embedder):
     def count_tokens(self, text: str) -> int:
         prefix = self._document_prompt or ""
         if self._length_tokenizer is not None:
-            return len(self._length_tokenizer.encode(prefix + text, add_special_tokens=True).ids)
+            # encode_batch releases the GIL while it tokenizes (encode holds it)
+            return len(self._length_tokenizer.encode_batch([prefix + text], add_special_tokens=True)[0].ids)
         return len(self._tokenizer(prefix + text, add_special_tokens=True, truncation=False)["input_ids"])
 
     def _token_lengths(self, texts: Sequence[str]) -> list[int]:

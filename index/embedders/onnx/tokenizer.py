@@ -57,8 +57,10 @@ class ModelTokenizer:
         self.pad_type_id = int(getattr(tokenizer, "pad_token_type_id", 0) or 0)
 
     def count(self, text: str) -> int:
-        """Tokens of `text`, special tokens included, without truncation."""
-        return len(self._count.encode(text, add_special_tokens=True).ids)
+        """Tokens of `text`, special tokens included, without truncation. Through `encode_batch`,
+        which releases the GIL while it tokenizes (`encode` holds it): chunking a large document in a
+        worker thread then leaves the request threads free."""
+        return len(self._count.encode_batch([text], add_special_tokens=True)[0].ids)
 
     def encode_batch(self, texts: Sequence[str]) -> list:
         """Encodings truncated at `max_tokens` (their `overflowing` says whether they were cut)."""
