@@ -89,6 +89,13 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--today-rps", type=float, default=82.0, help="today's 8-client requests/s (the issue's figure)")
     ap.add_argument("--skip-upload-timing", action="store_true",
                     help="skip the timed in-process encoding (the upload ratio is then not printed)")
+    ap.add_argument("--from-data", type=Path, metavar="DIR",
+                    help="a data dir with the passages indexed (made by --save-data): each kb serves a copy of it, "
+                         "and the upload run is skipped (retrieval-only comparisons)")
+    ap.add_argument("--save-data", type=Path, metavar="DIR",
+                    help="after the upload run, copy the first kb's data dir here (with bench-key.txt) for --from-data")
+    ap.add_argument("--embed-cache", type=Path, metavar="FILE.npz",
+                    help="reuse (or store) the in-process passage embeddings (not when the encoding is timed)")
     ap.add_argument("--passages", type=int, default=0, help="only the first N passages (a quick check)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true")
@@ -164,13 +171,18 @@ def scaled_vectors(vectors, n: int):
 
 
 class Kb:
-    """One kb checkout served by its own `kb serve`."""
+    """One kb checkout served by its own `kb serve` (on a copy of `data`, when given)."""
 
-    def __init__(self, root: Path, label: str, code: Path):
+    def __init__(self, root: Path, label: str, code: Path, data: Path | None = None):
         self.label = label
         self.code = code
-        self.server = SpawnedServer(root, label, {"PYTHONPATH": str(code)})
         self.keys: dict[str, str] = {}
+        data_dir = None
+        if data is not None:
+            data_dir = root / f"data-{label}"
+            shutil.copytree(data, data_dir)
+            self.keys["msmarco"] = (data / "bench-key.txt").read_text().strip()
+        self.server = SpawnedServer(root, label, {"PYTHONPATH": str(code)}, data_dir=data_dir)
 
     def workspace(self, name: str) -> str:
         if name not in self.keys:
@@ -187,6 +199,17 @@ def upload_and_index(args, kb: Kb, ms: Msmarco) -> dict:
     report = indexing_report(up, waited, len(items))
     log(f"{kb.label}: " + index_line(report))
     return report
+
+
+def save_data(kb: Kb, dest: Path) -> None:
+    """Copy the server's data dir while it is stopped, with the msmarco workspace's key; then restart it."""
+    kb.server.stop()
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(kb.server.data_dir, dest)
+    (dest / "bench-key.txt").write_text(kb.keys["msmarco"] + "\n")
+    kb.server = SpawnedServer(kb.server.log_path.parent, kb.label + "-2", {"PYTHONPATH": str(kb.code)},
+                              data_dir=kb.server.data_dir)
+    log(f"data dir saved to {dest}")
 
 
 def searchable_after(args, kb: Kb, ms: Msmarco) -> dict:
@@ -344,7 +367,7 @@ def main() -> int:
     args = parse_args()
     info = run_info(args)
     print(f"side-by-side benchmark — {info['machine']}, kb {info['git']}, load average {loadavg()}", flush=True)
-    ms_ = Msmarco(args.corpus)
+    ms_ = Msmarco(args.corpus, args.embed_cache)
     if args.passages:
         ms_.passages = ms_.passages[:args.passages]
     results: dict = {**info, "kb": {}}
@@ -352,7 +375,7 @@ def main() -> int:
     kbs: list[Kb] = []
     try:
         # 1. in-process: the indexing baseline, timed before any server exists, and the FAISS index
-        vectors = ms_.encode_passages(force_timing=not args.skip_upload_timing)
+        vectors = ms_.encode_passages(force_timing=not (args.skip_upload_timing or args.from_data))
         st_rate = len(ms_.passages) / ms_.encode_secs if ms_.encode_secs else None
         results["in_process_encode_per_sec"] = st_rate
         inproc = InProcess(ms_, vectors)
@@ -360,9 +383,13 @@ def main() -> int:
         # 2. kb servers, uploads and indexing at once
         codes = [("kb", REPO)] + [(c.split("=", 1)[0], Path(c.split("=", 1)[1]).resolve()) for c in args.compare]
         for label, code in codes:
-            kb = Kb(root, label, code)
+            kb = Kb(root, label, code, args.from_data)
             kbs.append(kb)
-            results["kb"][label] = {"code": str(code), "indexing": upload_and_index(args, kb, ms_)}
+            results["kb"][label] = {"code": str(code)}
+            if not args.from_data:
+                results["kb"][label]["indexing"] = upload_and_index(args, kb, ms_)
+            if args.save_data and label == "kb":
+                save_data(kb, args.save_data)
             write_json(args.json, results)
 
         # 3. latency, interleaved
@@ -416,6 +443,8 @@ def main() -> int:
     print(f"\n== uploads and indexing at once: {len(ms_.passages)} text documents, {args.upload_clients} clients ==")
     rows = [["sentence-transformers in process (encode, batch 32)", f"{st_rate:.1f}" if st_rate else "-", "-", "1.00"]]
     for label, r in results["kb"].items():
+        if "indexing" not in r:
+            continue
         i = r["indexing"]
         rows.append([f"{label}: first upload -> last index done", f"{i['chunks_per_sec']:.1f}", f"{i['uploads_per_sec']:.1f}",
                      f"{i['chunks_per_sec'] / st_rate:.2f}" if st_rate else "-"])
@@ -430,7 +459,8 @@ def main() -> int:
                            verdict(s["p50_secs"], 2.0)])
     print_table(["pipeline", "chunks/s", "uploads/s", "ratio"], rows)
     for label, r in results["kb"].items():
-        print(f"{label}: " + index_line(r["indexing"]))
+        if "indexing" in r:
+            print(f"{label}: " + index_line(r["indexing"]))
         if "searchable" in r:
             s = r["searchable"]
             print(f"{label}: searchable after its upload is acknowledged ({s['documents']} documents at {s['rate']:g}/s): "
