@@ -381,7 +381,6 @@ class RetrievedChunkResponse(BaseModel):
 
 
 class Timings(BaseModel):
-    queue: float = Field(default=0.0, description="Waiting for a retrieval slot (as many run at once as the server has cores).")
     embed: float = Field(description="Query embedding (cached queries cost ~0).")
     filter: float = Field(default=0.0, description="The allowed chunks of document_ids, folder_ids and filters.")
     dense: float

@@ -89,7 +89,7 @@ def timed_requests(args, url: str, key: str, stream: QueryStream, mode: str, col
     server_total = [t["total"] for t in timings if t.get("total") is not None] or \
         [1000 * r["rag_latency_secs"] for r in records if r["rag_latency_secs"] is not None]
     embed = [t["embed"] for t in timings if t.get("embed") is not None]
-    stages = {s: pct([t[s] for t in timings if t.get(s) is not None], 50) for s in ("queue", "embed", "dense", "lexical", "fuse", "context", "total")}
+    stages = {s: pct([t[s] for t in timings if t.get(s) is not None], 50) for s in ("embed", "dense", "lexical", "fuse", "context", "total")}
     skipped = Counter(s if isinstance(s, str) else json.dumps(s) for r in records for s in r["skipped"])
     return {
         "mode": mode, "cache": "cold" if cold else "warm", "clients": clients, "requests": n, "ok": len(records),

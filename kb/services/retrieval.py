@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -25,17 +24,6 @@ from .models import ModelRegistry
 from .queries import MAX_QUERY_CHARS, checked_query  # noqa: F401  (MAX_QUERY_CHARS: re-exported)
 
 KEY_BATCH = 5_000  # document ids a query of allowed chunk keys names
-
-
-def retrieval_slots() -> int:
-    """How many retrievals run at once (the others wait their turn, `timings_ms.queue`): one per core,
-    at least two. Run eight at once on two cores and each of their stages takes four times as long
-    (they share the cores and the interpreter), for no more answers per second."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 2
-    return max(2, cpus)
 
 
 @dataclass(frozen=True)
@@ -141,7 +129,6 @@ class Retriever:
         self.vectors = vectors
         self.gaps = gaps  # told of every result (it keeps those that found nothing good)
         self.cache = QueryEmbeddingCache()
-        self._slots = threading.BoundedSemaphore(retrieval_slots())
 
     def embed_query(self, model: str, query: str, scope: str = "") -> np.ndarray:
         """The query's vector by the served model `model`, cached for `scope` (the workspace id)."""
@@ -167,31 +154,8 @@ class Retriever:
         """The best chunks for `query`, among `document_ids`, the documents below `folder_ids` and
         those passing `filters` (all given restrictions at once). A restriction is applied inside
         both searches (the allowed chunk keys, from SQL), so it returns the best matches among the
-        allowed documents, however few they are.
-
-        At most `retrieval_slots()` retrievals run at once; the time one waited for its turn is
-        `timings_ms.queue` (and counts in `total` and against `budget_ms`)."""
+        allowed documents, however few they are."""
         clock = Stopwatch()
-        with self._slots:
-            clock.lap("queue")
-            return self._retrieve(clock, workspace, query, document_ids=document_ids, filters=filters,
-                                  folder_ids=folder_ids, embedding_model=embedding_model, limits=limits,
-                                  options=options, agent_id=agent_id)
-
-    def _retrieve(
-        self,
-        clock: Stopwatch,
-        workspace: Workspace,
-        query: str,
-        *,
-        document_ids: list[str] | None,
-        filters: Filter | None,
-        folder_ids: list[str] | None,
-        embedding_model: str | None,
-        limits: RetrievalLimits,
-        options: SearchOptions,
-        agent_id: str | None,
-    ) -> RetrievalResult:
         if limits.max_retrieved_rag_chunks_count < 1:
             raise InvalidRequest("max_retrieved_rag_chunks_count must be at least 1")
         query = checked_query(query)
