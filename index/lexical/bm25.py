@@ -255,19 +255,9 @@ class BM25Index:
         (equal scores: smaller id first). With `allowed_ids`, only those documents compete."""
         if k <= 0 or self._n_live == 0:
             return _EMPTY_IDS, _EMPTY_SCORES
-        vocab = self._vocab
-        terms = [vocab[t] for t in dict.fromkeys(query_tokens) if t in vocab]
-        blocks = [(int(self._t_start[t]), int(self._t_start[t] + self._t_len[t])) for t in terms]
-        if self._n_live == self._n_slots:
-            df = np.array([end - start for start, end in blocks], dtype=np.float64)
-        else:  # tombstones: count the live postings
-            alive = self._s_alive
-            df = np.array([np.count_nonzero(alive[self._p_slot[start:end]]) for start, end in blocks], dtype=np.float64)
-        if not np.any(df):
+        blocks = self._weighted_blocks(query_tokens)
+        if not blocks:
             return _EMPTY_IDS, _EMPTY_SCORES
-        n = float(self._n_live)
-        weights = (np.log1p((n - df + 0.5) / (df + 0.5)) * (self.k1 + 1.0)).tolist()
-        blocks = [(block, weight) for block, weight, f in zip(blocks, weights, df.tolist()) if f > 0]
         norms = self._norms()
         if allowed_ids is None:
             scores = self._accumulate(blocks, norms)
@@ -287,6 +277,22 @@ class BM25Index:
             slots, scores = slots[hits], scores[hits]
         return self._top(slots, scores, k)
 
+    def _weighted_blocks(self, query_tokens: Sequence[str]) -> list[tuple[tuple[int, int], float]]:
+        """((start, end) of its postings, IDF weight) of each distinct query term with live postings."""
+        vocab = self._vocab
+        terms = [vocab[t] for t in dict.fromkeys(query_tokens) if t in vocab]
+        blocks = [(int(self._t_start[t]), int(self._t_start[t] + self._t_len[t])) for t in terms]
+        if self._n_live == self._n_slots:
+            df = np.array([end - start for start, end in blocks], dtype=np.float64)
+        else:  # tombstones: count the live postings
+            alive = self._s_alive
+            df = np.array([np.count_nonzero(alive[self._p_slot[start:end]]) for start, end in blocks], dtype=np.float64)
+        if not np.any(df):
+            return []
+        n = float(self._n_live)
+        weights = (np.log1p((n - df + 0.5) / (df + 0.5)) * (self.k1 + 1.0)).tolist()
+        return [(block, weight) for block, weight, f in zip(blocks, weights, df.tolist()) if f > 0]
+
     def matched_terms(self, query_tokens: Sequence[str], ids: np.ndarray) -> np.ndarray:
         """How many distinct query terms each of `ids` contains, aligned with `ids` (0: none, or
         not indexed). One pass over each term's postings; no scoring."""
@@ -296,8 +302,7 @@ class BM25Index:
         """Which distinct query terms (columns, in first-seen order) each of `ids` (rows) contains: a
         boolean matrix (all False for ids not indexed and terms not in the vocabulary)."""
         terms = list(dict.fromkeys(query_tokens))
-        get = self._slot_of.get
-        slots = np.fromiter((get(i, -1) for i in np.asarray(ids, dtype=np.int64).tolist()), dtype=np.int64, count=len(ids))
+        slots = self._aligned_slots(ids)
         presence = np.zeros((len(slots), len(terms)), dtype=bool)
         known = slots >= 0
         if not known.any():
@@ -312,6 +317,40 @@ class BM25Index:
             present[self._p_slot[start : start + int(self._t_len[term_id])]] = True
             presence[known, column] = present[slots[known]]
         return presence
+
+    def scores_of(self, query_tokens: Sequence[str], ids: np.ndarray) -> np.ndarray:
+        """The BM25 score of each of `ids` (float64, aligned with `ids`; 0 where no query term occurs or
+        the id is not indexed): the scores `search` gives them, computed for these ids only, without
+        ranking them."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        out = np.zeros(len(ids), dtype=np.float64)
+        if len(ids) == 0 or self._n_live == 0:
+            return out
+        blocks = self._weighted_blocks(query_tokens)
+        if not blocks:
+            return out
+        slots = self._aligned_slots(ids)
+        known = np.flatnonzero(slots >= 0)
+        if known.size:
+            out[known] = self._score_slots(blocks, slots[known], self._norms())
+        return out
+
+    def _aligned_slots(self, ids: np.ndarray) -> np.ndarray:
+        """The slot of each of `ids` (aligned; -1 where the id is not a live document), vectorised."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        sorted_ids, sorted_slots = self._sorted_live()
+        if len(sorted_ids) == 0 or len(ids) == 0:
+            return np.full(len(ids), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+        return np.where(sorted_ids[at] == ids, sorted_slots[at], -1).astype(np.int64)
+
+    def _sorted_live(self) -> tuple[np.ndarray, np.ndarray]:
+        """(live ids sorted, their slots), kept until the next change."""
+        if self._sorted_ids is None:
+            live = np.flatnonzero(self._s_alive[: self._n_slots])
+            order = np.argsort(self._s_id[live], kind="stable")
+            self._sorted_ids = (self._s_id[live][order], live[order])
+        return self._sorted_ids
 
     def document_frequency(self, term: str) -> int:
         """How many live documents hold `term`."""
@@ -358,11 +397,7 @@ class BM25Index:
         if len(ids) <= _DICT_LOOKUP_MAX:
             get = self._slot_of.get
             return np.array(sorted({slot for slot in map(get, ids.tolist()) if slot is not None}), dtype=np.int64)
-        if self._sorted_ids is None:
-            live = np.flatnonzero(self._s_alive[: self._n_slots])
-            order = np.argsort(self._s_id[live], kind="stable")
-            self._sorted_ids = (self._s_id[live][order], live[order])
-        sorted_ids, sorted_slots = self._sorted_ids
+        sorted_ids, sorted_slots = self._sorted_live()
         if len(sorted_ids) == 0:
             return _EMPTY_IDS
         at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)

@@ -9,6 +9,7 @@ import numpy as np
 
 from .base import VectorStore
 from .registry import register_store
+from .threads import use_search_threads
 
 
 @register_store
@@ -48,6 +49,7 @@ class FlatStore(VectorStore):
     ) -> tuple[np.ndarray, np.ndarray]:
         if k <= 0 or len(self) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        use_search_threads()
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimension)
         params = None
         if allowed_ids is not None:

@@ -31,6 +31,7 @@ import numpy as np
 from ..locks import ReadWriteLock
 from .base import VectorStore, pack_envelope, unpack_envelope
 from .registry import register_store
+from .threads import use_search_threads
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +297,7 @@ class HNSWStore(VectorStore):
         """
         if k <= 0:
             return _EMPTY
+        use_search_threads()
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimension)
         ef = max(k, num_candidates or self.ef_search)
         with self._rw.reading():

@@ -131,6 +131,4 @@ class LexicalIndex:
 
 
 def _scores(index: BM25Index, terms: list[str], keys: np.ndarray) -> np.ndarray:
-    found, scores = index.search(terms, len(keys), allowed_ids=keys)
-    by_key = dict(zip(found.tolist(), scores.tolist()))
-    return np.array([by_key.get(int(k), 0.0) for k in keys], dtype=np.float64)
+    return index.scores_of(terms, keys)

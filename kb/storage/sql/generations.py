@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from ..interfaces import Tx
 from ..schema import vector_generations
+
+
+# Built once: read on every retrieval, where building the statement cost more than running it.
+_CURRENT = select(vector_generations.c.generation).where(
+    vector_generations.c.workspace_id == bindparam("workspace_id"), vector_generations.c.model == bindparam("model")
+)
 
 
 class GenerationRepository:
@@ -18,9 +24,5 @@ class GenerationRepository:
         return int(tx.execute(select(vector_generations.c.generation).where(*where)).scalar_one())
 
     def current(self, tx: Tx, workspace_id: str, model: str) -> int:
-        value = tx.execute(
-            select(vector_generations.c.generation).where(
-                vector_generations.c.workspace_id == workspace_id, vector_generations.c.model == model
-            )
-        ).scalar()
+        value = tx.execute(_CURRENT, {"workspace_id": workspace_id, "model": model}).scalar()
         return int(value or 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from ...records import Workspace, WorkspaceLimitOverrides
 from ..interfaces import Tx
@@ -13,6 +13,11 @@ LIMIT_COLUMNS = ("rag_max_bytes", "kb_max_bytes", "kb_max_chars", "min_rag_docum
 
 def _workspace(row) -> Workspace:
     return Workspace(row.id, row.name, row.tier, row.default_model)
+
+
+# Built once: every authenticated request runs it.
+_BY_KEY_HASH = (select(workspaces).join(api_keys, api_keys.c.workspace_id == workspaces.c.id)
+                .where(api_keys.c.key_hash == bindparam("key_hash")))
 
 
 class WorkspaceRepository:
@@ -26,10 +31,7 @@ class WorkspaceRepository:
         tx.execute(api_keys.insert().values(key_hash=key_hash, workspace_id=workspace.id, created_at=now))
 
     def by_key_hash(self, tx: Tx, key_hash: str) -> Workspace | None:
-        row = tx.execute(
-            select(workspaces).join(api_keys, api_keys.c.workspace_id == workspaces.c.id)
-            .where(api_keys.c.key_hash == key_hash)
-        ).first()
+        row = tx.execute(_BY_KEY_HASH, {"key_hash": key_hash}).first()
         return _workspace(row) if row else None
 
     def get(self, tx: Tx, workspace_id: str) -> Workspace | None:
