@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 import postgres
 from helpers import CORPUS, PERMISSIVE_TIERS, REPO, free_port, make_kb
@@ -360,25 +360,45 @@ def test_api_process_and_worker_process_share_the_database_and_data_dir(tmp_path
     assert found and found[0]["document_id"] == small
     assert client.get(f"{KB}/search", params={"query": "krill"}).json()["results"][0]["document"]["id"] == small
 
-    # 2. the worker is killed (SIGKILL) in the middle of a long job; a second worker takes the job
-    # over once the first's lease is gone and completes it, without a duplicated chunk
+    # 2. a second worker; the worker running a long job is killed (SIGKILL) in the middle of it,
+    # as if on another host (its pid means nothing here: only its lease tells), and the other one
+    # takes the job over once the lease has run out, and completes it without a duplicated chunk
+    second = Process(["worker", "--data-dir", str(data_dir)], env, tmp_path / "worker2.log")
+    processes.append(second)
+    second.wait_for("kb worker: 1 job thread(s) on postgresql")
+    workers = {first.pid: first, second.pid: second}
     big = (CORPUS / "pdf" / "GeoTopo-komprimiert.pdf").read_bytes()
     document = client.post(f"{KB}/file", files={"file": ("GeoTopo.pdf", big, "application/pdf")}).json()["id"]
     _wait_status(client, document, lambda i: i["status"] == "processing" and i["progress_percentage"] > 5)
-    first.kill()
     db = Database(pg_url)
     try:
         with db.read() as tx:
-            job = tx.execute(select(jobs.c.id, jobs.c.status, jobs.c.owner).where(jobs.c.kind == "index")
+            job = tx.execute(select(jobs.c.id, jobs.c.status, jobs.c.owner).where(jobs.c.kind == "index_document")
                              .order_by(jobs.c.id.desc()).limit(1)).one()
-        assert (job.status, job.owner) == ("running", f"{HOST}:{first.pid}")
-        second = Process(["worker", "--data-dir", str(data_dir)], env, tmp_path / "worker2.log")
-        processes.append(second)
+        assert job.status == "running" and job.owner.startswith(f"{HOST}:")
+        victim = workers[int(job.owner.rpartition(":")[2])]
+        survivor = next(w for w in workers.values() if w is not victim)
+        os.killpg(victim.pid, signal.SIGSTOP)  # frozen: no more heartbeats, its pid still alive
+        with db.write() as tx:
+            tx.execute(update(jobs).where(jobs.c.id == job.id).values(owner=f"another-host:{victim.pid}"))
+        victim.kill()
+        with db.read() as tx:
+            lease_ends = tx.execute(select(jobs.c.heartbeat_at).where(jobs.c.id == job.id)).scalar_one() + 4
+        deadline = time.monotonic() + 120
+        while True:
+            with db.read() as tx:
+                owner = tx.execute(select(jobs.c.owner).where(jobs.c.id == job.id)).scalar_one()
+            if owner == f"{HOST}:{survivor.pid}":
+                taken_over = time.time()
+                break
+            assert time.monotonic() < deadline, survivor.output()
+            time.sleep(0.05)
+        assert taken_over >= lease_ends  # not before the lease ran out
         done = _wait_status(client, document, lambda i: i["status"] in ("succeeded", "failed"), timeout=600)
         assert done["status"] == "succeeded", done
         with db.read() as tx:
             job = tx.execute(select(jobs.c.status, jobs.c.owner, jobs.c.attempts).where(jobs.c.id == job.id)).one()
-            assert (job.status, job.owner, job.attempts) == ("done", f"{HOST}:{second.pid}", 2)
+            assert (job.status, job.owner, job.attempts) == ("done", f"{HOST}:{survivor.pid}", 2)
             index_id = tx.execute(select(rag_indexes.c.id).where(rag_indexes.c.document_id == document)).scalar_one()
             count, ordinals, distinct = tx.execute(
                 select(func.count(), func.count(func.distinct(chunks.c.ordinal)), func.max(chunks.c.ordinal))
@@ -389,8 +409,8 @@ def test_api_process_and_worker_process_share_the_database_and_data_dir(tmp_path
         assert hits and hits[0]["document_id"] == document
 
         # 3. SIGTERM stops a worker politely (exit code 0)
-        assert second.stop() == 0, second.output()
-        assert "kb worker: stopping" in second.output()
+        assert survivor.stop() == 0, survivor.output()
+        assert "kb worker: stopping" in survivor.output()
     finally:
         db.dispose()
         client.close()
