@@ -70,7 +70,11 @@ class LiveServer:
 
 
 ON_POSTGRES = postgres.enabled()  # KB_TEST_DATABASE=postgresql: metadata in PostgreSQL (tests/postgres.py)
-needs_sqlite = pytest.mark.skipif(ON_POSTGRES, reason="about SQLite's own file or SQL (KB_TEST_DATABASE=postgresql)")
+
+
+def needs_sqlite(why: str):
+    """Skip a test about SQLite itself when this run is on PostgreSQL, saying why."""
+    return pytest.mark.skipif(ON_POSTGRES, reason=f"SQLite only (KB_TEST_DATABASE=postgresql): {why}")
 
 
 def database_url(data_dir: Path) -> str:

@@ -97,7 +97,7 @@ def _env(tree: Path) -> dict:
     return {**os.environ, "PYTHONPATH": str(tree)}
 
 
-@needs_sqlite  # the code before migrations knew SQLite only
+@needs_sqlite("the code before migrations knew SQLite only; its data dir is a SQLite file")
 def test_data_dir_of_the_previous_code_is_upgraded_in_place_and_serves_the_same(old_tree, tmp_path):
     data_dir = tmp_path / "data"
     before = json.loads(run_old(old_tree, OLD_WRITER, str(data_dir), str(PERMISSIVE_TIERS), str(MODEL_CACHE), str(PDF),
@@ -154,7 +154,7 @@ def _schema(url: str) -> dict[str, str]:
     return {name: " ".join((sql or "").split()) for name, sql in rows}
 
 
-@needs_sqlite  # the code before migrations knew SQLite only
+@needs_sqlite("revision 0001 is compared with the SQLite schema the code before migrations wrote")
 def test_revision_0001_is_exactly_the_schema_of_the_previous_code(old_tree, tmp_path):
     old_url, new_url = f"sqlite:///{tmp_path / 'old.sqlite3'}", f"sqlite:///{tmp_path / 'new.sqlite3'}"
     run_old(old_tree, OLD_SCHEMA, old_url)

@@ -248,7 +248,7 @@ def test_identical_bytes_and_unchanged_text_reuse_embeddings(live):
         assert client.get(f"{KB}/{first}/rag-index").json()["indexes"][0] == changed
 
 
-@needs_sqlite  # EXPLAIN QUERY PLAN; PostgreSQL's planner reads small tables whole whatever their indexes
+@needs_sqlite("reads SQLite's EXPLAIN QUERY PLAN (PostgreSQL's planner reads tables this small whole, whatever the indexes)")
 def test_storage_sums_read_covering_indexes_only(tmp_path):
     """Every upload sums the workspace's usage: SQLite reads index entries only, never the table
     rows (whose metadata and text columns make them large)."""
