@@ -5,7 +5,8 @@ package when it is missing), whatever KB_TEST_DATABASE says: quota reservations 
 processes racing for the last bytes; job claims from two processes never sharing a job; full-text
 search whose scores are the workspace's own (and BM25 as on SQLite); and the processes of a
 scaled-out kb: `kb serve --workers 0` and `kb worker` on one database and one data dir, a worker
-killed with SIGKILL in the middle of a job, its job completed by another without duplicate chunks.
+killed with SIGKILL in the middle of a job loses it to another once its lease ran out, a worker
+stopped with SIGTERM gives its job back, and the job completes without a duplicated chunk.
 """
 
 from __future__ import annotations
@@ -394,11 +395,23 @@ def test_api_process_and_worker_process_share_the_database_and_data_dir(tmp_path
             assert time.monotonic() < deadline, survivor.output()
             time.sleep(0.05)
         assert taken_over >= lease_ends  # not before the lease ran out
+
+        # 3. SIGTERM stops the survivor politely in the middle of the job: it exits 0 and gives the
+        # job back (queued, this attempt not counted); a third worker completes it
+        time.sleep(2)
+        survivor.process.send_signal(signal.SIGTERM)
+        assert survivor.process.wait(60) == 0, survivor.output()
+        assert "kb worker: stopping" in survivor.output()
+        with db.read() as tx:
+            given_back = tx.execute(select(jobs.c.status, jobs.c.owner, jobs.c.attempts).where(jobs.c.id == job.id)).one()
+        assert (given_back.status, given_back.owner, given_back.attempts) == ("queued", None, 1)
+        third = Process(["worker", "--data-dir", str(data_dir)], env, tmp_path / "worker3.log")
+        processes.append(third)
         done = _wait_status(client, document, lambda i: i["status"] in ("succeeded", "failed"), timeout=600)
         assert done["status"] == "succeeded", done
         with db.read() as tx:
             job = tx.execute(select(jobs.c.status, jobs.c.owner, jobs.c.attempts).where(jobs.c.id == job.id)).one()
-            assert (job.status, job.owner, job.attempts) == ("done", f"{HOST}:{survivor.pid}", 2)
+            assert (job.status, job.owner, job.attempts) == ("done", f"{HOST}:{third.pid}", 2)
             index_id = tx.execute(select(rag_indexes.c.id).where(rag_indexes.c.document_id == document)).scalar_one()
             count, ordinals, distinct = tx.execute(
                 select(func.count(), func.count(func.distinct(chunks.c.ordinal)), func.max(chunks.c.ordinal))
@@ -407,10 +420,7 @@ def test_api_process_and_worker_process_share_the_database_and_data_dir(tmp_path
         assert count == ordinals == distinct + 1 > 50  # every chunk once, ordinals 0..n-1
         hits = client.post(f"{KB}/rag/retrieve", json={"query": "Was ist ein topologischer Raum?"}).json()["chunks"]
         assert hits and hits[0]["document_id"] == document
-
-        # 3. SIGTERM stops a worker politely (exit code 0)
-        assert survivor.stop() == 0, survivor.output()
-        assert "kb worker: stopping" in survivor.output()
+        assert third.stop() == 0, third.output()
     finally:
         db.dispose()
         client.close()
