@@ -60,7 +60,7 @@ def segments(words: list[str]) -> Iterator[tuple[str, int]]:
         while end < len(words) and end - start < SEGMENT_TOKENS:
             word = words[end]
             if word not in positions:
-                if size + len(word) > SEGMENT_LEXEME_BYTES and positions:
+                if size + len(word.encode()) > SEGMENT_LEXEME_BYTES and positions:
                     break
                 positions[word] = []
                 size += len(word.encode()) + 8
@@ -115,8 +115,11 @@ class TsvectorFullText(FullTextIndex):
             WITH hits AS (
                 SELECT t.document_id, u.lexeme, sum(cardinality(u.positions))::float8 AS tf,
                        max(t.document_length)::float8 AS dl
-                FROM {TABLE} t CROSS JOIN LATERAL unnest(t.tsv) AS u(lexeme, positions, weights)
-                WHERE t.workspace_id = :w AND t.tsv @@ CAST(:q AS tsquery) AND u.lexeme = ANY(:terms)
+                FROM {TABLE} t
+                -- only the query's words of each matching row (weight A on them, then only A kept)
+                CROSS JOIN LATERAL unnest(ts_filter(setweight(t.tsv, 'A', CAST(:terms AS text[])), '{{a}}'))
+                    AS u(lexeme, positions, weights)
+                WHERE t.workspace_id = :w AND t.tsv @@ CAST(:q AS tsquery)
                 GROUP BY t.document_id, u.lexeme
             ), df AS (
                 SELECT lexeme, count(*)::float8 AS n FROM hits GROUP BY lexeme
