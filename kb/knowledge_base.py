@@ -51,7 +51,9 @@ class KnowledgeBase:
         self.storage = s = open_storage(settings.storage)  # migrates the schema first
         self.db = s.db
         self.job_kinds = JobKinds()
-        self.queue = JobQueue(s.db, self.job_kinds, store=s.jobs)
+        jobs = settings.jobs
+        self.queue = JobQueue(s.db, self.job_kinds, store=s.jobs, stale_secs=jobs.job_lease_secs,
+                              heartbeat_secs=jobs.job_heartbeat_secs)
         self.scheduler = Scheduler(s.db, self.queue, s.schedules)
         self.models = ModelRegistry(settings.embedding, settings.embedding.model_cache_dir or data_dir / "models")
         set_search_threads(1)
@@ -109,17 +111,22 @@ class KnowledgeBase:
         self.auto_sync.schedule(self.scheduler)
         if self.settings.gaps.gap_log:
             self.gaps.ensure_schedule(self.scheduler)
-        self._workers = WorkerPool(self.queue, self.job_kinds, size=self.settings.jobs.workers, scheduler=self.scheduler)
+        self._workers = WorkerPool(self.queue, self.job_kinds, size=self.settings.jobs.workers, scheduler=self.scheduler,
+                                   reap_secs=self.settings.jobs.job_reap_secs)
         self._workers.start()
 
     def warm_up(self) -> None:
         """Load the default model and run one query through it, so the first request is fast."""
         self.retrieval.embed_query(self.models.resolve(self.settings.embedding.default_model).served, "warm up")
 
-    def close(self) -> None:
+    def stop_workers(self, timeout: float = 30.0) -> None:
+        """Take no new job; wait up to `timeout` for running ones, then give the rest back to the queue."""
         if self._workers:
-            self._workers.stop()
+            self._workers.stop(timeout)
             self._workers = None
+
+    def close(self) -> None:
+        self.stop_workers()
         self.gaps.close()  # writes the gap events still queued
         self.vectors.close()  # writes indexes changed since their last save
         self.storage.close()

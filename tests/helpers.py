@@ -12,7 +12,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import httpx
+import pytest
 import uvicorn
+
+import postgres
 
 from api.app import create_app
 from kb.settings import load_settings
@@ -66,9 +69,31 @@ class LiveServer:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
 
+ON_POSTGRES = postgres.enabled()  # KB_TEST_DATABASE=postgresql: metadata in PostgreSQL (tests/postgres.py)
+
+
+def needs_sqlite(why: str):
+    """Skip a test about SQLite itself when this run is on PostgreSQL, saying why."""
+    return pytest.mark.skipif(ON_POSTGRES, reason=f"SQLite only (KB_TEST_DATABASE=postgresql): {why}")
+
+
+def database_url(data_dir: Path) -> str:
+    """The metadata database of `data_dir` in this test run: its SQLite file, or (KB_TEST_DATABASE=
+    postgresql) a PostgreSQL database of its own, the same one each time the data dir is opened."""
+    return postgres.database_url(data_dir) if ON_POSTGRES else f"sqlite:///{Path(data_dir) / 'kb.sqlite3'}"
+
+
+def cli_env(kb: KnowledgeBase, **env: str) -> dict[str, str]:
+    """Environment for a `kb` command on `kb`'s data dir: its database too, when that is not the data dir's file."""
+    url = kb.settings.storage.database_url
+    return {**({"KB_DATABASE_URL": url} if url else {}), **env}
+
+
 def make_kb(data_dir: Path, **overrides) -> KnowledgeBase:
     overrides.setdefault("tiers_file", PERMISSIVE_TIERS)
     overrides.setdefault("model_cache_dir", MODEL_CACHE)
+    if ON_POSTGRES:
+        overrides.setdefault("database_url", database_url(data_dir))
     return KnowledgeBase(load_settings(environ={}, data_dir=data_dir, **overrides))
 
 

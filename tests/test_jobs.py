@@ -1,6 +1,6 @@
 """The job queue with several processes on one database: owners, heartbeats, requeue, attempts.
 
-Real SQLite databases and real processes: a job's owner is alive or dead because a process
+Real databases (SQLite files; PostgreSQL with KB_TEST_DATABASE=postgresql) and real processes: a job's owner is alive or dead because a process
 really is (or was killed), and concurrent claims come from separate processes and threads.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from helpers import REPO, make_kb
+from helpers import REPO, database_url, make_kb
 from kb.jobs import HOST, MAX_ATTEMPTS, JobKind, JobKinds, JobQueue, WorkerPool, pid_alive, process_owner, run_batch
 from kb.storage import Database, now, open_database
 from kb.storage.schema import jobs
@@ -57,7 +57,7 @@ print(json.dumps({"pid": os.getpid(), "ids": claimed}))
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(f"sqlite:///{tmp_path / 'kb.sqlite3'}")
+    database = open_database(database_url(tmp_path))  # SQLite, or PostgreSQL with KB_TEST_DATABASE=postgresql
     yield database
     database.dispose()
 

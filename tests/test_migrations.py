@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, inspect
 
 from index.retrieval import RetrievalLimits
 
-from helpers import CORPUS, MODEL_CACHE, PERMISSIVE_TIERS, REPO, make_kb
+from helpers import CORPUS, MODEL_CACHE, PERMISSIVE_TIERS, REPO, database_url, make_kb, needs_sqlite
 from kb.storage import Database, open_database
 from kb.storage.migrate import current_revision, head_revision, migrate
 from kb.storage.schema import metadata
@@ -97,6 +97,7 @@ def _env(tree: Path) -> dict:
     return {**os.environ, "PYTHONPATH": str(tree)}
 
 
+@needs_sqlite("the code before migrations knew SQLite only; its data dir is a SQLite file")
 def test_data_dir_of_the_previous_code_is_upgraded_in_place_and_serves_the_same(old_tree, tmp_path):
     data_dir = tmp_path / "data"
     before = json.loads(run_old(old_tree, OLD_WRITER, str(data_dir), str(PERMISSIVE_TIERS), str(MODEL_CACHE), str(PDF),
@@ -153,6 +154,7 @@ def _schema(url: str) -> dict[str, str]:
     return {name: " ".join((sql or "").split()) for name, sql in rows}
 
 
+@needs_sqlite("revision 0001 is compared with the SQLite schema the code before migrations wrote")
 def test_revision_0001_is_exactly_the_schema_of_the_previous_code(old_tree, tmp_path):
     old_url, new_url = f"sqlite:///{tmp_path / 'old.sqlite3'}", f"sqlite:///{tmp_path / 'new.sqlite3'}"
     run_old(old_tree, OLD_SCHEMA, old_url)
@@ -161,7 +163,7 @@ def test_revision_0001_is_exactly_the_schema_of_the_previous_code(old_tree, tmp_
 
 
 def test_migrations_produce_the_schema_module(tmp_path):
-    db = open_database(f"sqlite:///{tmp_path / 'kb.sqlite3'}")
+    db = open_database(database_url(tmp_path))
     with db.read() as conn:
         def ignored(name: str) -> bool:
             return name == "alembic_version" or db.dialect.is_internal(name)
@@ -184,7 +186,7 @@ print(current_revision(open_database(sys.argv[1])))
 
 
 def test_processes_starting_at_once_migrate_once(tmp_path):
-    url = f"sqlite:///{tmp_path / 'kb.sqlite3'}"
+    url = database_url(tmp_path)  # PostgreSQL: the advisory migration lock
     starters = [subprocess.Popen([sys.executable, "-c", STARTER, url], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True) for _ in range(4)]
     outputs = [p.communicate(timeout=120) for p in starters]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from helpers import LiveServer, make_kb, wait_indexed
+from helpers import LiveServer, cli_env, make_kb, needs_sqlite, wait_indexed
 from kb.cli import main
 from kb.settings import DEFAULT_TIERS_FILE
 
@@ -199,12 +199,12 @@ def test_tier_change_moves_the_limit(live, corpus):
         runner = CliRunner()
         data_dir = str(kb.settings.storage.data_dir)
         shown = json.loads(runner.invoke(main, ["workspace", "show", workspace.id, "--data-dir", data_dir],
-                                         env={"KB_TIERS_FILE": str(DEFAULT_TIERS_FILE)}).stdout)
+                                         env=cli_env(kb, KB_TIERS_FILE=str(DEFAULT_TIERS_FILE))).stdout)
         assert shown["tier"] == "free" and shown["limits"]["rag_max_bytes"] == 1_000_000
         assert shown["usage"]["kb_bytes"] == len(geotopo) and shown["usage"]["rag_bytes"] == 0
 
         result = runner.invoke(main, ["workspace", "set", workspace.id, "--tier", "starter", "--data-dir", data_dir],
-                               env={"KB_TIERS_FILE": str(DEFAULT_TIERS_FILE)})
+                               env=cli_env(kb, KB_TIERS_FILE=str(DEFAULT_TIERS_FILE)))
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["limits"]["rag_max_bytes"] == 2_000_000
         assert overview(client)["total_max_bytes"] == 2_000_000
@@ -215,7 +215,7 @@ def test_tier_change_moves_the_limit(live, corpus):
 
         override = runner.invoke(main, ["workspace", "set", workspace.id, "--rag-max-bytes", "5000000",
                                         "--min-rag-document-bytes", "0", "--data-dir", data_dir],
-                                 env={"KB_TIERS_FILE": str(DEFAULT_TIERS_FILE)})
+                                 env=cli_env(kb, KB_TIERS_FILE=str(DEFAULT_TIERS_FILE)))
         limits = json.loads(override.stdout)["limits"]
         assert (limits["rag_max_bytes"], limits["min_rag_document_bytes"]) == (5_000_000, 0)
 
@@ -248,6 +248,7 @@ def test_identical_bytes_and_unchanged_text_reuse_embeddings(live):
         assert client.get(f"{KB}/{first}/rag-index").json()["indexes"][0] == changed
 
 
+@needs_sqlite("reads SQLite's EXPLAIN QUERY PLAN (PostgreSQL's planner reads tables this small whole, whatever the indexes)")
 def test_storage_sums_read_covering_indexes_only(tmp_path):
     """Every upload sums the workspace's usage: SQLite reads index entries only, never the table
     rows (whose metadata and text columns make them large)."""

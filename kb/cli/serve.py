@@ -21,7 +21,7 @@ from .common import data_dir_option, open_kb
 @click.option("--default-model", default=None, help="Embedding model for new workspaces (env KB_DEFAULT_MODEL).")
 @click.option("--chunk-tokens", default=None, type=int, help="Chunk size in model tokens (env KB_CHUNK_TOKENS).")
 @click.option("--workers", default=None, type=int,
-              help="Background job threads (env KB_WORKERS; 0: store documents and queue their indexing only).")
+              help="Background job threads (env KB_WORKERS; 0: API only, documents are stored and their jobs queued for `kb worker` processes).")
 def serve(data_dir: Path, host: str | None, port: int | None, default_model: str | None, chunk_tokens: int | None,
           workers: int | None) -> None:
     """Start the HTTP API. Creates the `default` workspace on first start and prints its API key."""

@@ -137,13 +137,16 @@ class VectorIndexes:
     def rebuild(self, workspace_id: str, model: str, dimension: int, on_progress=None) -> int:
         """Rebuild from stored chunks, publish as a new generation; returns the vector count.
 
-        The build runs inside a write transaction, so no other writer can change the chunks between
-        reading them and publishing the generation that says the index reflects them.
+        The build runs inside a write transaction that bumps the generation first: SQLite's writer
+        lock, or on PostgreSQL the generation row's lock, keeps every other change of these vectors
+        (each bumps the generation in its own transaction) out of the build, or after it under the
+        next generation, so the new generation reflects exactly the chunks read.
         """
         with self.lock(workspace_id, model):
             with self.db.write() as tx:
+                generation = self.bump_generation(tx, workspace_id, model)
                 loaded = self.build_from_db(workspace_id, model, dimension, on_progress, tx)
-                loaded.generation = self.bump_generation(tx, workspace_id, model)
+                loaded.generation = generation
             self._save(workspace_id, model, loaded)
             self._loaded.put((workspace_id, model), loaded)
         return len(loaded.store)

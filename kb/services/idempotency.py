@@ -59,7 +59,8 @@ class Idempotency:
         first = self._found(tx, workspace_id, key)
         if first is None:
             t = now()
-            self.repo.insert(tx, workspace_id, key.key, key.fingerprint, document_id, t, t - self.ttl_secs)
+            if not self.repo.insert(tx, workspace_id, key.key, key.fingerprint, document_id, t, t - self.ttl_secs):
+                first = self._found(tx, workspace_id, key)  # taken meanwhile (PostgreSQL: now committed, visible)
         return first
 
     def _found(self, tx: Tx, workspace_id: str, key: IdempotencyKey) -> str | None:

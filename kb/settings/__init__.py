@@ -109,6 +109,9 @@ def check(settings: Settings) -> None:
         raise ValueError("KB_GAP_MAX_DISTANCE and KB_GAP_CLUSTER_DISTANCE must be between 0 and 2, KB_GAP_MARGIN at least 0")
     if settings.jobs.workers < 0:
         raise ValueError(f"KB_WORKERS must be 0 (no background indexing) or more, not {settings.jobs.workers}")
+    jobs = settings.jobs
+    if not 0 < jobs.job_heartbeat_secs < jobs.job_lease_secs or jobs.job_reap_secs <= 0:
+        raise ValueError("KB_JOB_HEARTBEAT_SECS must be positive and below KB_JOB_LEASE_SECS, KB_JOB_REAP_SECS positive")
     if settings.embedding.embed_backend not in BACKENDS:
         raise ValueError(f"KB_EMBED_BACKEND must be one of {', '.join(BACKENDS)}, not {settings.embedding.embed_backend!r}")
     if settings.index.vector_store not in STORE_KINDS:

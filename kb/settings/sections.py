@@ -128,6 +128,9 @@ class IndexSettings:
 @dataclass(frozen=True)
 class JobsSettings:
     workers: int = 1  # background job threads; 0: store and queue only
+    job_heartbeat_secs: float = 10.0  # how often a running job's owner renews its lease (heartbeat)
+    job_lease_secs: float = 120.0  # a running job whose heartbeat is older is taken over by another worker
+    job_reap_secs: float = 30.0  # how often workers look for jobs of dead or silent owners
 
 
 @dataclass(frozen=True)

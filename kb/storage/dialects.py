@@ -26,9 +26,11 @@ def dialect_for(url: str) -> Dialect:
 
 
 def _register_builtin() -> None:
+    from .postgres import PostgresDialect
     from .sqlite import SqliteDialect
 
     register_dialect("sqlite", SqliteDialect)
+    register_dialect("postgresql", PostgresDialect)  # postgresql+psycopg://user@host/database
 
 
 _register_builtin()

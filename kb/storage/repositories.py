@@ -444,5 +444,5 @@ class IdempotencyStore(Protocol):
         ...
 
     def insert(self, tx: Tx, workspace_id: str, key: str, fingerprint: str, document_id: str, now: float,
-               expired_before: float) -> None:
-        ...
+               expired_before: float) -> bool:
+        """False if a concurrent transaction took the key first (its row is visible to `find` then)."""

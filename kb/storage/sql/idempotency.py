@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from ..interfaces import Tx
 from ..schema import idempotency_keys as keys
@@ -16,8 +17,15 @@ class IdempotencyRepository:
         return (row.fingerprint, row.document_id) if row else None
 
     def insert(self, tx: Tx, workspace_id: str, key: str, fingerprint: str, document_id: str, now: float,
-               expired_before: float) -> None:
-        """Remember the key (replacing an expired one), and forget every workspace's expired keys."""
+               expired_before: float) -> bool:
+        """Remember the key (replacing an expired one), and forget every workspace's expired keys.
+        False if a concurrent transaction inserted the key first: on PostgreSQL the insert waits for
+        it and then fails (SQLite's single writer never gets here); the savepoint keeps `tx` usable."""
         tx.execute(delete(keys).where(keys.c.created_at < expired_before))
-        tx.execute(keys.insert().values(workspace_id=workspace_id, key=key, fingerprint=fingerprint,
-                                        document_id=document_id, created_at=now))
+        try:
+            with tx.begin_nested():
+                tx.execute(keys.insert().values(workspace_id=workspace_id, key=key, fingerprint=fingerprint,
+                                                document_id=document_id, created_at=now))
+        except IntegrityError:
+            return False
+        return True

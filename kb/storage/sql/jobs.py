@@ -22,7 +22,12 @@ ACTIVE = ACTIVE_JOB_STATUSES
 class SqlJobClaims(JobClaims):
     """`UPDATE … WHERE id IN (oldest queued …) RETURNING`: the rows returned are the rows this
     statement changed. With `skip_locked` (PostgreSQL) concurrent claimers pass over each other's
-    candidates instead of waiting for them."""
+    candidates instead of waiting for them.
+
+    On PostgreSQL the candidates are a materialized CTE, chosen once: as an `IN (subquery)` the
+    planner may run the subquery again for each row it scans, and each run, skipping the rows
+    this very statement has just locked and changed, picks the next job, so a claim of one job
+    marked every queued job running (and returned them all, of which the caller kept one)."""
 
     def __init__(self, skip_locked: bool):
         self.skip_locked = skip_locked
@@ -31,13 +36,16 @@ class SqlJobClaims(JobClaims):
         candidates = (select(jobs.c.id).where(jobs.c.status == "queued", *conditions)
                       .order_by(jobs.c.fair_at, jobs.c.id).limit(limit))
         if self.skip_locked:
-            candidates = candidates.with_for_update(skip_locked=True)
+            chosen = candidates.with_for_update(skip_locked=True).cte("claim_candidates").prefix_with("MATERIALIZED")
+            statement = update(jobs).where(jobs.c.id == chosen.c.id, jobs.c.status == "queued")
+        else:
+            statement = update(jobs).where(jobs.c.id.in_(candidates), jobs.c.status == "queued")
         rows = tx.execute(
-            update(jobs)
-            .where(jobs.c.id.in_(candidates), jobs.c.status == "queued")
-            .values(**values)
+            statement.values(**values)
             .returning(jobs.c.id, jobs.c.kind, jobs.c.payload, jobs.c.attempts, jobs.c.tenant)
         ).fetchall()
+        if len(rows) > limit:
+            raise RuntimeError(f"a claim of {limit} job(s) marked {len(rows)}: refusing it")  # rolls the claim back
         return sorted((Job(r.id, r.kind, json.loads(r.payload), r.attempts, r.tenant) for r in rows),
                       key=lambda job: job.id)
 

@@ -93,10 +93,14 @@ class RagIndexRepository:
         )
 
     def alive(self, tx: Tx, index_ids: Sequence[str]) -> set[str]:
-        """Those of the indexes whose index and document both still exist."""
+        """Those of the indexes whose index and document both still exist, their rows locked for the
+        rest of `tx` (PostgreSQL; SQLite's writer lock already excludes others): two processes
+        publishing one index (one of them wrongly thought dead) take turns, and the second replaces
+        the first's chunks instead of adding beside them."""
         return set(tx.execute(
             select(rag_indexes.c.id).join(documents, documents.c.id == rag_indexes.c.document_id)
-            .where(rag_indexes.c.id.in_(list(index_ids)))
+            .where(rag_indexes.c.id.in_(list(index_ids))).order_by(rag_indexes.c.id)
+            .with_for_update(of=rag_indexes)
         ).scalars())
 
     def models_of(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> list[str]:

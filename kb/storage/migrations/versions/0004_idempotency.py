@@ -28,8 +28,12 @@ def upgrade() -> None:
     op.create_index("ix_idempotency_keys_created", "idempotency_keys", ["created_at"])
     op.add_column("agents", sa.Column("size_bytes", sa.Integer(), nullable=False, server_default="0"))
     # agents stored before: their size, as kb measures it (the JSON of the body, name and tags)
-    op.execute("UPDATE agents SET size_bytes = length(CAST(body AS BLOB)) + length(CAST(name AS BLOB)) "
-               "+ length(CAST(tags AS BLOB))")
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("UPDATE agents SET size_bytes = length(CAST(body AS BLOB)) + length(CAST(name AS BLOB)) "
+                   "+ length(CAST(tags AS BLOB))")
+    else:  # PostgreSQL: octet_length of the text (a new database has no agents yet)
+        op.execute("UPDATE agents SET size_bytes = octet_length(CAST(body AS TEXT)) + octet_length(name) "
+                   "+ octet_length(CAST(tags AS TEXT))")
 
 
 def downgrade() -> None:

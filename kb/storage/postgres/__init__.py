@@ -1,0 +1,5 @@
+"""PostgreSQL: the shared metadata store and job queue of several API and worker processes."""
+
+from .dialect import PostgresDialect
+
+__all__ = ["PostgresDialect"]
