@@ -182,8 +182,9 @@ router = APIRouter(prefix="/dashboard", include_in_schema=False, route_class=Das
 def install(app: FastAPI) -> None:
     """The one registration of the dashboard in the app: its pages, its static files, and `/` → `/dashboard`."""
     app.state.dashboard_sessions = Sessions()
-    app.include_router(router)
+    # The static files first: the router ends with a catch-all "not found" page under /dashboard.
     app.mount("/dashboard/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
+    app.include_router(router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
