@@ -348,6 +348,7 @@ def documents_page(request: Request) -> Response:
     sort = request.query_params.get("sort") if request.query_params.get("sort") in SORTS else "created_at"
     direction = "asc" if request.query_params.get("dir") == "asc" else "desc"
     cursor = _param(request, "cursor", 2_000)
+    every = request.query_params.get("all") == "1"  # every document, whatever its folder
     folder = kb.documents.get(workspace, folder_id) if folder_id else None
     if folder is not None and not folder.is_folder:
         return RedirectResponse(f"/dashboard/documents/{folder.id}", status_code=303)
@@ -362,7 +363,8 @@ def documents_page(request: Request) -> Response:
     else:
         page = kb.documents.list(workspace, ListQuery(
             PAGE_SIZE, cursor, search, (), None if search else (folder.id if folder else None),
-            folder.id if (search and folder) else None, sort, direction, folders_first=not search))
+            folder.id if (search and folder) else None, sort, direction, folders_first=not search,
+            top_level_only=not (search or folder or every)))
         docs, next_cursor, has_more = page.documents, page.next_cursor, page.has_more
     summaries = presenters.summaries(kb, workspace, docs)
     indexes = kb.rag_indexes.of_documents(workspace, [d.id for d in docs if not d.is_folder])
@@ -372,7 +374,7 @@ def documents_page(request: Request) -> Response:
     } for doc, summary in zip(docs, summaries)]
     return ctx.page(
         "documents.html", nav="documents", rows=rows, folder=folder, breadcrumbs=breadcrumbs, search=search or "",
-        text_search=text_search, sort=sort, direction=direction, cursor=cursor,
+        text_search=text_search, every=every, sort=sort, direction=direction, cursor=cursor,
         next_cursor=next_cursor if has_more else None, folders=_folder_choices(ctx),
         here=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
     )
