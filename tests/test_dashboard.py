@@ -284,7 +284,7 @@ def test_the_document_page(page):
                       "document.body.appendChild(a); a.click(); }",
                       page.get_by_role("link", name="Download the source file").get_attribute("href"))
     assert Path(download.value.path()).read_bytes() == PDF.read_bytes()
-    shot(page, "document", full_page=False)
+    shot(page, "document")
 
 
 # --- 3. the playground ----------------------------------------------------------------------------------
