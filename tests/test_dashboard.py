@@ -209,8 +209,10 @@ def test_upload_pdfs_by_drag_and_drop_with_progress_and_errors(page, api):
     broken.wait_for()
     assert broken.inner_text()  # its own error, next to the file
     assert uploads.count() == 3
+    page.locator("#uploads-done").wait_for()
     shot(page, "upload")
-    page.reload()
+    with page.expect_navigation():
+        page.click("#uploads-done a")
     line = row(page, PDF.name)
     assert "succeeded" in line.inner_text() and "pdf" in line.inner_text()
     names = {d["name"] for d in api.get("/v1/convai/knowledge-base").json()["documents"]}

@@ -92,14 +92,18 @@
     xhr.setRequestHeader("X-CSRF-Token", csrf);
     xhr.setRequestHeader("Accept", "application/json");
     xhr.upload.onprogress = function (e) { if (e.lengthComputable) bar.value = 100 * e.loaded / e.total; };
-    xhr.onerror = function () { state.className = "state error"; state.textContent = "network error: not uploaded"; };
+    item.setAttribute("data-busy", "1");
+    xhr.onerror = function () {
+      state.className = "state error"; state.textContent = "network error: not uploaded"; uploadEnded(list, item);
+    };
     xhr.onload = function () {
       var body = {};
       try { body = JSON.parse(xhr.responseText); } catch (e) { body = { error: "unexpected answer (HTTP " + xhr.status + ")" }; }
       if (xhr.status !== 200) {
         state.className = "state error";
         state.textContent = body.error || ("failed (HTTP " + xhr.status + ")");
-        bar.remove();
+        bar.replaceWith(el("span"));
+        uploadEnded(list, item);
         return;
       }
       bar.value = 0;
@@ -113,11 +117,23 @@
         bar.value = first.progress;
         state.textContent = first.status + (first.error ? ": " + first.error : "");
         state.className = "state " + (first.status === "succeeded" ? "ok" : (TERMINAL.indexOf(first.status) >= 0 ? "error" : ""));
-        if (TERMINAL.indexOf(first.status) >= 0) { bar.remove(); return false; }
+        if (TERMINAL.indexOf(first.status) >= 0) { bar.replaceWith(el("span")); uploadEnded(list, item, true); return false; }
         return true;
       });
     };
     xhr.send(data);
+  }
+
+  var added = 0;
+  function uploadEnded(list, item, stored) {
+    // Called once per file, when it is stored and indexed (or refused): offer the refreshed list at the end.
+    item.removeAttribute("data-busy");
+    if (stored) added += 1;
+    if (!list.querySelector("li[data-busy]") && added && !document.getElementById("uploads-done")) {
+      var note = el("p", { id: "uploads-done", role: "status" });
+      note.appendChild(el("a", { href: window.location.href }, "Refresh the list to see the new documents"));
+      list.after(note);
+    }
   }
 
   function setUpDropzone() {
