@@ -174,6 +174,8 @@ def test_sign_in_gives_an_http_only_session_cookie_without_the_key(page, keys):
     assert cookie["secure"] is False  # plain http on loopback; Secure is set when served over https
     assert keys["a"] not in cookie["value"]
     assert "kb_dashboard_session" not in page.evaluate("document.cookie")  # out of the page's scripts' reach
+    headers = page.context.request.get("/dashboard").headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"] and headers["x-frame-options"] == "DENY"
     assert page.locator(".empty").inner_text().startswith("No documents yet")
     shot(page, "documents-empty")
 
