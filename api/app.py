@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from kb.knowledge_base import KnowledgeBase
 
+from .dashboard import install as install_dashboard
 from .errors import install_error_handlers
 from .mcp import McpEndpoint
 from .offload import open_ingest_pool
@@ -51,6 +52,7 @@ def create_app(kb: KnowledgeBase, *, start_workers: bool = True) -> FastAPI:
     app.include_router(gaps.router)
     app.include_router(dify.router)
     app.add_route("/mcp", mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    install_dashboard(app)  # the web dashboard at /dashboard (api/dashboard), and / leading to it
 
     @app.get("/health", tags=["service"], summary="Liveness check")
     def health() -> dict:

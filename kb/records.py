@@ -78,6 +78,7 @@ class ListQuery:
     sort_by: str = "created_at"
     sort_direction: str = "desc"
     folders_first: bool = False
+    top_level_only: bool = False  # without parent_folder_id: only the items in no folder (the dashboard's root)
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,11 @@ class RagIndexes:
             for name in (index.model, *(n for n in index.requested_names if self.models.serves(n, index.model)))
         ]
 
+    def of_documents(self, workspace: Workspace, document_ids: list[str]) -> dict[str, list[RagIndex]]:
+        """The indexes of many documents of the workspace, by document id (a page of a listing)."""
+        with self.db.read() as tx:
+            return self.repo.of_documents(tx, workspace.id, document_ids)
+
     def first_statuses(self, workspace: Workspace, document_ids: list[str]) -> dict[str, str]:
         """Status of the index each document's upload created, for many documents (`kb ingest` polls it)."""
         with self.db.read() as tx:

@@ -156,6 +156,9 @@ class RagIndexStore(Protocol):
     def of_document(self, tx: Tx, workspace_id: str, document_id: str) -> list[RagIndex]:
         ...
 
+    def of_documents(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> dict[str, list[RagIndex]]:
+        """Each document's indexes, oldest first, 500 documents a query."""
+
     def first_statuses(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> dict[str, str]:
         """The status of each document's first index (the one its upload created), 500 documents a query."""
 

@@ -121,6 +121,8 @@ class DocumentRepository:
             query = query.where(documents.c.type.in_(q.types))
         if q.parent_folder_id:
             query = query.where(documents.c.parent_folder_id == q.parent_folder_id)
+        elif q.top_level_only:
+            query = query.where(documents.c.parent_folder_id.is_(None))
         if only_ids is not None:
             query = query.where(documents.c.id.in_(list(only_ids)))
         column = SORT_COLUMNS[q.sort_by]

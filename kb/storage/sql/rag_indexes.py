@@ -60,6 +60,19 @@ class RagIndexRepository:
         ).fetchall()
         return [_index(r) for r in rows]
 
+    def of_documents(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> dict[str, list[RagIndex]]:
+        """Each document's indexes, oldest first (the dashboard's page of documents), 500 documents a query."""
+        found: dict[str, list[RagIndex]] = {d: [] for d in document_ids}
+        for ids in _batches(list(dict.fromkeys(document_ids))):
+            rows = tx.execute(
+                select(rag_indexes)
+                .where(rag_indexes.c.workspace_id == workspace_id, rag_indexes.c.document_id.in_(ids))
+                .order_by(rag_indexes.c.created_at)
+            )
+            for row in rows:
+                found[row.document_id].append(_index(row))
+        return found
+
     def first_statuses(self, tx: Tx, workspace_id: str, document_ids: Sequence[str]) -> dict[str, str]:
         """The status of each document's first index (the one its upload created), 500 documents a query."""
         statuses: dict[str, str] = {}
