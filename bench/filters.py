@@ -91,7 +91,7 @@ def show(results: dict) -> None:
     for label, r in results.items():
         for name, row in r["rows"].items():
             stages = row.get("stage_p50_ms") or {}
-            rows.append([label, r.get("chunks"), name, f"{row['p50_ms']:.1f}", f"{row['p99_ms']:.1f}",
+            rows.append([label, f"{r.get('chunks') or '-'}", name, f"{row['p50_ms']:.1f}", f"{row['p99_ms']:.1f}",
                          f"{row['server_p50_ms']:.1f}", f"{(stages.get('filter') or 0):.1f}" if "filter" in stages else "-",
                          f"{row['mean_chunks']:.1f}"])
         print(f"{label}: check {r['check']}; 1-min load {r['load_before']} before, {r['load_after']} after")
