@@ -79,6 +79,7 @@ class ListQuery:
     sort_direction: str = "desc"
     folders_first: bool = False
     top_level_only: bool = False  # without parent_folder_id: only the items in no folder (the dashboard's root)
+    formats: tuple[str, ...] = ()  # only documents of these formats (pdf, docx, ...; "folder" for folders)
 
 
 @dataclass(frozen=True)

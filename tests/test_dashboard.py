@@ -269,6 +269,47 @@ def test_create_a_folder_and_move_the_document_into_it(page, api):
     assert [s["name"] for s in doc["folder_path"]] == ["Manuals"]
 
 
+def test_filter_documents_by_type_and_format_with_sort_and_search(page):
+    page.goto("/dashboard")
+    names = lambda: page.locator("table.documents td.name a").all_inner_texts()  # noqa: E731
+    page.select_option("#type", "file")
+    with page.expect_navigation():
+        page.click("form[role=search] button")
+    assert sorted(names()) == sorted([PDF.name, SECOND_PDF.name])  # in every folder: Manuals' PDF too
+    with page.expect_navigation():
+        page.locator("thead").get_by_role("link", name="Name").click()  # sorting keeps the filter
+    assert "type=file" in page.url and names() == sorted([PDF.name, SECOND_PDF.name], reverse=True)
+    with page.expect_navigation():
+        page.locator("thead").get_by_role("link", name="Name").click()
+    assert names() == sorted([PDF.name, SECOND_PDF.name])
+    page.select_option("#type", "text")
+    with page.expect_navigation():
+        page.click("form[role=search] button")
+    assert "sort=name" in page.url and "dir=asc" in page.url  # the search form keeps the sort
+    assert names() == ["Opening hours"]
+    page.select_option("#format", "pdf")
+    with page.expect_navigation():
+        page.click("form[role=search] button")
+    assert page.locator(".empty").inner_text() == "Nothing matches of type text in format pdf."
+    page.select_option("#type", "")
+    page.fill("#search", "multi")
+    with page.expect_navigation():
+        page.click("form[role=search] button")
+    assert names() == [SECOND_PDF.name]  # a name search and a format filter together
+    page.select_option("select[name=in]", "text")
+    page.fill("#search", "silently")
+    page.select_option("#format", "txt")
+    with page.expect_navigation():
+        page.click("form[role=search] button")
+    assert page.locator(".empty").count() == 1  # full text: the PDF's words, but not in a txt
+    page.select_option("#format", "pdf")
+    with page.expect_navigation():
+        page.click("form[role=search] button")
+    assert names() == [PDF.name]
+    page.goto("/dashboard?type=folder")
+    assert names() == ["Manuals"]
+
+
 def test_the_document_page(page):
     page.goto("/dashboard")
     with page.expect_navigation():

@@ -55,6 +55,8 @@ FOLDER_CHOICES = 200  # folders offered in the "move to" and "in folder" lists
 TEXT_SHOWN = 200_000  # characters of a document's extracted text shown on its page
 TERMINAL = ("succeeded", "failed", "rag_limit_exceeded", "document_too_small")
 SORTS = ("name", "created_at", "updated_at", "size")
+TYPES = ("file", "url", "text", "folder")  # the documents table's type filter
+FORMATS = ("pdf", "docx", "epub", "html", "txt", "markdown")  # and its format filter
 
 
 # --- plumbing: the signed-in context, errors, CSRF --------------------------------------------------
@@ -366,22 +368,27 @@ def documents_page(request: Request) -> Response:
     direction = "asc" if request.query_params.get("dir") == "asc" else "desc"
     cursor = _param(request, "cursor", 2_000)
     every = request.query_params.get("all") == "1"  # every document, whatever its folder
+    kind = request.query_params.get("type") if request.query_params.get("type") in TYPES else None
+    fmt = request.query_params.get("format") if request.query_params.get("format") in FORMATS else None
+    filtered = bool(search or kind or fmt)  # a search or a filter looks below the folder, not only in it
     folder = kb.documents.get(workspace, folder_id) if folder_id else None
     if folder is not None and not folder.is_folder:
         return RedirectResponse(f"/dashboard/documents/{folder.id}", status_code=303)
     breadcrumbs = kb.folders.path(workspace, folder.id) if folder else []
     hits: dict[str, Any] = {}
     if search and text_search:
-        found, next_cursor = kb.search.search(workspace, search, page_size=PAGE_SIZE, cursor=cursor,
-                                              folder_ids=[folder.id] if folder else None)
+        found, next_cursor = kb.search.search(
+            workspace, search, page_size=PAGE_SIZE, cursor=cursor, types=(kind,) if kind else (),
+            filters=parse_filter({"type": "eq", "key": "format", "value": fmt}) if fmt else None,
+            folder_ids=[folder.id] if folder else None)
         docs = [doc for doc, _ in found]
         hits = {doc.id: hit for doc, hit in found}
         has_more = next_cursor is not None
     else:
         page = kb.documents.list(workspace, ListQuery(
-            PAGE_SIZE, cursor, search, (), None if search else (folder.id if folder else None),
-            folder.id if (search and folder) else None, sort, direction, folders_first=not search,
-            top_level_only=not (search or folder or every)))
+            PAGE_SIZE, cursor, search, (kind,) if kind else (), None if filtered else (folder.id if folder else None),
+            folder.id if (filtered and folder) else None, sort, direction, folders_first=not filtered,
+            top_level_only=not (filtered or folder or every), formats=(fmt,) if fmt else ()))
         docs, next_cursor, has_more = page.documents, page.next_cursor, page.has_more
     summaries = presenters.summaries(kb, workspace, docs)
     indexes = kb.rag_indexes.of_documents(workspace, [d.id for d in docs if not d.is_folder])
@@ -391,7 +398,7 @@ def documents_page(request: Request) -> Response:
     } for doc, summary in zip(docs, summaries)]
     return ctx.page(
         "documents.html", nav="documents", rows=rows, folder=folder, breadcrumbs=breadcrumbs, search=search or "",
-        text_search=text_search, every=every, sort=sort, direction=direction, cursor=cursor,
+        text_search=text_search, every=every, kind=kind, fmt=fmt, types=TYPES, formats=FORMATS, sort=sort, direction=direction, cursor=cursor,
         next_cursor=next_cursor if has_more else None, folders=_folder_choices(ctx),
         here=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
     )

@@ -119,6 +119,8 @@ class DocumentRepository:
             query = query.where(documents.c.name.ilike(escape_like(q.search) + "%", escape="\\"))
         if q.types:
             query = query.where(documents.c.type.in_(q.types))
+        if q.formats:
+            query = query.where(documents.c.format.in_(q.formats))
         if q.parent_folder_id:
             query = query.where(documents.c.parent_folder_id == q.parent_folder_id)
         elif q.top_level_only:
