@@ -332,6 +332,26 @@ def test_the_document_page(page):
     shot(page, "document")
 
 
+def test_rename_a_folder(page, api):
+    page.goto("/dashboard")
+    with page.expect_navigation():
+        page.locator("td.name").get_by_role("link", name="Manuals", exact=True).click()
+    page.click("summary:text('Rename this folder')")
+    page.fill("#folder-new-name", "Handbooks")
+    with page.expect_navigation():
+        page.click(".rename-folder button")
+    assert "Renamed to 'Handbooks'" in flash(page)
+    assert page.locator("h1").inner_text() == "Handbooks" and "folder=" in page.url  # still in the folder
+    assert page.locator(".crumbs li").all_inner_texts() == ["All documents", "Handbooks"]
+    [doc] = [d for d in api.get("/v1/convai/knowledge-base").json()["documents"] if d["name"] == PDF.name]
+    assert [s["name"] for s in doc["folder_path"]] == ["Handbooks"]
+    page.click("summary:text('Rename this folder')")
+    page.fill("#folder-new-name", "Manuals")
+    with page.expect_navigation():
+        page.click(".rename-folder button")
+    assert page.locator("h1").inner_text() == "Manuals"
+
+
 # --- 3. the playground ----------------------------------------------------------------------------------
 
 
@@ -396,6 +416,52 @@ def test_knowledge_gaps_page_lists_questions_that_found_nothing(page, kb):
     assert "quantum refrigerators" in page.locator("#query").input_value()
     page.goto("/dashboard/gaps")
     shot(page, "gaps")
+
+
+def _gap_questions(page, kb) -> list[str]:
+    kb.gaps.flush()  # the log is written in the background
+    page.goto("/dashboard/gaps")
+    return [t.split("\n")[0] for t in page.locator("table tbody tr td:first-child").all_inner_texts()]
+
+
+def _ask_for_nothing(page, question: str) -> None:
+    page.goto("/dashboard/playground")
+    page.fill("#query", question)
+    page.fill("input[name=max_vector_distance]", "0.05")
+    with page.expect_navigation():
+        page.click("form.playground button[type=submit]")
+
+
+def test_knowledge_gaps_delete_one_clear_all_and_the_switch(page, kb):
+    _ask_for_nothing(page, "Which dinosaurs played the saxophone in 1850?")
+    questions = _gap_questions(page, kb)
+    assert any("quantum" in q for q in questions) and any("saxophone" in q for q in questions)
+    token = page.locator("meta[name=csrf-token]").get_attribute("content")
+    assert page.context.request.post("/dashboard/gaps/clear", form={}, max_redirects=0).status == 403  # no token
+    assert page.context.request.post("/dashboard/gaps/settings", form={"csrf_token": "guess"},
+                                     max_redirects=0).status == 403
+    assert len(_gap_questions(page, kb)) == len(questions) and token
+    with page.expect_navigation():
+        page.locator("tr", has_text="quantum refrigerators").get_by_role("button", name="Delete").click()
+    assert "Removed that question" in flash(page)
+    left = [t for t in page.locator("table tbody tr td:first-child").all_inner_texts()]
+    assert not any("quantum" in q for q in left) and any("saxophone" in q for q in left)
+    # Off: a question that finds nothing is not recorded.
+    with page.expect_navigation():
+        page.click("#gap-switch button")
+    assert "gap log is off" in flash(page)
+    assert page.locator("#gap-switch button").inner_text() == "Turn the gap log on"
+    _ask_for_nothing(page, "How tall is the lighthouse on planet Zorblax?")
+    assert not any("Zorblax" in q for q in _gap_questions(page, kb))
+    with page.expect_navigation():
+        page.click("#gap-switch button")
+    assert "gap log is on" in flash(page)
+    assert page.locator("#gap-switch button").inner_text() == "Turn the gap log off"
+    with page.expect_navigation():
+        page.click("#gap-clear button")
+    assert "Cleared the gap log" in flash(page)
+    assert page.locator(".empty").inner_text().startswith("No gaps recorded")
+    assert _gap_questions(page, kb) == []
 
 
 # --- 5. web sources ----------------------------------------------------------------------------------

@@ -719,6 +719,40 @@ def gaps_page(request: Request) -> Response:
     return ctx.page("gaps.html", nav="gaps", page=page, cursor=_param(request, "cursor", 200))
 
 
+@router.post("/gaps/settings")
+def gap_switch(request: Request, checked_: Checked) -> Response:
+    """The gap log's on/off switch for the workspace (as `PATCH /v1/kb/gaps/settings`)."""
+    ctx, form = checked_
+    wanted = form.get("enabled") == "on"
+    recording = ctx.kb.gaps.set_enabled(ctx.workspace, wanted)
+    if wanted and not recording:
+        ctx.session.flash("error", "The gap log is switched on for this workspace, but the server runs with "
+                                   "KB_GAP_LOG=false: nothing is recorded.")
+    else:
+        ctx.session.flash("ok", "The gap log is on: questions that find nothing are recorded." if recording else
+                                "The gap log is off: this workspace's questions are no longer recorded.")
+    return ctx.back("/dashboard/gaps")
+
+
+@router.post("/gaps/clear")
+def clear_gaps(request: Request, checked_: Checked) -> Response:
+    ctx, _ = checked_
+    removed = ctx.kb.gaps.clear(ctx.workspace)
+    ctx.session.flash("ok", f"Cleared the gap log ({removed} question{'s' if removed != 1 else ''}).")
+    return ctx.back("/dashboard/gaps")
+
+
+@router.post("/gaps/{gap_id}/delete")
+def delete_gap(gap_id: str, request: Request, checked_: Checked) -> Response:
+    ctx, _ = checked_
+    try:
+        ctx.kb.gaps.forget(ctx.workspace, gap_id)
+        ctx.session.flash("ok", "Removed that question from the gap log.")
+    except KBError as exc:
+        ctx.session.flash("error", exc.message)
+    return ctx.back("/dashboard/gaps")
+
+
 # --- web sources (crawls) ----------------------------------------------------------------------------
 
 
