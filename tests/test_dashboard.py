@@ -484,6 +484,52 @@ def test_start_a_crawl_and_watch_its_counters(page):
         shot(page, "crawls")
 
 
+def _start_crawl(page, site, max_pages: int, **options) -> None:
+    page.goto("/dashboard/crawls")
+    page.click("summary:text('Crawl a website')")  # folded once there are crawls
+    page.fill("#crawl-url", site.url("/"))
+    page.fill("#max_pages", str(max_pages))
+    if options.get("days"):
+        page.check("input[name=enable_auto_sync]")
+        page.fill("#minimum_frequency_days", str(options["days"]))
+    with page.expect_navigation():
+        page.click("form[action='/dashboard/crawls'] button")
+    assert "started" in flash(page)
+
+
+def test_cancel_a_running_crawl(page):
+    with TestSite(crawl_delay=20) as site:  # robots.txt asks 20 s between pages: still running when cancelled
+        _start_crawl(page, site, 20)
+        crawl = page.locator("tr[data-crawl]", has_text=site.base)
+        assert crawl.locator("[data-field=status]").inner_text() in ("queued", "processing")
+        with page.expect_navigation():
+            crawl.get_by_role("button", name="Cancel").click()  # its confirmation is accepted
+        assert "Crawl cancelled" in flash(page)
+        crawl = page.locator("tr[data-crawl]", has_text=site.base)
+        assert crawl.locator("[data-field=status]").inner_text() == "cancelled"
+        assert crawl.get_by_role("button", name="Cancel").count() == 0
+        token = page.locator("meta[name=csrf-token]").get_attribute("content")
+        again = page.context.request.post(f"/dashboard/crawls/{crawl.get_attribute('data-crawl')}/cancel",
+                                          form={"csrf_token": token})
+        assert "has ended (cancelled)" in again.text()  # a second cancel is explained
+
+
+def test_a_synced_crawl_shows_its_last_and_next_refresh(page):
+    with TestSite() as site:
+        _start_crawl(page, site, 2, days=3)
+        crawl = page.locator("tr[data-crawl]", has_text=site.base)
+        crawl.locator("[data-field=status]").filter(has_text=re.compile("succeeded|failed")).wait_for(timeout=TIMEOUT_MS)
+        page.reload()
+        crawl = page.locator("tr[data-crawl]", has_text=site.base)
+        assert crawl.locator("[data-field=status]").inner_text() == "succeeded"
+        assert "every 3 d" in crawl.inner_text()
+        stamp = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d$")
+        last = crawl.locator("[data-field=last_refresh]").inner_text()
+        upcoming = crawl.locator("[data-field=next_refresh]").inner_text()
+        assert stamp.match(last) and stamp.match(upcoming) and upcoming > last
+        shot(page, "crawls")
+
+
 # --- 6. isolation, then deleting with the agent guard ------------------------------------------------------
 
 

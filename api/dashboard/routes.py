@@ -771,9 +771,11 @@ def crawls_page(request: Request) -> Response:
     page = ctx.kb.crawls.list(ctx.workspace, page_size=PAGE_SIZE, cursor=_param(request, "cursor", 200))
     crawls = [_crawl_view(c) for c in page.crawl_jobs]
     synced = ctx.kb.auto_sync.states(ctx.workspace, [c["root_folder_id"] for c in crawls if c["root_folder_id"]])
+    refreshes = ctx.kb.auto_sync.crawl_refreshes(ctx.workspace, [c["id"] for c in crawls if c["enable_auto_sync"]])
     for crawl in crawls:
         state = synced.get(crawl["root_folder_id"])
         crawl["sync"] = presenters.auto_sync_info(state) if state is not None and state.enabled else None
+        crawl["last_refresh"], crawl["next_refresh"] = refreshes.get(crawl["id"], (None, None))
     return ctx.page("crawls.html", nav="crawls", crawls=crawls, next_cursor=page.next_cursor,
                     folders=_folder_choices(ctx))
 

@@ -208,6 +208,17 @@ class AutoSync:
         with self.db.read() as tx:
             return self.sync.get_many(tx, workspace.id, document_ids)
 
+    def crawl_refreshes(self, workspace: Workspace, crawl_ids: list[str]) -> dict[str, tuple[float | None, float | None]]:
+        """(last refresh, next refresh) of each crawl's auto-synced pages: the latest sync of any of
+        them and the soonest one due; None where there is none (auto-sync off, or no page yet)."""
+        found: dict[str, tuple[float | None, float | None]] = {}
+        with self.db.read() as tx:
+            for crawl_id in dict.fromkeys(crawl_ids):
+                pages = [m for m in self.sync.of_crawl(tx, workspace.id, crawl_id) if m.enabled]
+                found[crawl_id] = (max((m.last_synced_at for m in pages if m.last_synced_at), default=None),
+                                   min((m.next_refresh_by for m in pages if m.next_refresh_by), default=None))
+        return found
+
     def check_content_update(self, workspace: Workspace, doc: Document, request: SyncRequest) -> None:
         """As the SDK says: new content only for URL documents with auto-sync off (or turned off now)."""
         if doc.type != "url" or request.enable_auto_sync is False:
