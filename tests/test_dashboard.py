@@ -530,6 +530,47 @@ def test_a_synced_crawl_shows_its_last_and_next_refresh(page):
         shot(page, "crawls")
 
 
+def test_a_url_documents_auto_sync_settings(page, api):
+    with TestSite() as site:
+        page.goto("/dashboard")
+        page.click("summary:text('Add a URL')")
+        page.fill("#url", site.url("/"))
+        page.fill("#url-name", "Site home")
+        with page.expect_navigation():
+            page.click("form[action^='/dashboard/url'] button")
+        assert "Added 'Site home'" in flash(page)
+    with page.expect_navigation():
+        page.get_by_role("link", name="Site home", exact=True).click()
+    doc_id = page.url.rsplit("/", 1)[1]
+    details = page.locator("section[aria-labelledby=meta-h] dl")
+    assert "Auto-sync\noff" in details.inner_text()
+    form = page.locator("#sync-form")
+    assert not form.locator("#enable_auto_sync").is_checked()
+    page.click("summary:text('Auto-sync settings')")  # folded while auto-sync is off
+    form.locator("#enable_auto_sync").check()
+    form.locator("#sync-days").fill("3")
+    form.locator("#sync-remove").check()
+    with page.expect_navigation():
+        form.locator("button").click()
+    assert "Auto-sync is on" in flash(page)
+    assert "every 3 day(s), removed when gone" in details.inner_text()
+    assert form.locator("#enable_auto_sync").is_checked() and form.locator("#sync-days").input_value() == "3"
+    info = api.get(f"/v1/convai/knowledge-base/{doc_id}").json()["auto_sync_info"]
+    assert info["minimum_frequency_days"] == 3 and info["auto_remove"] is True
+    # A value the API refuses is refused here too, explained.
+    page.evaluate("document.querySelector('#sync-days').removeAttribute('max')")
+    form.locator("#sync-days").fill("5000")
+    with page.expect_navigation():
+        form.locator("button").click()
+    assert "less than or equal to 3650" in page.locator(".flash.error").inner_text()
+    page.goto(f"/dashboard/documents/{doc_id}")
+    form.locator("#enable_auto_sync").uncheck()
+    with page.expect_navigation():
+        form.locator("button").click()
+    assert "Auto-sync is off" in flash(page) and "Auto-sync\noff" in details.inner_text()
+    assert api.get(f"/v1/convai/knowledge-base/{doc_id}").json().get("auto_sync_info") is None
+
+
 # --- 6. isolation, then deleting with the agent guard ------------------------------------------------------
 
 

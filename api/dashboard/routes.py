@@ -43,7 +43,7 @@ from ..agent_schemas import AgentRetrieveRequest
 from ..crawl_schemas import CrawlJobRequest
 from ..errors import status_for
 from ..offload import on_ingest_pool
-from ..schemas import FolderRequest, RetrieveRequest, TextDocumentRequest, UrlDocumentRequest
+from ..schemas import FolderRequest, RetrieveRequest, TextDocumentRequest, UpdateDocumentRequest, UrlDocumentRequest
 from .sessions import COOKIE, PRE_COOKIE, Session, Sessions, TTL_SECS
 
 log = logging.getLogger(__name__)
@@ -573,6 +573,24 @@ def rename(document_id: str, request: Request, checked_: Checked) -> Response:
     try:
         doc = ctx.kb.documents.rename(ctx.workspace, document_id, _form_str(form, "name") or "")
         ctx.session.flash("ok", f"Renamed to {doc.name!r}.")
+    except KBError as exc:
+        ctx.session.flash("error", exc.message)
+    return ctx.back(f"/dashboard/documents/{document_id}")
+
+
+@router.post("/documents/{document_id}/sync")
+def sync_settings(document_id: str, request: Request, checked_: Checked) -> Response:
+    """A URL document's auto-sync settings, as `PATCH /v1/convai/knowledge-base/{id}` changes them."""
+    ctx, form = checked_
+    enabled = form.get("enable_auto_sync") == "on"
+    body = UpdateDocumentRequest(
+        enable_auto_sync=enabled, auto_remove=(form.get("auto_remove") == "on") if enabled else None,
+        minimum_frequency_days=_number(_form_str(form, "minimum_frequency_days", 20), int) if enabled else None)
+    try:
+        doc = ctx.kb.documents.get(ctx.workspace, document_id)
+        ctx.kb.auto_sync.update(ctx.workspace, doc, SyncRequest(body.enable_auto_sync, body.auto_remove,
+                                                                body.minimum_frequency_days))
+        ctx.session.flash("ok", "Auto-sync is on." if enabled else "Auto-sync is off.")
     except KBError as exc:
         ctx.session.flash("error", exc.message)
     return ctx.back(f"/dashboard/documents/{document_id}")
