@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -127,3 +130,89 @@ def retrieve(client: httpx.Client, query: str, **params) -> dict:
     response = client.post("/v1/convai/knowledge-base/rag/retrieve", json={"query": query, **params})
     assert response.status_code == 200, response.text
     return response.json()
+
+
+# --- kb commands as real processes (tests/test_postgres.py, tests/test_replicas.py) ---------------
+
+KB_BIN = Path(sys.executable).parent / "kb"
+KB = "/v1/convai/knowledge-base"
+
+
+class Process:
+    """A `kb` command as a child process in its own process group, logging to a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path):
+        self.log = log
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen([str(KB_BIN), *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def wait_for(self, text: str, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log.read_text(errors="replace"):
+            assert self.process.poll() is None, f"kb exited: {self.output()}"
+            assert time.monotonic() < deadline, f"no {text!r} in time: {self.output()}"
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, as an operator would; its return code."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # parsing helpers, if any outlived it
+        except ProcessLookupError:
+            pass
+        return self.process.returncode
+
+
+def kb_env(url: str, **extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+            "KB_DATABASE_URL": url, "KB_TIERS_FILE": str(PERMISSIVE_TIERS), **extra}
+
+
+def wait_index_status(client: httpx.Client, document_id: str, wanted, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        indexes = client.get(f"{KB}/{document_id}/rag-index").json()["indexes"]
+        if indexes and wanted(indexes[0]):
+            return indexes[0]
+        assert time.monotonic() < deadline, indexes
+        time.sleep(0.1)
+
+
+def start_api(data_dir: Path, env: dict[str, str], log: Path) -> tuple[Process, str, str]:
+    """`kb serve --workers 0` on a free loopback port, once it answers /health: (process, base URL, default API key)."""
+    port = free_port()
+    api = Process(["serve", "--data-dir", str(data_dir), "--port", str(port), "--workers", "0"], env, log)
+    try:
+        api.wait_for("API key: ")
+        api_key = api.output().split("API key: ", 1)[1].split()[0]
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                    return api, url, api_key
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, api.output()
+            time.sleep(0.2)
+    except BaseException:
+        api.stop()
+        raise

@@ -25,15 +25,13 @@ import pytest
 from sqlalchemy import func, select, update
 
 import postgres
-from helpers import CORPUS, PERMISSIVE_TIERS, REPO, free_port, make_kb
+from helpers import CORPUS, KB, REPO, Process, kb_env, make_kb, start_api, wait_index_status
 from kb.jobs import HOST, JobQueue
 from kb.storage import Database, open_database
 from kb.storage.postgres.fulltext import TsvectorFullText, segments, tokens
 from kb.storage.schema import chunks, jobs, rag_indexes
 from kb.storage.sqlite.fulltext import Fts5FullText
 
-KB_BIN = Path(sys.executable).parent / "kb"
-KB = "/v1/convai/knowledge-base"
 
 
 @pytest.fixture
@@ -265,49 +263,6 @@ def test_long_documents_are_stored_in_segments_and_counted_whole(pg_url):
 # --- processes: kb serve --workers 0 and kb worker -------------------------------------------
 
 
-class Process:
-    """A `kb` command as a child process in its own process group, logging to a file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path):
-        self.log = log
-        with open(log, "ab") as out:
-            self.process = subprocess.Popen([str(KB_BIN), *args], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def wait_for(self, text: str, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.log.read_text(errors="replace"):
-            assert self.process.poll() is None, f"kb exited: {self.output()}"
-            assert time.monotonic() < deadline, f"no {text!r} in time: {self.output()}"
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self, timeout: float = 60) -> int:
-        """SIGTERM, as an operator would; its return code."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # parsing helpers, if any outlived it
-        except ProcessLookupError:
-            pass
-        return self.process.returncode
-
-
 @pytest.fixture
 def processes() -> Iterator[list[Process]]:
     started: list[Process] = []
@@ -316,48 +271,21 @@ def processes() -> Iterator[list[Process]]:
         process.stop()
 
 
-def _env(url: str, **extra: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-            "KB_DATABASE_URL": url, "KB_TIERS_FILE": str(PERMISSIVE_TIERS), **extra}
-
-
-def _wait_status(client: httpx.Client, document_id: str, wanted, timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        indexes = client.get(f"{KB}/{document_id}/rag-index").json()["indexes"]
-        if indexes and wanted(indexes[0]):
-            return indexes[0]
-        assert time.monotonic() < deadline, indexes
-        time.sleep(0.1)
-
-
 def test_api_process_and_worker_process_share_the_database_and_data_dir(tmp_path, pg_url, processes):
     data_dir = tmp_path / "data"
     # short leases, so that the test sees a take-over soon; the worker's threads: one
-    env = _env(pg_url, KB_JOB_HEARTBEAT_SECS="1", KB_JOB_LEASE_SECS="4", KB_JOB_REAP_SECS="1")
-    port = free_port()
-    api = Process(["serve", "--data-dir", str(data_dir), "--port", str(port), "--workers", "0"], env, tmp_path / "api.log")
+    env = kb_env(pg_url, KB_JOB_HEARTBEAT_SECS="1", KB_JOB_LEASE_SECS="4", KB_JOB_REAP_SECS="1")
+    api, url, api_key = start_api(data_dir, env, tmp_path / "api.log")
     processes.append(api)
-    api.wait_for("API key: ")
-    api_key = api.output().split("API key: ", 1)[1].split()[0]
     first = Process(["worker", "--data-dir", str(data_dir)], env, tmp_path / "worker1.log")
     processes.append(first)
     first.wait_for("kb worker: 1 job thread(s) on postgresql")
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"xi-api-key": api_key}, timeout=120)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if client.get("/health").status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, api.output()
-        time.sleep(0.2)
+    client = httpx.Client(base_url=url, headers={"xi-api-key": api_key}, timeout=120)
 
     # 1. an upload through the API is indexed by the worker and retrievable through the API
     text = "The blue whale feeds almost only on krill and can weigh two hundred tonnes. " * 3
     small = client.post(f"{KB}/text", json={"text": text, "name": "whales"}).json()["id"]
-    assert _wait_status(client, small, lambda i: i["status"] in ("succeeded", "failed"))["status"] == "succeeded"
+    assert wait_index_status(client, small, lambda i: i["status"] in ("succeeded", "failed"))["status"] == "succeeded"
     found = client.post(f"{KB}/rag/retrieve", json={"query": "what do whales eat"}).json()["chunks"]
     assert found and found[0]["document_id"] == small
     assert client.get(f"{KB}/search", params={"query": "krill"}).json()["results"][0]["document"]["id"] == small
@@ -371,7 +299,7 @@ def test_api_process_and_worker_process_share_the_database_and_data_dir(tmp_path
     workers = {first.pid: first, second.pid: second}
     big = (CORPUS / "pdf" / "GeoTopo-komprimiert.pdf").read_bytes()
     document = client.post(f"{KB}/file", files={"file": ("GeoTopo.pdf", big, "application/pdf")}).json()["id"]
-    _wait_status(client, document, lambda i: i["status"] == "processing" and i["progress_percentage"] > 5)
+    wait_index_status(client, document, lambda i: i["status"] == "processing" and i["progress_percentage"] > 5)
     db = Database(pg_url)
     try:
         with db.read() as tx:
@@ -408,7 +336,7 @@ def test_api_process_and_worker_process_share_the_database_and_data_dir(tmp_path
         assert (given_back.status, given_back.owner, given_back.attempts) == ("queued", None, 1)
         third = Process(["worker", "--data-dir", str(data_dir)], env, tmp_path / "worker3.log")
         processes.append(third)
-        done = _wait_status(client, document, lambda i: i["status"] in ("succeeded", "failed"), timeout=600)
+        done = wait_index_status(client, document, lambda i: i["status"] in ("succeeded", "failed"), timeout=600)
         assert done["status"] == "succeeded", done
         with db.read() as tx:
             job = tx.execute(select(jobs.c.status, jobs.c.owner, jobs.c.attempts).where(jobs.c.id == job.id)).one()
