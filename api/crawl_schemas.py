@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, Strict
 
+from kb.services.crawls import CrawlRequest
+
 from .schemas import MAX_ID_CHARS, CrawlStatus, Flag, FolderSegment
 
 MAX_URL_CHARS = 8_192
@@ -30,6 +32,16 @@ class CrawlJobRequest(BaseModel):
     auto_remove: Flag | None = Field(default=None, description="With auto-sync: remove pages that are gone.")
     auto_discover: Flag | None = Field(default=None, description="With auto-sync: add new pages found at each sync.")
     minimum_frequency_days: Count | None = Field(default=None, description="With auto-sync: days between syncs at most (1-365, default 7).")
+
+    def to_request(self) -> CrawlRequest:
+        """The service's request (the API and the dashboard both start crawls from this body)."""
+        return CrawlRequest(
+            url=self.url, max_pages=self.max_pages, pattern=self.pattern,
+            exclude_patterns=tuple(self.exclude_patterns or ()), sitemap_urls=tuple(self.sitemap_urls or ()),
+            parent_folder_id=self.parent_folder_id, enable_auto_sync=self.enable_auto_sync,
+            auto_remove=self.auto_remove, auto_discover=self.auto_discover,
+            minimum_frequency_days=self.minimum_frequency_days,
+        )
 
 
 class CreateCrawlJobResponse(BaseModel):

@@ -34,7 +34,7 @@ from kb.knowledge_base import KnowledgeBase
 from kb.records import ListQuery, Workspace
 from kb.services.agents import RetrieveOverrides
 from kb.services.auto_sync import SyncRequest
-from kb.services.crawls import ACTIVE as ACTIVE_CRAWL, CrawlRequest
+from kb.services.crawls import ACTIVE as ACTIVE_CRAWL
 from kb.services.rag_indexes import RETRYABLE_STATUSES
 from kb.services.retrieval import RetrievalLimits, SearchOptions
 
@@ -825,12 +825,7 @@ def start_crawl(request: Request, checked_: Checked) -> Response:
         minimum_frequency_days=_number(_form_str(form, "minimum_frequency_days", 20), int),
     )
     try:
-        crawl = ctx.kb.crawls.create(ctx.workspace, CrawlRequest(
-            url=body.url, max_pages=body.max_pages, pattern=body.pattern,
-            exclude_patterns=tuple(body.exclude_patterns or ()), sitemap_urls=tuple(body.sitemap_urls or ()),
-            parent_folder_id=body.parent_folder_id, enable_auto_sync=body.enable_auto_sync,
-            auto_remove=body.auto_remove, auto_discover=body.auto_discover,
-            minimum_frequency_days=body.minimum_frequency_days))
+        crawl = ctx.kb.crawls.create(ctx.workspace, body.to_request())
         ctx.session.flash("ok", f"Crawl of {crawl.seed_url} started.")
     except KBError as exc:
         ctx.session.flash("error", f"Could not start the crawl: {exc.message}")

@@ -10,7 +10,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from kb.records import CrawlJob
-from kb.services.crawls import CrawlRequest
 
 from .. import presenters
 from ..crawl_schemas import CrawlJobListResponse, CrawlJobRequest, CrawlJobResponse, CreateCrawlJobResponse
@@ -35,12 +34,7 @@ def present(crawl: CrawlJob) -> CrawlJobResponse:
 def create_crawl_job(body: CrawlJobRequest, kb: KB, workspace: CurrentWorkspace) -> CreateCrawlJobResponse:
     """The crawl runs in the background: poll `GET /crawl/{id}`. Each page kept becomes a URL document
     in the root folder (named after the site); `max_depth` is accepted and ignored."""
-    crawl = kb.crawls.create(workspace, CrawlRequest(
-        url=body.url, max_pages=body.max_pages, pattern=body.pattern, exclude_patterns=tuple(body.exclude_patterns or ()),
-        sitemap_urls=tuple(body.sitemap_urls or ()), parent_folder_id=body.parent_folder_id,
-        enable_auto_sync=body.enable_auto_sync, auto_remove=body.auto_remove, auto_discover=body.auto_discover,
-        minimum_frequency_days=body.minimum_frequency_days,
-    ))
+    crawl = kb.crawls.create(workspace, body.to_request())
     return CreateCrawlJobResponse(
         id=crawl.id, type=crawl.type or "sitemap", root_folder_id=crawl.root_folder_id, status=crawl.status,
         created_at=int(crawl.created_at), folder_path=presenters.folder_path(kb, workspace, body.parent_folder_id),

@@ -2,9 +2,9 @@
 
 `faiss.omp_set_num_threads` sets the calling thread's own OpenMP setting (libgomp keeps one per
 thread that is not in a parallel region): called once at start-up, it left the server's request
-threads (anyio's worker pool) on the default, one thread per core. So a one-query flat search ran on
-two threads and waited for the second one whenever the other core was busy: 1.4 ms at 5,000 vectors
-for one client and 12 ms with eight (0.27 ms on one thread). Each store's search calls `use_search_threads`
+threads (anyio's worker pool) on the default, one thread per core, so a one-query flat search ran on
+every core and waited for the slowest whenever the machine was busy (figures: BENCHMARKS.md, "The hot
+path side by side"). Each store's search calls `use_search_threads`
 first; it sets the thread's OpenMP count once per thread (and again after `set_search_threads` changes it).
 """
 
@@ -19,9 +19,7 @@ _local = threading.local()
 
 def set_search_threads(threads: int) -> None:
     """OpenMP threads FAISS uses for searches, from now on in every thread (this one at once). One
-    suits a server answering single queries on few cores: a flat search of one query with two
-    threads waits for the second one whenever the machine is busy (8–66 ms against 0.1–12 ms at
-    5,000–100,000 vectors, BENCHMARKS.md "Vector stores")."""
+    suits a server answering single queries on few cores (BENCHMARKS.md, "Vector stores")."""
     global _wanted, _version
     _wanted = max(1, int(threads))
     _version += 1
