@@ -127,14 +127,14 @@ def searcher(kb, target, model: str | None, served: str, max_distance: float | N
     """Each question asked uncut (the served model, so that no distance is mapped) and as an agent asks it."""
     from index.retrieval import RetrievalLimits
 
-    from ..services.retrieval import QueryEmbeddingCache, SearchOptions
+    from ..services.retrieval import SearchOptions
 
     def hits(result) -> list[Hit]:
         return [Hit(c.document_id, c.document_name, c.text, c.vector_distance) for c in result.chunks]
 
     def search(query: str, mode: str, depth: int) -> Asked:
         options = SearchOptions(mode=mode)
-        kb.retrieval.cache = QueryEmbeddingCache()  # the latency includes embedding the question
+        kb.retrieval.cache.clear()  # the latency includes embedding the question
         as_agent = RetrievalLimits(max_vector_distance=max_distance, max_retrieved_rag_chunks_count=count)
         served_result = kb.retrieval.retrieve(target, query, embedding_model=model, options=options, limits=as_agent)
         everything = RetrievalLimits(max_vector_distance=UNCUT, max_documents_length=10**12,

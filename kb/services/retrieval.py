@@ -91,6 +91,10 @@ class QueryEmbeddingCache:
                 self._items.move_to_end((scope, model, text))
             return vector
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
     def put(self, scope: str, model: str, text: str, vector: np.ndarray) -> None:
         with self._lock:
             self._items[(scope, model, text)] = vector
