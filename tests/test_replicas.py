@@ -1,22 +1,28 @@
-"""Two API replicas and a worker as real processes on loopback, sharing PostgreSQL and a data dir (issue 16).
+"""Two API replicas and two workers as real processes on loopback, sharing PostgreSQL and a data dir (issue 16).
 
 One throw-away PostgreSQL cluster (tests/postgres.py) and one set of processes for the module: two
-`kb serve --workers 0` on different ports and one `kb worker`, all with the same KB_DATABASE_URL and
---data-dir. Workspaces are made with the `kb workspace` CLI on the same database. Proven here: an
-upload through replica A, once the worker indexed it, is retrieved and listed through replica B
-with the same chunks and distances as through A; uploads through both replicas racing for the last
-bytes of a quota never both succeed; a `kb reindex` run from a third process is served by both
-replicas without a restart (they read the workspace's generation from the database on each
-retrieval and load the new generation's files).
+`kb serve --workers 0` on fixed ports and two `kb worker`, all with the same KB_DATABASE_URL and
+--data-dir, and short job leases (JOB_TIMINGS). Workspaces are made with the `kb workspace` CLI on
+the same database. Proven here: an upload through replica A, once a worker indexed it, is retrieved
+and listed through replica B with the same chunks and distances as through A; uploads through both
+replicas racing for the last bytes of a quota never both succeed; a `kb reindex` run from a third
+process is served by both replicas without a restart (they read the workspace's generation from the
+database on each retrieval and load the new generation's files); a worker SIGKILLed while it embeds
+a batch of several documents loses the batch to the other worker, which completes it with every
+chunk stored once and retrieval identical to an uninterrupted run; and replica A, SIGKILLed and then
+SIGTERMed while clients upload and retrieve through it, loses no upload it answered 200, stores
+none twice (clients retry cut requests with the same Idempotency-Key), and all of them get indexed.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -24,9 +30,10 @@ import pytest
 from sqlalchemy import select
 
 import postgres
-from helpers import KB, KB_BIN, Process, kb_env, make_kb, start_api, wait_index_status
+from helpers import CORPUS, KB, KB_BIN, TERMINAL_STATUSES, Process, free_port, kb_env, make_kb, wait_index_status
+from kb.jobs import HOST
 from kb.storage import Database
-from kb.storage.schema import vector_generations
+from kb.storage.schema import chunks, documents, jobs, rag_indexes, vector_generations
 
 NOTES = {
     "whales": "The blue whale feeds almost only on krill and can weigh two hundred tonnes. "
@@ -37,6 +44,12 @@ NOTES = {
 QUERIES = ["what do whales eat", "how heavy is a blue whale", "boiler pressure", "expansion vessel check"]
 
 
+# Short leases, so a worker's jobs change hands within seconds of its death (on one host the
+# survivor also sees the dead pid at its next reap); the heartbeat stays well inside the lease.
+JOB_TIMINGS = {"KB_JOB_HEARTBEAT_SECS": "1", "KB_JOB_LEASE_SECS": "10", "KB_JOB_REAP_SECS": "1"}
+WORKER_READY = "kb worker: 1 job thread(s) on postgresql"
+
+
 @dataclass
 class Setup:
     url: str
@@ -44,6 +57,9 @@ class Setup:
     env: dict[str, str]
     replicas: list[str]  # base URLs of replica A and replica B
     logs: Path
+    ports: list[int]  # of replica A and replica B
+    current: dict[str, Process] = field(default_factory=dict)  # "replica a", "replica b", "worker 1", "worker 2"
+    started: list[Process] = field(default_factory=list)  # every process started, stopped at the end
 
     def cli(self, *args: str) -> dict:
         """A `kb` command from a process of its own, on the same database and data dir; its JSON output."""
@@ -58,6 +74,35 @@ class Setup:
     def clients(self, api_key: str) -> list[httpx.Client]:
         return [httpx.Client(base_url=url, headers={"xi-api-key": api_key}, timeout=120) for url in self.replicas]
 
+    def start(self, name: str, args: list[str]) -> Process:
+        """A `kb` process, now the current one under `name` (a replacement after a kill or a restart)."""
+        stem = name.replace(" ", "_")
+        process = Process(args, self.env, self.logs / f"{stem}.{len(list(self.logs.glob(f'{stem}.*.log')))}.log")
+        self.started.append(process)
+        self.current[name] = process
+        return process
+
+    def start_replica(self, i: int) -> Process:
+        """Replica A (0) or B (1) on its port, once it answers /health."""
+        process = self.start(f"replica {'ab'[i]}", ["serve", "--data-dir", str(self.data_dir), "--port",
+                                                     str(self.ports[i]), "--workers", "0"])
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{self.replicas[i]}/health", timeout=5).status_code == 200:
+                    return process
+            except httpx.HTTPError:
+                pass
+            assert process.process.poll() is None, process.output()
+            assert time.monotonic() < deadline, process.output()
+            time.sleep(0.2)
+
+    def start_worker(self, name: str) -> Process:
+        return self.start(name, ["worker", "--data-dir", str(self.data_dir)])
+
+    def db(self) -> Database:
+        return Database(self.url)
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> Iterator[Setup]:
@@ -66,21 +111,18 @@ def setup(tmp_path_factory) -> Iterator[Setup]:
     except RuntimeError as exc:
         pytest.skip(f"PostgreSQL could not be started: {exc}")
     root = tmp_path_factory.mktemp("replicas")
-    data_dir = root / "data"
-    env = kb_env(url)
-    started: list[Process] = []
+    ports = [free_port(), free_port()]
+    setup = Setup(url, root / "data", kb_env(url, **JOB_TIMINGS), [f"http://127.0.0.1:{p}" for p in ports], root,
+                  ports)
     try:
-        replicas = []
-        for name in ("a", "b"):
-            process, base_url, _ = start_api(data_dir, env, root / f"replica_{name}.log")
-            started.append(process)
-            replicas.append(base_url)
-        worker = Process(["worker", "--data-dir", str(data_dir)], env, root / "worker.log")
-        started.append(worker)
-        worker.wait_for("kb worker: 1 job thread(s) on postgresql")
-        yield Setup(url, data_dir, env, replicas, root)
+        setup.start_replica(0)  # first alone: it migrates the schema and makes the default workspace
+        workers = [setup.start_worker(f"worker {n}") for n in (1, 2)]
+        setup.start_replica(1)
+        for worker in workers:
+            worker.wait_for(WORKER_READY)
+        yield setup
     finally:
-        for process in started:
+        for process in setup.started:
             process.stop()
 
 
@@ -215,3 +257,285 @@ def test_a_reindex_from_a_third_process_is_served_by_both_replicas_without_a_res
         assert _retrieve(a, QUERIES[0])[0][0] == ids["whales"]
     finally:
         assert a.delete(f"{KB}/{library}").status_code == 200
+
+
+# --- a worker killed in the middle of a batch ---------------------------------------------------
+
+MSMARCO = CORPUS / "retrieval" / "msmarco-5k"
+TAKEOVER_DOCUMENTS, PASSAGES_PER_DOCUMENT = 16, 12
+
+
+def _passages(start: int, count: int) -> list[str]:
+    lines = (MSMARCO / "corpus.jsonl").read_text(encoding="utf-8").split("\n")  # U+0085 inside passages
+    return [json.loads(line)["text"] for line in lines[start:start + count]]
+
+
+def _msmarco_queries(count: int) -> list[str]:
+    lines = (MSMARCO / "queries.jsonl").read_text(encoding="utf-8").split("\n")
+    return [json.loads(line)["text"] for line in lines[:count]]
+
+
+def _upload_all(clients: list[httpx.Client], documents: dict[str, str]) -> dict[str, str]:
+    """Upload in one burst through both replicas (two threads); name -> document id."""
+    ids: dict[str, str] = {}
+    names = list(documents)
+
+    def upload(i: int) -> None:
+        for name in names[i::2]:
+            response = clients[i].post(f"{KB}/text", json={"text": documents[name], "name": name})
+            assert response.status_code == 200, response.text
+            ids[name] = response.json()["id"]
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert sorted(ids) == sorted(names)
+    return ids
+
+
+def _wait_all_succeeded(client: httpx.Client, ids: dict[str, str], timeout: float = 300) -> None:
+    for document_id in ids.values():
+        status = wait_index_status(client, document_id, lambda i: i["status"] in TERMINAL_STATUSES, timeout)
+        assert status["status"] == "succeeded", status
+
+
+def _named_hits(client: httpx.Client, queries: list[str]) -> list[list[tuple[str, str, float]]]:
+    """Per query: (document name, chunk text, distance rounded), comparable across workspaces."""
+    found = []
+    for query in queries:
+        response = client.post(f"{KB}/rag/retrieve", json={"query": query, "max_vector_distance": 2.0,
+                                                            "max_retrieved_rag_chunks_count": 8})
+        assert response.status_code == 200, response.text
+        found.append([(c["document_name"], c["text"], round(c["vector_distance"], 4)) for c in response.json()["chunks"]])
+    return found
+
+
+def _chunks_by_name(db: Database, workspace_id: str) -> dict[str, list[tuple[int, str]]]:
+    with db.read() as tx:
+        rows = tx.execute(select(documents.c.name, chunks.c.ordinal, chunks.c.text)
+                          .join(documents, documents.c.id == chunks.c.document_id)
+                          .where(chunks.c.workspace_id == workspace_id)
+                          .order_by(documents.c.name, chunks.c.ordinal, chunks.c.key)).fetchall()
+    found: dict[str, list[tuple[int, str]]] = {}
+    for name, ordinal, text in rows:
+        found.setdefault(name, []).append((ordinal, text))
+    return found
+
+
+def _jobs_of(db: Database, workspace_id: str) -> list:
+    with db.read() as tx:
+        return tx.execute(select(jobs.c.id, jobs.c.status, jobs.c.owner, jobs.c.attempts, jobs.c.payload)
+                          .where(jobs.c.tenant == workspace_id).order_by(jobs.c.id)).fetchall()
+
+
+def _progress(db: Database, index_ids: list[str]) -> dict[str, tuple[str, float]]:
+    with db.read() as tx:
+        rows = tx.execute(select(rag_indexes.c.id, rag_indexes.c.status, rag_indexes.c.progress_percentage)
+                          .where(rag_indexes.c.id.in_(index_ids))).fetchall()
+    return {i: (status, progress) for i, status, progress in rows}
+
+
+def _owner(process: Process) -> str:
+    return f"{HOST}:{process.pid}"
+
+
+def test_a_worker_killed_in_the_middle_of_a_batch_loses_it_to_the_other_with_nothing_duplicated_or_missing(setup: Setup):
+    passages = _passages(0, TAKEOVER_DOCUMENTS * PASSAGES_PER_DOCUMENT)
+    documents_ = {f"msmarco-{n:02d}": " ".join(passages[n * PASSAGES_PER_DOCUMENT:(n + 1) * PASSAGES_PER_DOCUMENT])
+                  for n in range(TAKEOVER_DOCUMENTS)}
+    queries = _msmarco_queries(8)
+    db = setup.db()
+    made = {name: setup.cli("workspace", "create", name) for name in ("uninterrupted", "takeover")}
+    reference, clients = setup.clients(made["uninterrupted"]["api_key"]), setup.clients(made["takeover"]["api_key"])
+    try:
+        # The uninterrupted run: the same documents, both workers alive throughout.
+        reference_ids = _upload_all(reference, documents_)
+        _wait_all_succeeded(reference[0], reference_ids)
+        expected = _named_hits(reference[0], queries)
+        assert _named_hits(reference[1], queries) == expected
+
+        # The same uploads; a worker is SIGKILLed while the batch it claimed is being embedded.
+        workspace_id = made["takeover"]["workspace_id"]
+        workers = {_owner(setup.current[name]): name for name in ("worker 1", "worker 2")}
+        ids = _upload_all(clients, documents_)
+        deadline = time.monotonic() + 300
+        while True:
+            running: dict[str, list] = {}
+            for job in _jobs_of(db, workspace_id):
+                if job.status == "running":
+                    running.setdefault(job.owner, []).append(job)
+            embedding = {
+                owner: batch for owner, batch in running.items() if len(batch) >= 2 and all(
+                    status == "processing" and 0 < progress < 90
+                    for status, progress in _progress(db, [json.loads(j.payload)["rag_index_id"] for j in batch]).values())
+            }
+            if embedding:
+                break
+            assert time.monotonic() < deadline, f"no batch seen being embedded: {_jobs_of(db, workspace_id)}"
+            time.sleep(0.05)
+        owner = max(embedding, key=lambda o: len(embedding[o]))
+        batch = {j.id: json.loads(j.payload)["rag_index_id"] for j in embedding[owner]}
+        doomed_name = workers[owner]
+        survivor = next(o for o in workers if o != owner)
+        setup.current[doomed_name].kill()  # SIGKILL, then reaped: its pid is gone
+
+        # It died with its batch unpublished (the survivor's next reap, within a second, queues it again).
+        assert not any(s == "succeeded" for s, _ in _progress(db, list(batch.values())).values())
+        with db.read() as tx:
+            assert not tx.execute(select(chunks.c.key).where(chunks.c.rag_index_id.in_(list(batch.values())))).first()
+
+        # The other worker takes the batch over and completes it (its replacement starts only after).
+        _wait_all_succeeded(clients[1], ids)
+        final = {j.id: j for j in _jobs_of(db, workspace_id)}
+        assert len(final) == TAKEOVER_DOCUMENTS
+        assert all(j.status == "done" for j in final.values()), final
+        assert {final[i].owner for i in batch} == {survivor}
+        assert all(final[i].attempts == 2 for i in batch)  # claimed by the dead worker, then by the survivor
+        assert all(j.attempts == 1 for i, j in final.items() if i not in batch)
+        setup.start_worker(doomed_name)  # two workers again for the tests after this one
+
+        # No chunk duplicated or missing: per document, ordinals 0..n-1 once each, the same texts as uninterrupted.
+        stored = _chunks_by_name(db, workspace_id)
+        assert stored == _chunks_by_name(db, made["uninterrupted"]["workspace_id"])
+        assert sorted(stored) == sorted(documents_)
+        assert all([o for o, _ in c] == list(range(len(c))) and len(c) > 1 for c in stored.values())
+        # and retrieval through both replicas answers exactly as the uninterrupted run does.
+        assert _named_hits(clients[0], queries) == expected
+        assert _named_hits(clients[1], queries) == expected
+        assert sum(len(hits) for hits in expected) >= 4 * len(queries)
+        setup.current[doomed_name].wait_for(WORKER_READY)
+    finally:
+        db.dispose()
+        for client in reference + clients:
+            client.close()
+
+
+# --- a replica restarted under load ---------------------------------------------------------------
+
+class Load:
+    """Client threads on replica A: uploaders (each upload retried on a transport error, with the same
+    Idempotency-Key, until it is answered) and a retriever; every answer other than 200 is noted."""
+
+    def __init__(self, url: str, api_key: str, texts: list[str], uploaders: int = 3):
+        self.url, self.api_key, self.texts = url, api_key, texts
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.next = 0
+        self.acknowledged: dict[str, str] = {}  # document name -> id, of uploads answered 200
+        self.retried: set[str] = set()  # names of uploads that met a transport error before their answer
+        self.unexpected: list[str] = []  # any answer but 200, and uploads never answered
+        self.retrievals = {"answered": 0, "transport errors": 0}
+        self.threads = [threading.Thread(target=self._upload, daemon=True) for _ in range(uploaders)]
+        self.threads.append(threading.Thread(target=self._retrieve, daemon=True))
+
+    def __enter__(self) -> "Load":
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(300)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"xi-api-key": self.api_key}, timeout=60)
+
+    def wait_acknowledged(self, count: int, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.acknowledged) < count:
+            assert not self.stop.is_set() and time.monotonic() < deadline, (len(self.acknowledged), self.unexpected)
+            time.sleep(0.1)
+
+    def _upload(self) -> None:
+        with self.client() as client:
+            while not self.stop.is_set():
+                with self.lock:
+                    n, self.next = self.next, self.next + 1
+                if n >= len(self.texts):
+                    return
+                name, key = f"load-{n:04d}", f"load-key-{n}"
+                deadline = time.monotonic() + 240
+                while True:
+                    try:
+                        response = client.post(f"{KB}/text", json={"text": self.texts[n], "name": name},
+                                               headers={"Idempotency-Key": key})
+                        break
+                    except httpx.TransportError:  # refused, reset, or cut before the answer: send it again
+                        with self.lock:
+                            self.retried.add(name)
+                        if time.monotonic() > deadline:
+                            with self.lock:
+                                self.unexpected.append(f"{name}: never answered")
+                            return
+                        time.sleep(0.1)
+                with self.lock:
+                    if response.status_code == 200:
+                        self.acknowledged[name] = response.json()["id"]
+                    else:
+                        self.unexpected.append(f"{name}: {response.status_code} {response.text[:300]}")
+                time.sleep(0.02)
+
+    def _retrieve(self) -> None:
+        with self.client() as client:
+            while not self.stop.is_set():
+                try:
+                    response = client.post(f"{KB}/rag/retrieve", json={"query": "what is the definition of a muscle"})
+                except httpx.TransportError:
+                    self.retrievals["transport errors"] += 1
+                    time.sleep(0.1)
+                    continue
+                self.retrievals["answered"] += 1
+                if response.status_code != 200:
+                    with self.lock:
+                        self.unexpected.append(f"retrieve: {response.status_code} {response.text[:300]}")
+                time.sleep(0.05)
+
+
+def test_a_replica_restarted_under_load_loses_no_upload_it_acknowledged(setup: Setup):
+    made = setup.cli("workspace", "create", "under-load")
+    workspace_id = made["workspace_id"]
+    texts = _passages(2000, 600)
+    a, b = setup.clients(made["api_key"])
+    db = setup.db()
+    try:
+        with Load(setup.replicas[0], made["api_key"], texts) as load:
+            load.wait_acknowledged(15)
+            # kill -9: whatever it acknowledged was committed before the answer left
+            setup.current["replica a"].kill()
+            setup.start_replica(0)  # the same port; the clients' retries reach it once it listens
+            load.wait_acknowledged(len(load.acknowledged) + 15)
+            # SIGTERM, as an orchestrator rolling the replica would: requests in flight are answered first
+            stopped = setup.current["replica a"]
+            assert stopped.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has shut down
+            assert "Application shutdown complete" in stopped.output(), stopped.output()
+            setup.start_replica(0)
+            load.wait_acknowledged(len(load.acknowledged) + 15)
+        assert not load.unexpected, load.unexpected
+        assert load.retried, "no upload met the restarts: nothing was proven"
+        assert load.retrievals["answered"] > 0 and load.retrievals["transport errors"] > 0, load.retrievals
+        acknowledged = dict(load.acknowledged)
+
+        # Every upload answered 200 is there, through replica B, and indexed by the workers, with its chunks.
+        for name, document_id in acknowledged.items():
+            response = b.get(f"{KB}/{document_id}")
+            assert response.status_code == 200 and response.json()["name"] == name, response.text
+        _wait_all_succeeded(b, acknowledged)
+        with db.read() as tx:
+            stored = tx.execute(select(documents.c.name, documents.c.id).where(documents.c.workspace_id == workspace_id)
+                                .order_by(documents.c.name)).fetchall()
+            chunked = set(tx.execute(select(chunks.c.document_id).where(chunks.c.workspace_id == workspace_id)).scalars())
+        # Each upload once: a retry after a cut answer got the first document back (Idempotency-Key), none
+        # was stored twice; and every upload was answered in the end, so nothing is there but those.
+        assert [name for name, _ in stored] == sorted(acknowledged)
+        assert dict(stored) == acknowledged
+        assert chunked == set(acknowledged.values())
+        # The restarted replica serves them too.
+        hits = _named_hits(a, ["what is the definition of a muscle"])[0]
+        assert hits and {name for name, _, _ in hits} <= set(acknowledged)
+    finally:
+        db.dispose()
+        a.close()
+        b.close()
