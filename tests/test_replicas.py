@@ -17,6 +17,7 @@ none twice (clients retry cut requests with the same Idempotency-Key), and all o
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -330,6 +331,11 @@ def _jobs_of(db: Database, workspace_id: str) -> list:
                           .where(jobs.c.tenant == workspace_id).order_by(jobs.c.id)).fetchall()
 
 
+def _chunk_ids(db: Database, workspace_id: str) -> set[str]:
+    with db.read() as tx:
+        return set(tx.execute(select(chunks.c.id).where(chunks.c.workspace_id == workspace_id)).scalars())
+
+
 def _progress(db: Database, index_ids: list[str]) -> dict[str, tuple[str, float]]:
     with db.read() as tx:
         rows = tx.execute(select(rag_indexes.c.id, rag_indexes.c.status, rag_indexes.c.progress_percentage)
@@ -341,74 +347,149 @@ def _owner(process: Process) -> str:
     return f"{HOST}:{process.pid}"
 
 
-def test_a_worker_killed_in_the_middle_of_a_batch_loses_it_to_the_other_with_nothing_duplicated_or_missing(setup: Setup):
+@dataclass
+class Uninterrupted:
+    """The takeover documents indexed with both workers alive throughout: what an interrupted run must end as."""
+
+    documents: dict[str, str]  # name -> text
+    queries: list[str]
+    workspace_id: str
+    chunks: dict[str, list[tuple[int, str]]]
+    hits: list[list[tuple[str, str, float]]]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(setup: Setup) -> Uninterrupted:
     passages = _passages(0, TAKEOVER_DOCUMENTS * PASSAGES_PER_DOCUMENT)
-    documents_ = {f"msmarco-{n:02d}": " ".join(passages[n * PASSAGES_PER_DOCUMENT:(n + 1) * PASSAGES_PER_DOCUMENT])
-                  for n in range(TAKEOVER_DOCUMENTS)}
+    texts = {f"msmarco-{n:02d}": " ".join(passages[n * PASSAGES_PER_DOCUMENT:(n + 1) * PASSAGES_PER_DOCUMENT])
+             for n in range(TAKEOVER_DOCUMENTS)}
     queries = _msmarco_queries(8)
+    made = setup.cli("workspace", "create", "uninterrupted")
+    clients = setup.clients(made["api_key"])
     db = setup.db()
-    made = {name: setup.cli("workspace", "create", name) for name in ("uninterrupted", "takeover")}
-    reference, clients = setup.clients(made["uninterrupted"]["api_key"]), setup.clients(made["takeover"]["api_key"])
     try:
-        # The uninterrupted run: the same documents, both workers alive throughout.
-        reference_ids = _upload_all(reference, documents_)
-        _wait_all_succeeded(reference[0], reference_ids)
-        expected = _named_hits(reference[0], queries)
-        assert _named_hits(reference[1], queries) == expected
-
-        # The same uploads; a worker is SIGKILLed while the batch it claimed is being embedded.
-        workspace_id = made["takeover"]["workspace_id"]
-        workers = {_owner(setup.current[name]): name for name in ("worker 1", "worker 2")}
-        ids = _upload_all(clients, documents_)
-        deadline = time.monotonic() + 300
-        while True:
-            running: dict[str, list] = {}
-            for job in _jobs_of(db, workspace_id):
-                if job.status == "running":
-                    running.setdefault(job.owner, []).append(job)
-            embedding = {
-                owner: batch for owner, batch in running.items() if len(batch) >= 2 and all(
-                    status == "processing" and 0 < progress < 90
-                    for status, progress in _progress(db, [json.loads(j.payload)["rag_index_id"] for j in batch]).values())
-            }
-            if embedding:
-                break
-            assert time.monotonic() < deadline, f"no batch seen being embedded: {_jobs_of(db, workspace_id)}"
-            time.sleep(0.05)
-        owner = max(embedding, key=lambda o: len(embedding[o]))
-        batch = {j.id: json.loads(j.payload)["rag_index_id"] for j in embedding[owner]}
-        doomed_name = workers[owner]
-        survivor = next(o for o in workers if o != owner)
-        setup.current[doomed_name].kill()  # SIGKILL, then reaped: its pid is gone
-
-        # It died with its batch unpublished (the survivor's next reap, within a second, queues it again).
-        assert not any(s == "succeeded" for s, _ in _progress(db, list(batch.values())).values())
-        with db.read() as tx:
-            assert not tx.execute(select(chunks.c.key).where(chunks.c.rag_index_id.in_(list(batch.values())))).first()
-
-        # The other worker takes the batch over and completes it (its replacement starts only after).
-        _wait_all_succeeded(clients[1], ids)
-        final = {j.id: j for j in _jobs_of(db, workspace_id)}
-        assert len(final) == TAKEOVER_DOCUMENTS
-        assert all(j.status == "done" for j in final.values()), final
-        assert {final[i].owner for i in batch} == {survivor}
-        assert all(final[i].attempts == 2 for i in batch)  # claimed by the dead worker, then by the survivor
-        assert all(j.attempts == 1 for i, j in final.items() if i not in batch)
-        setup.start_worker(doomed_name)  # two workers again for the tests after this one
-
-        # No chunk duplicated or missing: per document, ordinals 0..n-1 once each, the same texts as uninterrupted.
-        stored = _chunks_by_name(db, workspace_id)
-        assert stored == _chunks_by_name(db, made["uninterrupted"]["workspace_id"])
-        assert sorted(stored) == sorted(documents_)
+        _wait_all_succeeded(clients[0], _upload_all(clients, texts))
+        hits = _named_hits(clients[0], queries)
+        assert _named_hits(clients[1], queries) == hits
+        assert sum(len(h) for h in hits) >= 4 * len(queries)
+        stored = _chunks_by_name(db, made["workspace_id"])
+        assert sorted(stored) == sorted(texts)
         assert all([o for o, _ in c] == list(range(len(c))) and len(c) > 1 for c in stored.values())
-        # and retrieval through both replicas answers exactly as the uninterrupted run does.
-        assert _named_hits(clients[0], queries) == expected
-        assert _named_hits(clients[1], queries) == expected
-        assert sum(len(hits) for hits in expected) >= 4 * len(queries)
-        setup.current[doomed_name].wait_for(WORKER_READY)
+        return Uninterrupted(texts, queries, made["workspace_id"], stored, hits)
     finally:
         db.dispose()
-        for client in reference + clients:
+        for client in clients:
+            client.close()
+
+
+def _batch_being_embedded(db: Database, workspace_id: str) -> tuple[str, dict[int, str]]:
+    """Wait for a worker to embed a batch of at least two of the workspace's jobs: (its owner, {job id: index id})."""
+    deadline = time.monotonic() + 300
+    while True:
+        running: dict[str, list] = {}
+        for job in _jobs_of(db, workspace_id):
+            if job.status == "running":
+                running.setdefault(job.owner, []).append(job)
+        embedding = {
+            owner: {j.id: json.loads(j.payload)["rag_index_id"] for j in batch} for owner, batch in running.items()
+            if len(batch) >= 2 and all(
+                status == "processing" and 0 < progress < 90
+                for status, progress in _progress(db, [json.loads(j.payload)["rag_index_id"] for j in batch]).values())
+        }
+        if embedding:
+            owner = max(embedding, key=lambda o: len(embedding[o]))
+            return owner, embedding[owner]
+        assert time.monotonic() < deadline, f"no batch seen being embedded: {_jobs_of(db, workspace_id)}"
+        time.sleep(0.05)
+
+
+def _assert_unpublished(db: Database, batch: dict[int, str]) -> None:
+    assert not any(s == "succeeded" for s, _ in _progress(db, list(batch.values())).values())
+    with db.read() as tx:
+        assert not tx.execute(select(chunks.c.key).where(chunks.c.rag_index_id.in_(list(batch.values())))).first()
+
+
+def _assert_as_uninterrupted(db: Database, workspace_id: str, clients: list[httpx.Client], expected: Uninterrupted,
+                             batch: dict[int, str], survivor: str) -> None:
+    """Every job done once more for the batch only (by `survivor`); chunks and retrieval as uninterrupted."""
+    final = {j.id: j for j in _jobs_of(db, workspace_id)}
+    assert len(final) == len(expected.documents)
+    assert all(j.status == "done" for j in final.values()), final
+    assert {final[i].owner for i in batch} == {survivor}
+    assert all(final[i].attempts == 2 for i in batch)  # claimed by the stricken worker, then by the survivor
+    assert all(j.attempts == 1 for i, j in final.items() if i not in batch)
+    # No chunk duplicated or missing: per document the same ordinals and texts as the uninterrupted run.
+    assert _chunks_by_name(db, workspace_id) == expected.chunks
+    # and retrieval through both replicas answers exactly as it does.
+    for client in clients:
+        assert _named_hits(client, expected.queries) == expected.hits
+
+
+def test_a_worker_killed_in_the_middle_of_a_batch_loses_it_to_the_other_with_nothing_duplicated_or_missing(
+        setup: Setup, uninterrupted: Uninterrupted):
+    made = setup.cli("workspace", "create", "killed-worker")
+    workspace_id = made["workspace_id"]
+    clients = setup.clients(made["api_key"])
+    db = setup.db()
+    try:
+        workers = {_owner(setup.current[name]): name for name in ("worker 1", "worker 2")}
+        ids = _upload_all(clients, uninterrupted.documents)
+        owner, batch = _batch_being_embedded(db, workspace_id)
+        stricken = workers[owner]
+        setup.current[stricken].kill()  # SIGKILL, then reaped: its pid is gone
+        # It died with its batch unpublished (the survivor's next reap, within a second, queues it again).
+        _assert_unpublished(db, batch)
+
+        # The other worker takes the batch over and completes it (the replacement starts only after).
+        _wait_all_succeeded(clients[1], ids)
+        survivor = next(o for o in workers if o != owner)
+        _assert_as_uninterrupted(db, workspace_id, clients, uninterrupted, batch, survivor)
+        setup.start_worker(stricken).wait_for(WORKER_READY)  # two workers again for the tests after this one
+    finally:
+        db.dispose()
+        for client in clients:
+            client.close()
+
+
+def test_a_worker_frozen_past_its_lease_loses_its_batch_and_its_late_work_duplicates_nothing(
+        setup: Setup, uninterrupted: Uninterrupted):
+    """SIGSTOP: the worker's pid lives on, so only its silent heartbeat (the lease, as seen from another
+    host) lets the other take the batch over. Woken afterwards (SIGCONT), it finishes its stale copy
+    of the batch and publishes it too: the indexes still hold each chunk once, as uninterrupted."""
+    made = setup.cli("workspace", "create", "frozen-worker")
+    workspace_id = made["workspace_id"]
+    clients = setup.clients(made["api_key"])
+    db = setup.db()
+    try:
+        workers = {_owner(setup.current[name]): name for name in ("worker 1", "worker 2")}
+        ids = _upload_all(clients, uninterrupted.documents)
+        owner, batch = _batch_being_embedded(db, workspace_id)
+        frozen = setup.current[workers[owner]]
+        os.kill(frozen.pid, signal.SIGSTOP)
+        survivor = next(o for o in workers if o != owner)
+        try:
+            _assert_unpublished(db, batch)
+            # Once the lease runs out, the survivor claims the batch and indexes it.
+            _wait_all_succeeded(clients[1], ids)
+            taken = {j.id: j for j in _jobs_of(db, workspace_id) if j.id in batch}
+            assert all(j.owner == survivor and j.status == "done" for j in taken.values()), taken
+            published, generation = _chunk_ids(db, workspace_id), _generations(setup, workspace_id)
+            hits = _retrieve(clients[0], uninterrupted.queries[0])
+        finally:
+            os.kill(frozen.pid, signal.SIGCONT)
+        # Woken, it learns that the jobs are no longer its own: it publishes nothing, and its late
+        # finish leaves them to the survivor.
+        frozen.wait_for("after another process took it over", timeout=300)
+        assert frozen.process.poll() is None
+        _assert_as_uninterrupted(db, workspace_id, clients, uninterrupted, batch, survivor)
+        # The survivor's chunks stay (a chunk id a client was given still answers), at the same generation.
+        assert _chunk_ids(db, workspace_id) == published and _generations(setup, workspace_id) == generation
+        for document_id, chunk_id, _, text in hits:
+            response = clients[1].get(f"{KB}/{document_id}/chunk/{chunk_id}")
+            assert response.status_code == 200 and response.json()["content"] == text, response.text
+    finally:
+        db.dispose()
+        for client in clients:
             client.close()
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..records import Job
+from ..storage import Tx
 
 MAX_ATTEMPTS = 5  # claims of a job that never finished (its process died) before it is failed
 
@@ -28,8 +29,10 @@ class JobContext:
     """What a running handler may ask: should it stop, and which of its jobs were cancelled."""
 
     def __init__(self, jobs: list[Job], ask_cancelled: Callable[[list[int]], set[int]],
-                 stopping: threading.Event | None = None):
+                 stopping: threading.Event | None = None,
+                 ask_running: Callable[[Tx, list[int]], set[int]] | None = None):
         self._ask_cancelled = ask_cancelled
+        self._ask_running = ask_running
         self.jobs = jobs
         self.stopping = stopping or threading.Event()
         self._cancelled: set[int] = set()
@@ -49,6 +52,11 @@ class JobContext:
         """Ask the database now which jobs of this batch were cancelled."""
         self.note_cancelled(self._ask_cancelled([job.id for job in self.jobs]))
         return self.cancelled
+
+    def still_running(self, tx: Tx, job_ids: list[int]) -> set[int]:
+        """Those of the jobs this process still runs, read in the caller's transaction `tx` (its
+        commit then publishes the results of those only: another process took over the others)."""
+        return set(job_ids) if self._ask_running is None else self._ask_running(tx, job_ids)
 
     def raise_if_stopping(self) -> None:
         """`Interrupted` if the pool stops; `Cancelled` if every job of the batch was cancelled."""

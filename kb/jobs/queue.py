@@ -121,6 +121,11 @@ class JobQueue:
             refreshed = self.store.heartbeat(tx, job_ids, process_owner(), now())
         return [j for j in job_ids if j not in refreshed], {j for j, cancel in refreshed.items() if cancel}
 
+    def still_running(self, tx: Tx, job_ids: list[int]) -> set[int]:
+        """Those of the jobs this process still runs, read in the caller's transaction: a worker that
+        was thought dead (frozen past its lease) and lost its jobs must not publish its late results."""
+        return self.store.running_for(tx, job_ids, process_owner())
+
     def cancel_requested(self, job_ids: list[int]) -> set[int]:
         with self.db.read() as tx:
             return self.store.cancel_requested(tx, job_ids)

@@ -44,7 +44,7 @@ def run_batch(queue: JobQueue, kind: JobKind, batch: list[Job], stopping: thread
     `cancelled`.
     """
     ids = [job.id for job in batch]
-    context = JobContext(batch, queue.cancel_requested, stopping)
+    context = JobContext(batch, queue.cancel_requested, stopping, queue.still_running)
     with queue.keep_alive(ids, on_cancel=context.note_cancelled):
         try:
             kind.handler(batch, context)

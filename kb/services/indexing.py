@@ -122,7 +122,7 @@ class Indexer:
                 by_workspace.setdefault(item.index.workspace_id, []).append(item)
             for workspace_id, items in by_workspace.items():
                 try:
-                    self._publish(workspace_id, model, items)
+                    self._publish(workspace_id, model, items, context, jobs)
                 except Exception as exc:
                     log.exception("publishing indexes of %s with %s failed", workspace_id, model)
                     self._fail(items, f"internal error while saving the index: {exc}")
@@ -234,13 +234,23 @@ class Indexer:
                 item.vectors[i] = by_hash[item.hashes[i]]
         return group
 
-    def _publish(self, workspace_id: str, model: str, pending: list["PendingIndex"]) -> None:
+    def _publish(self, workspace_id: str, model: str, pending: list["PendingIndex"], context: JobContext | None = None,
+                 job_ids: dict[str, int] | None = None) -> None:
         """Commit the chunks of every pending index of one workspace and model, then update the
         loaded search indexes once: one transaction and one generation for the whole batch."""
         with self.vectors.lock(workspace_id, model):
             with self.db.write() as tx:
                 # documents or indexes deleted while embedding are skipped
                 alive = self.repo.alive(tx, [p.index.id for p in pending])
+                if context is not None and job_ids:
+                    # Read with the index rows locked: a job taken over from this process (it looked dead)
+                    # is another's to publish; publishing it here too would replace that one's chunks.
+                    jobs = [job_ids[i] for i in alive if i in job_ids]
+                    kept = context.still_running(tx, jobs)
+                    if len(kept) < len(jobs):
+                        log.warning("not publishing %d index(es) of %s: their jobs were taken over by another "
+                                    "process", len(jobs) - len(kept), workspace_id)
+                    alive = {i for i in alive if i not in job_ids or job_ids[i] in kept}
                 published = [p for p in pending if p.index.id in alive]
                 if not published:
                     return

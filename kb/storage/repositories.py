@@ -304,6 +304,9 @@ class JobStore(Protocol):
     def cancel_requested(self, tx: Tx, job_ids: Sequence[int]) -> set[int]:
         ...
 
+    def running_for(self, tx: Tx, job_ids: Sequence[int], owner: str) -> set[int]:
+        """Those of the jobs `owner` still runs (not taken over, not ended)."""
+
     def finish(self, tx: Tx, job_ids: Sequence[int], owner: str, now: float, error: str | None=None) -> set[int]:
         """End jobs `owner` runs: done (or failed with `error`), or cancelled when that was asked meanwhile."""
 

@@ -112,6 +112,10 @@ class JobRepository:
             select(jobs.c.id).where(jobs.c.id.in_(list(job_ids)), jobs.c.cancel_requested_at.is_not(None))
         ).scalars())
 
+    def running_for(self, tx: Tx, job_ids: Sequence[int], owner: str) -> set[int]:
+        """Those of the jobs `owner` still runs (not taken over, not ended)."""
+        return set(tx.execute(select(jobs.c.id).where(*_running_here(job_ids, owner))).scalars())
+
     def finish(self, tx: Tx, job_ids: Sequence[int], owner: str, now: float, error: str | None = None) -> set[int]:
         """End jobs `owner` runs: done (or failed with `error`), or cancelled when that was asked meanwhile."""
         ended = "failed" if error else "done"
