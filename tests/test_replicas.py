@@ -9,9 +9,11 @@ replicas racing for the last bytes of a quota never both succeed; a `kb reindex`
 process is served by both replicas without a restart (they read the workspace's generation from the
 database on each retrieval and load the new generation's files); a worker SIGKILLed while it embeds
 a batch of several documents loses the batch to the other worker, which completes it with every
-chunk stored once and retrieval identical to an uninterrupted run; and replica A, SIGKILLed and then
-SIGTERMed while clients upload and retrieve through it, loses no upload it answered 200, stores
-none twice (clients retry cut requests with the same Idempotency-Key), and all of them get indexed.
+chunk stored once and retrieval identical to an uninterrupted run; a worker frozen (SIGSTOP) past
+its lease loses its batch the same way and, woken, publishes nothing over the survivor's; and
+replica A, SIGKILLed and then SIGTERMed while clients upload and retrieve through it, loses no
+upload it answered 200, stores none twice (clients retry cut requests with the same
+Idempotency-Key), and all of them get indexed.
 """
 
 from __future__ import annotations
@@ -451,11 +453,12 @@ def test_a_worker_killed_in_the_middle_of_a_batch_loses_it_to_the_other_with_not
             client.close()
 
 
-def test_a_worker_frozen_past_its_lease_loses_its_batch_and_its_late_work_duplicates_nothing(
+def test_a_worker_frozen_past_its_lease_loses_its_batch_and_publishes_nothing_of_it_once_woken(
         setup: Setup, uninterrupted: Uninterrupted):
-    """SIGSTOP: the worker's pid lives on, so only its silent heartbeat (the lease, as seen from another
-    host) lets the other take the batch over. Woken afterwards (SIGCONT), it finishes its stale copy
-    of the batch and publishes it too: the indexes still hold each chunk once, as uninterrupted."""
+    """SIGSTOP: the worker's pid lives on, so only its silent heartbeat (the lease, all that another
+    host can see) lets the other take the batch over. Woken afterwards (SIGCONT), it finishes
+    embedding its copy of the batch but publishes none of it: the survivor's chunks stay, ids and
+    generation unchanged, and everything is as in the uninterrupted run."""
     made = setup.cli("workspace", "create", "frozen-worker")
     workspace_id = made["workspace_id"]
     clients = setup.clients(made["api_key"])
