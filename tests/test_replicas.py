@@ -31,6 +31,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy import text as sql
 
 import postgres
 from helpers import CORPUS, KB, KB_BIN, TERMINAL_STATUSES, Process, free_port, kb_env, make_kb, wait_index_status
@@ -265,7 +266,7 @@ def test_a_reindex_from_a_third_process_is_served_by_both_replicas_without_a_res
 # --- a worker killed in the middle of a batch ---------------------------------------------------
 
 MSMARCO = CORPUS / "retrieval" / "msmarco-5k"
-TAKEOVER_DOCUMENTS, PASSAGES_PER_DOCUMENT = 16, 12
+TAKEOVER_DOCUMENTS, PASSAGES_PER_DOCUMENT = 16, 16
 
 
 def _passages(start: int, count: int) -> list[str]:
@@ -401,7 +402,9 @@ def _batch_being_embedded(db: Database, workspace_id: str) -> tuple[str, dict[in
         if embedding:
             owner = max(embedding, key=lambda o: len(embedding[o]))
             return owner, embedding[owner]
-        assert time.monotonic() < deadline, f"no batch seen being embedded: {_jobs_of(db, workspace_id)}"
+        jobs_now = _jobs_of(db, workspace_id)
+        assert any(j.status in ("queued", "running") for j in jobs_now), f"indexing ended before a batch was seen: {jobs_now}"
+        assert time.monotonic() < deadline, f"no batch seen being embedded: {jobs_now}"
         time.sleep(0.05)
 
 
@@ -453,6 +456,41 @@ def test_a_worker_killed_in_the_middle_of_a_batch_loses_it_to_the_other_with_not
             client.close()
 
 
+def _tcp_ports(pid: int) -> set[int]:
+    """Local ports of the process's TCP sockets (its database connections among them)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _freeze_outside_transactions(process: Process, db: Database) -> None:
+    """SIGSTOP, at a moment when none of the process's database sessions is in a transaction: a
+    process frozen holding row locks (a heartbeat, a progress update) would stall the survivor too."""
+    for _ in range(200):
+        os.kill(process.pid, signal.SIGSTOP)
+        ports = _tcp_ports(process.pid)
+        with db.read() as tx:
+            busy = tx.execute(sql("SELECT count(*) FROM pg_stat_activity WHERE client_port = ANY(:ports) "
+                                   "AND state <> 'idle'"), {"ports": list(ports)}).scalar_one()
+        if ports and not busy:
+            return
+        os.kill(process.pid, signal.SIGCONT)
+        time.sleep(0.01)
+    raise AssertionError("could not freeze the worker outside a transaction")
+
+
 def test_a_worker_frozen_past_its_lease_loses_its_batch_and_publishes_nothing_of_it_once_woken(
         setup: Setup, uninterrupted: Uninterrupted):
     """SIGSTOP: the worker's pid lives on, so only its silent heartbeat (the lease, all that another
@@ -468,7 +506,7 @@ def test_a_worker_frozen_past_its_lease_loses_its_batch_and_publishes_nothing_of
         ids = _upload_all(clients, uninterrupted.documents)
         owner, batch = _batch_being_embedded(db, workspace_id)
         frozen = setup.current[workers[owner]]
-        os.kill(frozen.pid, signal.SIGSTOP)
+        _freeze_outside_transactions(frozen, db)
         survivor = next(o for o in workers if o != owner)
         try:
             _assert_unpublished(db, batch)
