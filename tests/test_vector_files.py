@@ -37,12 +37,14 @@ def test_corrupt_or_missing_index_file_is_rebuilt_from_stored_embeddings(tmp_pat
     index_file.write_bytes(b"this is not a faiss index")
     fresh = make_kb(tmp_path)  # a new process: nothing in memory
     assert _top(fresh, workspace, "lava and ash") == expected
+    fresh.vectors.flush()  # the rebuilt index is saved in the background
     assert index_file.read_bytes() != b"this is not a faiss index"  # rewritten
     fresh.close()
 
     index_file.unlink()
     fresh = make_kb(tmp_path)
     assert _top(fresh, workspace, "lava and ash") == expected
+    fresh.vectors.flush()
     assert index_file.exists()
     fresh.close()
 
