@@ -13,6 +13,7 @@ generation stay for the grace period after a newer generation's files were writt
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
@@ -26,6 +27,7 @@ import pytest
 import postgres
 from helpers import KB, Process, free_port, kb_env, make_kb, wait_index_status
 from kb.knowledge_base import KnowledgeBase
+from kb.storage import LocalIndexFiles
 
 MODEL = "all-MiniLM-L6-v2"
 GRACE = 2.0  # KB_INDEX_FILE_GRACE_SECS of every process here
@@ -315,3 +317,27 @@ def test_old_generation_files_stay_for_the_grace_period_and_then_go(setup: Setup
     assert new in _files(s)
     assert [a.status for a in loop.answers] == [200] * len(loop.answers)
     assert _retrieve(s.client, "where are the flowers").top == s.documents["bees"]
+
+
+def test_the_file_store_keeps_a_superseded_generation_for_the_grace_period(tmp_path):
+    """The rule, on the file store alone: a generation's files go once a newer generation's files
+    were all written `grace` seconds ago; an incomplete set never supersedes one."""
+    files = LocalIndexFiles(tmp_path)
+    t0 = 1_700_000_000.0
+    for generation, kinds, written in ((1, ("faiss", "bm25"), t0), (2, ("faiss",), t0 + 5), (3, ("faiss", "bm25"), t0 + 10),
+                                       (4, ("faiss",), t0 + 20)):
+        for kind in kinds:
+            files.write("ws", MODEL, generation, kind, b"x")
+            os.utime(files.path("ws", MODEL, generation, kind), (written, written))
+    stale, young = tmp_path / "ws" / f".{MODEL}.g5.faiss.old.tmp", tmp_path / "ws" / f".{MODEL}.g5.faiss.new.tmp"
+    stale.write_bytes(b"half")
+    young.write_bytes(b"half")
+    os.utime(stale, (t0 + 20 - 3600, t0 + 20 - 3600))
+    os.utime(young, (t0 + 20, t0 + 20))
+    assert files.generations("ws", MODEL) == {1: t0, 3: t0 + 10}  # 2 and 4 lack their lexical file
+    assert files.remove_superseded("ws", MODEL, 60, now=t0 + 10 + 59) == []
+    assert files.remove_superseded("ws", MODEL, 60, now=t0 + 10 + 60) == [1, 2]
+    assert files.generations("ws", MODEL) == {3: t0 + 10}
+    assert files.read("ws", MODEL, 4, "faiss") == b"x"  # newer than every complete set: kept
+    assert not stale.exists() and young.exists()
+    assert files.remove_superseded("ws", MODEL, 0, now=t0 + 10 + 3600) == []  # 3 is the newest complete set
