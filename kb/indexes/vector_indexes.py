@@ -121,17 +121,18 @@ class VectorIndexes:
             with self.lock(workspace_id, model):
                 loaded = self._loaded.get(key)
                 if loaded is None:
-                    loaded = self._first_load(workspace_id, model, dimension)
+                    loaded = self._first_load(workspace_id, model, dimension, generation)
                     self._loaded.put(key, loaded)
             have = loaded.generation
         if have < generation and self._start_refresh(key, dimension):
             loaded = self._wait_for(key, generation, self.handover.swap_wait_secs) or loaded
         return loaded
 
-    def _first_load(self, workspace_id: str, model: str, dimension: int) -> LoadedIndex:
-        """The newest generation's files, else a build from the stored embeddings (called with the
-        key's lock held, so no change of this process comes in meanwhile)."""
-        newest = max(self.files.generations(workspace_id, model), default=None)
+    def _first_load(self, workspace_id: str, model: str, dimension: int, generation: int) -> LoadedIndex:
+        """The files of the newest generation up to `generation` (the database's; files of later
+        ones are not trusted), else a build from the stored embeddings (called with the key's lock
+        held, so no change of this process comes in meanwhile)."""
+        newest = _newest(self.files.generations(workspace_id, model), generation)
         if newest is not None:
             loaded = self._read_files(workspace_id, model, newest, dimension)
             if loaded is not None:
@@ -203,25 +204,29 @@ class VectorIndexes:
         are unreadable, or none newer came for `file_wait_secs`. Each result replaces the copy."""
         workspace_id, model = key
         waiting_since = time.monotonic()
-        unreadable: set[int] = set()
+        unreadable: set[int | None] = set()
+        rebuilt: set[int | None] = set()
         try:
             while not self._closed:
                 cached = self._loaded.peek(key)
-                if cached is None or cached.generation >= self.current_generation(workspace_id, model):
+                generation = self.current_generation(workspace_id, model)
+                if cached is None or cached.generation >= generation:
                     return  # current, or evicted (the next retrieval loads it)
                 if self.lock(workspace_id, model).locked():  # this process changes it: the change brings it current
                     waiting_since = time.monotonic()
                 started = time.perf_counter()
                 loaded, source = None, "files"
-                newest = max(self.files.generations(workspace_id, model), default=-1)
-                newer = newest > cached.generation
+                newest = _newest(self.files.generations(workspace_id, model), generation)
+                newer = newest is not None and newest > cached.generation
                 if newer and newest not in unreadable:
                     with self._loads:
                         loaded = self._read_files(workspace_id, model, newest, dimension)
                     if loaded is None:
                         unreadable.add(newest)
-                if loaded is None and ((newer and newest in unreadable)
+                if loaded is None and ((newer and newest in unreadable and newest not in rebuilt)
                                        or time.monotonic() - waiting_since >= self.handover.file_wait_secs):
+                    rebuilt.add(newest)  # at once once per unreadable generation, else every file_wait_secs
+                    waiting_since = time.monotonic()
                     with self._loads:
                         built, exact = self._build_current(workspace_id, model, dimension)
                     if exact:
@@ -385,3 +390,8 @@ class VectorIndexes:
 
     def loaded_keys(self) -> list[tuple[str, str]]:
         return self._loaded.keys()
+
+
+def _newest(available: dict[int, float], limit: int) -> int | None:
+    """The newest generation with files, up to the database's generation `limit`."""
+    return max((g for g in available if g <= limit), default=None)
