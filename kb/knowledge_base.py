@@ -12,7 +12,7 @@ import time
 
 from index.stores import set_search_threads
 
-from .indexes import VectorIndexes
+from .indexes import HandOver, VectorIndexes
 from .jobs import JobKinds, JobQueue, Scheduler, WorkerPool
 from .services.agents import Agents
 from .services.attributes import Attributes
@@ -62,6 +62,8 @@ class KnowledgeBase:
             s.db, s.generations, s.chunks, s.index_files, int(index.index_cache_mb * 2**20), index.vector_store,
             # "auto" stores switch when kb says so, outside the lock searches wait on (kb.indexes.loaded)
             {"hnsw_threshold": index.hnsw_threshold, "auto_switch": False} if index.vector_store == "auto" else {},
+            HandOver(index.index_save_delay_secs, index.index_swap_wait_secs, index.index_file_wait_secs,
+                     index.index_file_grace_secs),
         )
         self.workspaces = Workspaces(s.db, s.workspaces, settings.workspaces, settings.embedding.default_model,
                                      data_dir / "default_api_key")

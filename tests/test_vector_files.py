@@ -37,12 +37,14 @@ def test_corrupt_or_missing_index_file_is_rebuilt_from_stored_embeddings(tmp_pat
     index_file.write_bytes(b"this is not a faiss index")
     fresh = make_kb(tmp_path)  # a new process: nothing in memory
     assert _top(fresh, workspace, "lava and ash") == expected
+    fresh.vectors.flush()  # the rebuilt index is saved in the background
     assert index_file.read_bytes() != b"this is not a faiss index"  # rewritten
     fresh.close()
 
     index_file.unlink()
     fresh = make_kb(tmp_path)
     assert _top(fresh, workspace, "lava and ash") == expected
+    fresh.vectors.flush()
     assert index_file.exists()
     fresh.close()
 
@@ -77,3 +79,23 @@ def test_loaded_indexes_stay_within_the_memory_budget(tmp_path):
             assert kb.vectors.memory_bytes() <= budget
     assert 1 <= len(kb.vectors.loaded_keys()) <= 3
     kb.close()
+
+
+def test_a_process_that_only_writes_publishes_the_files_of_each_generation(tmp_path):
+    """A worker never searches: it still writes the files of every generation it commits, so that
+    other processes load them instead of rebuilding from the stored embeddings."""
+    writer = make_kb(tmp_path, workers=0)
+    workspace, _ = writer.workspaces.create("w")
+    for name, text in TEXTS.items():
+        writer.documents.add_text(workspace, text, name)
+        while (job := writer.queue.claim()) is not None:
+            from kb.jobs import run_batch
+
+            run_batch(writer.queue, writer.job_kinds.get(job.kind), [job])
+        writer.vectors.flush()
+        generation = writer.vectors.current_generation(workspace.id, MODEL)
+        assert generation in writer.vectors.files.generations(workspace.id, MODEL)
+    writer.close()
+    reader = make_kb(tmp_path)
+    assert _top(reader, workspace, "strings and a bow")[0][0] == "violin"
+    reader.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from kb.errors import KBError
 from kb.filters import parse_filter
@@ -28,12 +28,13 @@ router = APIRouter(prefix="/v1/convai/knowledge-base", tags=["RAG"])
 
 
 @router.post("/rag/retrieve", response_model=RetrieveResponse, summary="Retrieve the passages that answer a query")
-def retrieve(body: RetrieveRequest, kb: KB, workspace: CurrentWorkspace) -> RetrieveResponse:
+def retrieve(body: RetrieveRequest, kb: KB, workspace: CurrentWorkspace, response: Response) -> RetrieveResponse:
     """Nearest chunks among the workspace's indexed documents (or `document_ids`), cut by the limits:
     first the `max_retrieved_rag_chunks_count` nearest, then those within `max_vector_distance`
     (by default the model's calibrated default), then in rank order while the total text stays within
     `max_documents_length` characters. `filters` and `folder_ids` restrict the search to the documents
-    that pass (inside the search). `distance_cut` says what the distance cut removed."""
+    that pass (inside the search). `distance_cut` says what the distance cut removed. The
+    `X-KB-Index-Generation` header names the generation of the workspace's search index that answered."""
     result = kb.retrieval.retrieve(
         workspace,
         body.query,
@@ -49,6 +50,8 @@ def retrieve(body: RetrieveRequest, kb: KB, workspace: CurrentWorkspace) -> Retr
         options=SearchOptions(body.search_mode, body.num_candidates, body.budget_ms, body.context_chunks),
     )
     chunks = kb.citations.attach(workspace.id, result.chunks) if body.citations else result.chunks
+    if result.index_generation is not None:
+        response.headers["X-KB-Index-Generation"] = str(result.index_generation)
     return RetrieveResponse(
         chunks=[c.__dict__ for c in chunks],
         embedding_model=result.embedding_model,

@@ -5,6 +5,6 @@ The vector stores and BM25 themselves are the `index` library's; this package ke
 
 from .lexical import LexicalIndex, chunk_terms, document_language, title_text
 from .loaded import ChunkVectors, LoadedIndex
-from .vector_indexes import VectorIndexes
+from .vector_indexes import HandOver, VectorIndexes
 
-__all__ = ["ChunkVectors", "LexicalIndex", "LoadedIndex", "VectorIndexes", "chunk_terms", "document_language", "title_text"]
+__all__ = ["ChunkVectors", "HandOver", "LexicalIndex", "LoadedIndex", "VectorIndexes", "chunk_terms", "document_language", "title_text"]

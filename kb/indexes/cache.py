@@ -26,6 +26,11 @@ class LoadedCache:
                 self._items.move_to_end(key)
             return loaded
 
+    def peek(self, key: tuple[str, str]) -> LoadedIndex | None:
+        """The loaded index, not counted as a use."""
+        with self._lock:
+            return self._items.get(key)
+
     def put(self, key: tuple[str, str], loaded: LoadedIndex) -> None:
         with self._lock:
             self._items[key] = loaded

@@ -53,6 +53,7 @@ class RetrievalResult:
     served_model: str = ""  # the model that ran (see ModelRegistry.resolve)
     max_vector_distance: float | None = None  # the cut applied: given, mapped, or the model's default
     distance_cut: DistanceCut | None = None  # what that cut removed (None: nothing)
+    index_generation: int | None = None  # the generation of the search indexes that answered
 
 
 class Stopwatch:
@@ -188,6 +189,7 @@ class Retriever:
                 skipped.append("large_candidate_pool")
 
         with loaded.lock.reading():  # the indexes may be changing under a concurrent upload
+            generation = loaded.generation
             dense_keys = np.zeros(0, dtype=np.int64)
             if options.mode in ("dense", "hybrid"):
                 dense_keys, _ = loaded.store.search(query_vector, pool, allowed, num_candidates=ann_pool)
@@ -220,7 +222,7 @@ class Retriever:
                               best_distance=min((d for _, d in ranked), default=None), vector=query_vector)
         cut = limited.cut if limited.cut.removed else None
         return RetrievalResult(result, choice.requested, query, clock.total_ms() / 1000, clock.timings(), skipped, model,
-                               limits.max_vector_distance, cut)
+                               limits.max_vector_distance, cut, generation)
 
     def _rank(self, mode, query, query_vector, query_terms, loaded, dense_keys, lexical_keys, model,
               count: int) -> tuple[list[tuple[int, float]], set[int]]:

@@ -123,6 +123,10 @@ class IndexSettings:
     index_cache_mb: float = 1024  # memory for loaded FAISS indexes; least recently used leave first
     vector_store: str = "auto"  # "auto" (exact while small, HNSW from hnsw_threshold), "flat", "hnsw"
     hnsw_threshold: int = 20_000  # vectors at which an "auto" store moves to HNSW (back below half)
+    index_save_delay_secs: float = 0.1  # a changed index's files are written this long after the change (a burst coalesces)
+    index_swap_wait_secs: float = 0.5  # the retrieval that finds a newer generation waits this long for it, others do not
+    index_file_wait_secs: float = 3.0  # a newer generation's files not written by then: rebuild it from stored embeddings
+    index_file_grace_secs: float = 60.0  # files of a generation stay this long after a newer one's were written
 
 
 @dataclass(frozen=True)

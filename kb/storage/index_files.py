@@ -1,11 +1,16 @@
 """Search-index files in a local directory: `root/<workspace>/<model>.g<generation>.<kind>`.
 
-The generation in the name tells any process whether a file reflects the current vectors.
+The generation in the name tells any process whether a file reflects the current vectors. Files
+are written atomically (a temporary file renamed over the name), so a reader sees a whole file or
+none; on a filesystem shared between hosts that needs atomic rename within a directory and
+close-to-open consistency (NFS has both). File times are compared with this host's clock.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from pathlib import Path
 
 from index.files import write_atomically
@@ -13,6 +18,7 @@ from index.files import write_atomically
 from .interfaces import IndexFileStore
 
 KINDS = ("faiss", "bm25")  # the vectors, the lexical index
+TEMP_GRACE_SECS = 3600.0  # a writer's temporary file this old belongs to a writer that died mid-write
 
 
 def _slug(model: str) -> str:
@@ -35,9 +41,52 @@ class LocalIndexFiles(IndexFileStore):
         except FileNotFoundError:
             return None
 
-    def remove_older(self, workspace_id: str, model: str, generation: int) -> None:
-        for old in (self.root / workspace_id).glob(f"{_slug(model)}.g*.*"):
-            stem, _, kind = old.name.rpartition(".")
-            old_generation = stem.rsplit(".g", 1)[-1]
-            if kind in KINDS and old_generation.isdigit() and int(old_generation) < generation:
-                old.unlink(missing_ok=True)
+    def generations(self, workspace_id: str, model: str) -> dict[int, float]:
+        files, _ = self._scan(workspace_id, model)
+        return _complete(files)
+
+    def remove_superseded(self, workspace_id: str, model: str, grace_secs: float, now: float | None = None) -> list[int]:
+        now = time.time() if now is None else now
+        files, temporaries = self._scan(workspace_id, model)
+        complete = _complete(files)
+        removed = []
+        for generation, kinds in sorted(files.items()):
+            superseded = [written for later, written in complete.items() if later > generation]
+            if superseded and now - min(superseded) >= grace_secs:
+                for path, _ in kinds.values():
+                    path.unlink(missing_ok=True)
+                removed.append(generation)
+        for path, written in temporaries:
+            if now - written >= TEMP_GRACE_SECS:
+                path.unlink(missing_ok=True)
+        return removed
+
+    def _scan(self, workspace_id: str, model: str) -> tuple[dict[int, dict[str, tuple[Path, float]]], list[tuple[Path, float]]]:
+        """({generation: {kind: (path, mtime)}}, [(temporary file, mtime)]) of the model's files."""
+        prefix = f"{_slug(model)}.g"
+        files: dict[int, dict[str, tuple[Path, float]]] = {}
+        temporaries: list[tuple[Path, float]] = []
+        try:
+            entries = list(os.scandir(self.root / workspace_id))
+        except FileNotFoundError:
+            return files, temporaries
+        for entry in entries:
+            name = entry.name
+            temporary = name.startswith("." + prefix) and name.endswith(".tmp")
+            generation, _, kind = name[len(prefix):].partition(".")
+            if not temporary and not (name.startswith(prefix) and generation.isdigit() and kind in KINDS):
+                continue
+            try:
+                written = entry.stat().st_mtime
+            except FileNotFoundError:  # removed meanwhile
+                continue
+            if temporary:
+                temporaries.append((Path(entry.path), written))
+            else:
+                files.setdefault(int(generation), {})[kind] = (Path(entry.path), written)
+        return files, temporaries
+
+
+def _complete(files: dict[int, dict[str, tuple[Path, float]]]) -> dict[int, float]:
+    return {generation: max(written for _, written in kinds.values())
+            for generation, kinds in files.items() if set(kinds) >= set(KINDS)}

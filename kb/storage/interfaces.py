@@ -117,7 +117,14 @@ class BlobStore(ABC):
 
 
 class IndexFileStore(ABC):
-    """The derived search-index files of a workspace and model, one set per generation."""
+    """The derived search-index files of a workspace and model, one set per generation.
+
+    Readers read a file into memory in one go (`read`), so a reader uses a generation's files only
+    for the duration of that read. Writers keep a generation's files for a grace period after a
+    newer generation's files are all written (`remove_superseded`), and readers take the newest
+    complete set (`generations`), so a file is never removed while a reader that chose it reads it
+    unless the read outlasts the grace period.
+    """
 
     @abstractmethod
     def write(self, workspace_id: str, model: str, generation: int, kind: str, data: bytes) -> None:
@@ -128,5 +135,10 @@ class IndexFileStore(ABC):
         """The file's bytes, or None when there is none."""
 
     @abstractmethod
-    def remove_older(self, workspace_id: str, model: str, generation: int) -> None:
-        """Drop the files of generations before `generation`."""
+    def generations(self, workspace_id: str, model: str) -> dict[int, float]:
+        """Generations whose files of every kind are there, each with when its last file was written (Unix time)."""
+
+    @abstractmethod
+    def remove_superseded(self, workspace_id: str, model: str, grace_secs: float, now: float | None = None) -> list[int]:
+        """Remove the files of every generation older than one whose files were all written at
+        least `grace_secs` ago (and writers' temporary files that old); the generations removed."""
