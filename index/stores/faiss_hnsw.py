@@ -56,12 +56,33 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return rows, (1.0 - scores[rows]).astype(np.float32)
 
 
+def _grown(buffer: np.ndarray, size: int) -> np.ndarray:
+    """`buffer` with room for at least `size` entries (doubling), its first entries kept."""
+    if size <= len(buffer):
+        return buffer
+    bigger = np.empty(max(size, 2 * len(buffer), 1024), dtype=buffer.dtype)
+    bigger[: len(buffer)] = buffer
+    return bigger
+
+
 class _Graph:
-    """An HNSW graph, the id at each position, and which positions are live. Not thread-safe."""
+    """An HNSW graph, the id at each position, and which positions are live. Not thread-safe.
+
+    Kb adds vectors a slice at a time (`kb.indexes.loaded.LoadedIndex.change`), so an add must cost
+    what it adds, not what is stored: the id tables grow in place (doubling buffers), and the sorted
+    id → position table is extended instead of rebuilt when the new ids all sort after the stored
+    ones (kb's chunk keys only grow). Re-sorting every id or copying the tables at each slice of 16
+    made building a large workspace quadratic (BENCHMARKS.md, "A million chunks").
+    """
 
     def __init__(self, index: faiss.IndexHNSWFlat, labels: np.ndarray, live: np.ndarray):
-        self.index, self.labels, self.live = index, labels, live
-        self.changed()
+        self.index = index
+        self._labels, self._live, self._stored = np.array(labels, dtype=np.int64), np.array(live, dtype=bool), len(labels)
+        self._sorted_ids = np.zeros(0, dtype=np.int64)
+        self._sorted_positions = np.zeros(0, dtype=np.int64)
+        self._n_sorted: int | None = None  # None: the sorted table must be rebuilt before use
+        self._live_bitmap: np.ndarray | None = None
+        self.n_live = int(np.count_nonzero(self.live))
 
     @classmethod
     def empty(cls, dimension: int, m: int, ef_construction: int) -> "_Graph":
@@ -69,42 +90,68 @@ class _Graph:
         index.hnsw.efConstruction = ef_construction
         return cls(index, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
 
-    def changed(self) -> None:
-        self.n_live = int(np.count_nonzero(self.live))
-        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
-        self._live_bitmap: np.ndarray | None = None
+    @property
+    def labels(self) -> np.ndarray:
+        """The id at each position (a view)."""
+        return self._labels[: self._stored]
+
+    @property
+    def live(self) -> np.ndarray:
+        """Whether each position is live (a view; change it only through add and remove)."""
+        return self._live[: self._stored]
 
     @property
     def stored(self) -> int:
-        return len(self.labels)
+        return self._stored
+
+    def _sorted(self) -> tuple[np.ndarray, np.ndarray]:
+        """Live ids sorted, with their positions; rebuilt only when an add could not extend it."""
+        if self._n_sorted is None:
+            positions = np.flatnonzero(self.live)
+            order = np.argsort(self.labels[positions], kind="stable")
+            self._sorted_ids, self._sorted_positions = self.labels[positions][order], positions[order]
+            self._n_sorted = len(positions)
+        return self._sorted_ids[: self._n_sorted], self._sorted_positions[: self._n_sorted]
 
     def positions_of(self, ids: np.ndarray) -> np.ndarray:
         """Position of each id's live copy, -1 for an id not stored (or removed)."""
-        if self._sorted is None:  # live ids sorted, with their positions; built on first use
-            positions = np.flatnonzero(self.live)
-            order = np.argsort(self.labels[positions], kind="stable")
-            self._sorted = (self.labels[positions][order], positions[order])
-        sorted_ids, positions = self._sorted
+        sorted_ids, positions = self._sorted()
         if len(sorted_ids) == 0 or len(ids) == 0:
             return np.full(len(ids), -1, dtype=np.int64)
         at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-        return np.where(sorted_ids[at] == ids, positions[at], -1)
+        found = positions[at]
+        # a removed id stays in the sorted table (removes do not rebuild it) but is not live
+        return np.where((sorted_ids[at] == ids) & self.live[found], found, -1)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add (ids unique); an id already live is replaced: its old copy becomes a tombstone."""
         replaced = self.positions_of(ids)
-        self.live[replaced[replaced >= 0]] = False
+        replaced = replaced[replaced >= 0]
+        self.live[replaced] = False
         self.index.add(vectors)
-        self.labels = np.concatenate([self.labels, ids])
-        self.live = np.concatenate([self.live, np.ones(len(ids), dtype=bool)])
-        self.changed()
+        start, end = self._stored, self._stored + len(ids)
+        self._labels, self._live = _grown(self._labels, end), _grown(self._live, end)
+        self._labels[start:end], self._live[start:end] = ids, True
+        self._stored = end
+        self.n_live += len(ids) - len(replaced)
+        self._live_bitmap = None
+        order = np.argsort(ids, kind="stable")
+        n = self._n_sorted
+        if n is not None and len(replaced) == 0 and (n == 0 or ids[order[0]] > self._sorted_ids[n - 1]):
+            self._sorted_ids, self._sorted_positions = _grown(self._sorted_ids, n + len(ids)), _grown(self._sorted_positions, n + len(ids))
+            self._sorted_ids[n : n + len(ids)] = ids[order]
+            self._sorted_positions[n : n + len(ids)] = start + order
+            self._n_sorted = n + len(ids)
+        else:
+            self._n_sorted = None
 
     def remove(self, ids: np.ndarray) -> int:
         positions = self.positions_of(ids)
         positions = positions[positions >= 0]
         if len(positions):
             self.live[positions] = False
-            self.changed()
+            self.n_live -= len(positions)
+            self._live_bitmap = None
         return len(positions)
 
     def vectors(self) -> np.ndarray:
