@@ -297,3 +297,50 @@ def test_searches_run_while_the_store_changes(real):
             thread.join()
     assert not errors, errors[0]
     assert len(store) == N_REAL - len(removed)
+
+
+def test_ids_stay_right_through_slices_removes_and_readds(real):
+    """Adds a slice at a time (growing id tables, the sorted table extended in place), interleaved with
+    removes, re-adds of removed ids, replacements and out-of-order ids: every id maps to its latest
+    vector, removed ids are gone, and searches return the latest copies only."""
+    vectors, queries = real
+    store = HNSWStore(vectors.shape[1], m=16, ef_construction=64, ef_search=256, background_compaction=False)
+    expected: dict[int, int] = {}  # id -> row of `vectors` it holds now
+    rng = np.random.default_rng(5)
+    next_id, row = 0, 0
+
+    def add(ids: np.ndarray) -> None:
+        nonlocal row
+        rows = (row + np.arange(len(ids))) % len(vectors)
+        row += len(ids)
+        store.add(ids, vectors[rows])
+        expected.update(zip(ids.tolist(), rows.tolist()))
+
+    for step in range(60):
+        add(np.arange(next_id, next_id + 16, dtype=np.int64))  # growing keys, as kb's chunks
+        next_id += 16
+        if step % 7 == 3:
+            gone = rng.choice(sorted(expected), 5, replace=False)
+            assert store.remove(gone) == 5
+            assert store.remove(gone) == 0
+            with pytest.raises(KeyError):
+                store.vectors_for(gone[:1])
+            for i in gone.tolist():
+                del expected[i]
+            assert len(store) == len(expected)
+        if step % 11 == 5:
+            add(np.array([next_id + 5000, next_id - 3], dtype=np.int64))  # out of order / a replacement
+        if step % 13 == 8:
+            missing = [i for i in range(next_id) if i not in expected][:3]
+            if missing:
+                add(np.array(missing, dtype=np.int64))  # removed ids come back
+    ids = np.array(sorted(expected), dtype=np.int64)
+    assert len(store) == len(expected)
+    np.testing.assert_array_equal(store.vectors_for(ids), vectors[[expected[i] for i in ids.tolist()]])
+    stored_ids, _ = store.contents()
+    assert sorted(stored_ids.tolist()) == ids.tolist()
+    truth = exact(ids, vectors[[expected[i] for i in ids.tolist()]])
+    for q in queries[:20]:
+        found, _ = store.search(q, K)
+        assert set(found.tolist()) <= set(expected)
+        assert len(set(found.tolist()) & set(truth.search(q, K)[0].tolist())) >= K - 1
