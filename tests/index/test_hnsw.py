@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bench.hnsw_recall import embed_cached, load_msmarco, synthetic
-from index.stores import FlatStore, HNSWStore, TieredStore, load_store
+from index.stores import FlatStore, HNSWSQ8Store, HNSWStore, TieredStore, create_store, load_store
 
 N_REAL = 1000
 K = 10
@@ -344,3 +344,50 @@ def test_ids_stay_right_through_slices_removes_and_readds(real):
         found, _ = store.search(q, K)
         assert set(found.tolist()) <= set(expected)
         assert len(set(found.tolist()) & set(truth.search(q, K)[0].tolist())) >= K - 1
+
+
+def test_sq8_storage_searches_deletes_filters_and_round_trips(real, tmp_path):
+    """HNSW over 8-bit quantised vectors: a quarter of the vector memory, results close to exact search,
+    deletes, small filters (searched exactly on decoded vectors) and its file, as the "hnsw-sq8" kind
+    and as the storage of an "auto" store past its threshold."""
+    vectors, queries = real
+    bulk = np.vstack([vectors, synthetic(vectors, 4000, seed=3)])
+    ids = np.arange(len(bulk), dtype=np.int64) * 3 + 1
+    flat = HNSWStore(bulk.shape[1], background_compaction=False)
+    flat.add(ids, bulk)
+    store = create_store(bulk.shape[1], "hnsw-sq8", background_compaction=False)
+    assert isinstance(store, HNSWSQ8Store) and store.storage == "sq8"
+    store.add(ids, bulk)
+    assert store.memory_bytes() < 0.45 * flat.memory_bytes()
+    np.testing.assert_allclose(store.vectors_for(ids[:50]), bulk[:50], atol=0.01)
+    truth = exact(ids, bulk)
+    hits = sum(len(set(store.search(q, K, num_candidates=128)[0].tolist()) & set(truth.search(q, K)[0].tolist()))
+               for q in queries)
+    assert hits >= 0.9 * K * len(queries)
+    gone = ids[:200]
+    assert store.remove(gone) == 200
+    allowed = ids[100:400]  # half removed: the rest searched exactly
+    for q in queries[:10]:
+        found, _ = store.search(q, K)
+        assert not set(found.tolist()) & set(gone.tolist())
+        found, _ = store.search(q, K, allowed_ids=allowed)
+        assert set(found.tolist()) <= set(allowed[100:].tolist())
+        np.testing.assert_array_equal(found, truth_of(ids[200:400], store, q))
+    path = tmp_path / "sq8.faiss"
+    store.save(path)
+    loaded = load_store(path, "flat")
+    assert isinstance(loaded, HNSWSQ8Store) and len(loaded) == len(store)
+    for q in queries[:10]:
+        np.testing.assert_array_equal(loaded.search(q, K)[0], store.search(q, K)[0])
+    tiered = TieredStore(bulk.shape[1], hnsw_threshold=2000, hnsw_options={"storage": "sq8"})
+    tiered.add(ids, bulk)
+    assert tiered.holds == "hnsw" and tiered.inner.storage == "sq8"
+    tiered.save(path)
+    assert load_store(path, "auto").inner.storage == "sq8"
+
+
+def truth_of(ids: np.ndarray, store, q: np.ndarray) -> np.ndarray:
+    """Exact top K of `ids` over the store's own (decoded) vectors."""
+    scores = store.vectors_for(ids) @ q
+    order = np.argsort(-scores, kind="stable")[:K]
+    return ids[order]
