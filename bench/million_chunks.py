@@ -198,7 +198,7 @@ def measure(args, data_dir: Path, ms: Msmarco, build_result: dict | None) -> dic
     server = SpawnedServer(data_dir.parent, "million-measure", env_extra={"KB_WORKERS": "0"}, data_dir=data_dir)
     try:
         result["status_started"] = proc_status(server.process.pid)
-        with client(server.url, key, timeout=600) as http:
+        with client(server.url, key, timeout=3600) as http:  # the first retrieve may build the index
             started = time.perf_counter()
             retrieve(http, retrieve_body(SimpleNamespace(num_candidates=None, budget_ms=None), "warm up the index", "hybrid"))
             result["first_retrieve_secs"] = time.perf_counter() - started
