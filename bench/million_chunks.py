@@ -16,7 +16,7 @@ Usage (from the repository root):
    (/proc/PID/status) after loading and after the latency runs; hybrid retrieve over HTTP, cold (every
    query text distinct), 1 and `--concurrency` clients (bench/retrieval_parts/latency.py), p50/p99.
 3. Recall: in this process, the saved vector store of the workspace (the file the server loaded) and
-   an exact IndexFlatIP over the same vectors (read back from the store); `--recall-queries` queries
+   an exact IndexFlatIP over the same chunks' float32 embeddings (read from the SQLite database); `--recall-queries` queries
    (the 50 msmarco ones, then sentence openings: bench/store_choice.py) embedded with kb's query embedder; recall@10 of the store's search (its defaults, as the
    server searches) against exact search. The store's single-query latency on 1 thread is printed too.
 
@@ -143,6 +143,28 @@ def latency(args, url: str, key: str, queries: list[str]) -> list[dict]:
     return rows
 
 
+def stored_embeddings(data_dir: Path):
+    """(chunk keys, float32 embeddings) of the largest workspace, from the SQLite database."""
+    import sqlite3
+
+    import numpy as np
+
+    db = sqlite3.connect(f"file:{data_dir / 'kb.sqlite3'}?mode=ro", uri=True)
+    (workspace,) = db.execute("SELECT workspace_id FROM chunks GROUP BY workspace_id ORDER BY count(*) DESC LIMIT 1").fetchone()
+    rows = db.execute("SELECT key, embedding FROM chunks WHERE workspace_id = ? ORDER BY key", (workspace,)).fetchall()
+    db.close()
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    return ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+
+
+def exact_scores_of(vectors, ids, found, q):
+    """Exact inner products of `found` ids with the query, from the float embeddings."""
+    import numpy as np
+
+    rows = np.searchsorted(ids, found)
+    return vectors[rows] @ q
+
+
 def vectors_of(store, ids):
     import numpy as np
 
@@ -162,10 +184,11 @@ def recall(args, data_dir: Path, index_file: Path, queries: list[str]) -> dict:
     store = load_store(index_file, settings.index.vector_store,
                        **({"hnsw_threshold": settings.index.hnsw_threshold} if settings.index.vector_store == "auto" else {}))
     load_secs = time.perf_counter() - started
-    ids, vectors = store.contents()
+    ids, vectors = stored_embeddings(data_dir)  # the float32 embeddings, not the store's (maybe quantised) copies
+    if len(ids) != len(store):
+        log(f"recall: {len(ids)} stored embeddings, {len(store)} vectors in the store")
     exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(vectors)
-    del vectors
     e = settings.embedding
     embedder = load_embedder(e.default_model, e.model_source(e.default_model), e.embed_backend,
                              onnx_cache_dir=e.model_cache_dir or data_dir / "models", query_threads=1, batch_threads=1)
@@ -181,7 +204,7 @@ def recall(args, data_dir: Path, index_file: Path, queries: list[str]) -> dict:
         found = found[:10]
         hits += len(set(found.tolist()) & set(ids[exact_rows[i]].tolist()))
         # ties: synthetic chunks repeat sentences, so near-identical vectors share a rank
-        tied += int(np.sum(vectors_of(store, found) @ q >= exact_scores[i, -1] - 1e-4))
+        tied += int(np.sum(exact_scores_of(vectors, ids, found, q) >= exact_scores[i, -1] - 1e-4))
     return {"store": type(store).__name__, "holds": getattr(store, "holds", None), "vectors": len(store),
             "index_file_bytes": index_file.stat().st_size, "load_secs": load_secs,
             "queries": len(qv), "recall_at_10": hits / (10 * len(qv)),
