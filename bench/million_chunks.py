@@ -84,6 +84,9 @@ def build(args, data_dir: Path, ms: Msmarco) -> dict:
     server = SpawnedServer(root, "million-build", data_dir=data_dir)
     try:
         key = server.create_workspace(WORKSPACE)
+        # the key first, so that a build stopped by hand can still be measured with --reuse
+        (data_dir / "build.json").write_text(json.dumps({"chunks_requested": args.chunks, "sections": args.sections,
+                                                         "api_key": key, "indexing": None}))
         docs = synthetic_documents(ms, args.chunks, args.sections)
         log(f"build: {len(docs)} documents, {args.chunks} sections, "
             f"{sum(len(d['text']) for d in docs) / 1e6:.1f} M characters, {args.upload_clients} upload clients")
