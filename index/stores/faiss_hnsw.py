@@ -43,6 +43,7 @@ DEFAULT_EXACT_BELOW = 1024
 DEFAULT_EXACT_SCALE = 2.0
 DEFAULT_COMPACT_FRACTION = 0.2
 SEARCH_SETTINGS = ("ef_search", "exact_below", "exact_scale")
+STORAGES = ("flat", "sq8")  # how the graph keeps its vectors: float32, or 8-bit scalar quantised
 EXACT_BLOCK = 1024  # vectors scored per step of an exact search: 1.5 MB at 384 dimensions
 
 _EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
@@ -56,71 +57,139 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return rows, (1.0 - scores[rows]).astype(np.float32)
 
 
+def _grown(buffer: np.ndarray, size: int) -> np.ndarray:
+    """`buffer` with room for at least `size` entries (doubling), its first entries kept."""
+    if size <= len(buffer):
+        return buffer
+    bigger = np.empty(max(size, 2 * len(buffer), 1024), dtype=buffer.dtype)
+    bigger[: len(buffer)] = buffer
+    return bigger
+
+
 class _Graph:
-    """An HNSW graph, the id at each position, and which positions are live. Not thread-safe."""
+    """An HNSW graph, the id at each position, and which positions are live. Not thread-safe.
+
+    Kb adds vectors a slice at a time (`kb.indexes.loaded.LoadedIndex.change`), so an add must cost
+    what it adds, not what is stored: the id tables grow in place (doubling buffers), and the sorted
+    id → position table is extended instead of rebuilt when the new ids all sort after the stored
+    ones (kb's chunk keys only grow). Re-sorting every id or copying the tables at each slice of 16
+    made building a large workspace quadratic (BENCHMARKS.md, "A million chunks").
+    """
 
     def __init__(self, index: faiss.IndexHNSWFlat, labels: np.ndarray, live: np.ndarray):
-        self.index, self.labels, self.live = index, labels, live
-        self.changed()
+        self.index = index
+        self._labels, self._live, self._stored = np.array(labels, dtype=np.int64), np.array(live, dtype=bool), len(labels)
+        self._sorted_ids = np.zeros(0, dtype=np.int64)
+        self._sorted_positions = np.zeros(0, dtype=np.int64)
+        self._n_sorted: int | None = None  # None: the sorted table must be rebuilt before use
+        self._live_bitmap: np.ndarray | None = None
+        self.n_live = int(np.count_nonzero(self.live))
 
     @classmethod
-    def empty(cls, dimension: int, m: int, ef_construction: int) -> "_Graph":
-        index = faiss.IndexHNSWFlat(dimension, m, faiss.METRIC_INNER_PRODUCT)
+    def empty(cls, dimension: int, m: int, ef_construction: int, storage: str = "flat") -> "_Graph":
+        """`storage` "flat" keeps float32 vectors; "sq8" one byte per dimension (a scalar quantiser
+        trained on the first vectors added: a compaction retrains it on every live vector)."""
+        if storage == "flat":
+            index = faiss.IndexHNSWFlat(dimension, m, faiss.METRIC_INNER_PRODUCT)
+        elif storage == "sq8":
+            index = faiss.IndexHNSWSQ(dimension, faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
+        else:
+            raise ValueError(f"unknown HNSW storage {storage!r}; known: {', '.join(STORAGES)}")
         index.hnsw.efConstruction = ef_construction
         return cls(index, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
 
-    def changed(self) -> None:
-        self.n_live = int(np.count_nonzero(self.live))
-        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
-        self._live_bitmap: np.ndarray | None = None
+    @property
+    def labels(self) -> np.ndarray:
+        """The id at each position (a view)."""
+        return self._labels[: self._stored]
+
+    @property
+    def live(self) -> np.ndarray:
+        """Whether each position is live (a view; change it only through add and remove)."""
+        return self._live[: self._stored]
 
     @property
     def stored(self) -> int:
-        return len(self.labels)
+        return self._stored
+
+    def _sorted(self) -> tuple[np.ndarray, np.ndarray]:
+        """Live ids sorted, with their positions; rebuilt only when an add could not extend it."""
+        if self._n_sorted is None:
+            positions = np.flatnonzero(self.live)
+            order = np.argsort(self.labels[positions], kind="stable")
+            self._sorted_ids, self._sorted_positions = self.labels[positions][order], positions[order]
+            self._n_sorted = len(positions)
+        return self._sorted_ids[: self._n_sorted], self._sorted_positions[: self._n_sorted]
 
     def positions_of(self, ids: np.ndarray) -> np.ndarray:
         """Position of each id's live copy, -1 for an id not stored (or removed)."""
-        if self._sorted is None:  # live ids sorted, with their positions; built on first use
-            positions = np.flatnonzero(self.live)
-            order = np.argsort(self.labels[positions], kind="stable")
-            self._sorted = (self.labels[positions][order], positions[order])
-        sorted_ids, positions = self._sorted
+        sorted_ids, positions = self._sorted()
         if len(sorted_ids) == 0 or len(ids) == 0:
             return np.full(len(ids), -1, dtype=np.int64)
         at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-        return np.where(sorted_ids[at] == ids, positions[at], -1)
+        found = positions[at]
+        # a removed id stays in the sorted table (removes do not rebuild it) but is not live
+        return np.where((sorted_ids[at] == ids) & self.live[found], found, -1)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add (ids unique); an id already live is replaced: its old copy becomes a tombstone."""
         replaced = self.positions_of(ids)
-        self.live[replaced[replaced >= 0]] = False
+        replaced = replaced[replaced >= 0]
+        self.live[replaced] = False
+        if not self.index.is_trained:
+            self.index.train(vectors)
         self.index.add(vectors)
-        self.labels = np.concatenate([self.labels, ids])
-        self.live = np.concatenate([self.live, np.ones(len(ids), dtype=bool)])
-        self.changed()
+        start, end = self._stored, self._stored + len(ids)
+        self._labels, self._live = _grown(self._labels, end), _grown(self._live, end)
+        self._labels[start:end], self._live[start:end] = ids, True
+        self._stored = end
+        self.n_live += len(ids) - len(replaced)
+        self._live_bitmap = None
+        order = np.argsort(ids, kind="stable")
+        n = self._n_sorted
+        if n is not None and len(replaced) == 0 and (n == 0 or ids[order[0]] > self._sorted_ids[n - 1]):
+            self._sorted_ids, self._sorted_positions = _grown(self._sorted_ids, n + len(ids)), _grown(self._sorted_positions, n + len(ids))
+            self._sorted_ids[n : n + len(ids)] = ids[order]
+            self._sorted_positions[n : n + len(ids)] = start + order
+            self._n_sorted = n + len(ids)
+        else:
+            self._n_sorted = None
 
     def remove(self, ids: np.ndarray) -> int:
         positions = self.positions_of(ids)
         positions = positions[positions >= 0]
         if len(positions):
             self.live[positions] = False
-            self.changed()
+            self.n_live -= len(positions)
+            self._live_bitmap = None
         return len(positions)
 
-    def vectors(self) -> np.ndarray:
-        """A view (no copy) of every stored vector, by position; valid until the next add.
+    def vectors_at(self, positions: np.ndarray) -> np.ndarray:
+        """The stored vectors at `positions` (decoded from SQ8 storage: approximate), as float32 rows.
 
-        Reading through it beats `reconstruct_batch`, which opens an OpenMP parallel region:
-        ~10 ms on a busy machine, even for a few vectors."""
-        if self.stored == 0:
-            return np.zeros((0, self.index.d), dtype=np.float32)
+        Read from the storage's own buffer: that beats `reconstruct_batch`, which opens an OpenMP
+        parallel region: ~10 ms on a busy machine, even for a few vectors."""
+        d = self.index.d
+        if self.stored == 0 or len(positions) == 0:
+            return np.zeros((0, d), dtype=np.float32)
         storage = faiss.downcast_index(self.index.storage)
-        return faiss.rev_swig_ptr(storage.get_xb(), self.stored * self.index.d).reshape(self.stored, self.index.d)
+        if isinstance(storage, faiss.IndexScalarQuantizer):
+            codes = faiss.rev_swig_ptr(storage.codes.data(), self.stored * storage.code_size)
+            return storage.sa_decode(codes.reshape(self.stored, storage.code_size)[positions])
+        return faiss.rev_swig_ptr(storage.get_xb(), self.stored * d).reshape(self.stored, d)[positions]
+
+    @property
+    def bytes_per_vector(self) -> int:
+        return faiss.downcast_index(self.index.storage).code_size if self.storage == "sq8" else self.index.d * 4
+
+    @property
+    def storage(self) -> str:
+        return "sq8" if isinstance(self.index, faiss.IndexHNSWSQ) else "flat"
 
     def live_contents(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of the live copies, in the order they were added; copies."""
         positions = np.flatnonzero(self.live)
-        return self.labels[positions], self.vectors()[positions]
+        return self.labels[positions], self.vectors_at(positions)
 
     def live_bitmap(self) -> np.ndarray:
         if self._live_bitmap is None:
@@ -138,8 +207,10 @@ class HNSWStore(VectorStore):
     the `add` or `remove` that calls for it).
 
     `SEARCH_SETTINGS` (ef_search, exact_below, exact_scale) are not saved with the store, so a
-    loaded store searches with the current defaults; `m`, `ef_construction` and
-    `compact_fraction` describe the graph and are saved.
+    loaded store searches with the current defaults; `m`, `ef_construction`, `compact_fraction`
+    and `storage` describe the graph and are saved. `storage="sq8"` keeps each vector in one byte
+    per dimension instead of four (the graph's distances, `vectors_for` and `contents` are then
+    approximate): for large workspaces (BENCHMARKS.md, "A million chunks").
     """
 
     kind = "hnsw"
@@ -155,8 +226,12 @@ class HNSWStore(VectorStore):
         exact_scale: float = DEFAULT_EXACT_SCALE,
         compact_fraction: float = DEFAULT_COMPACT_FRACTION,
         background_compaction: bool = True,
+        storage: str = "flat",
     ):
         super().__init__(dimension)
+        if storage not in STORAGES:
+            raise ValueError(f"unknown HNSW storage {storage!r}; known: {', '.join(STORAGES)}")
+        self.storage = storage
         self.m = m
         self.ef_construction = ef_construction
         self.ef_search = ef_search
@@ -165,7 +240,7 @@ class HNSWStore(VectorStore):
         self.compact_fraction = compact_fraction
         self.background_compaction = background_compaction
         self.compactions = 0
-        self._graph = _Graph.empty(dimension, m, ef_construction)
+        self._graph = _Graph.empty(dimension, m, ef_construction, storage)
         self._rw = ReadWriteLock()  # searches read; in-place changes and swaps write
         self._mutex = threading.Lock()  # one change at a time
         self._replay: list[tuple[np.ndarray, np.ndarray | None]] | None = None  # changes since a compaction began
@@ -220,7 +295,7 @@ class HNSWStore(VectorStore):
 
     def _finish_compaction(self, ids: np.ndarray, vectors: np.ndarray, replay: bool = True) -> None:
         try:
-            fresh = _Graph.empty(self.dimension, self.m, self.ef_construction)
+            fresh = _Graph.empty(self.dimension, self.m, self.ef_construction, self.storage)
             if len(ids):
                 fresh.add(ids, vectors)
         except Exception:  # out of memory, say: keep the tombstones, try at a later change
@@ -263,8 +338,8 @@ class HNSWStore(VectorStore):
         if unknown:
             raise ValueError(f"not search settings: {sorted(unknown)}; search settings are {', '.join(SEARCH_SETTINGS)}")
         current = {name: getattr(self, name) for name in SEARCH_SETTINGS}
-        view = HNSWStore(self.dimension, m=self.m, ef_construction=self.ef_construction,
-                         compact_fraction=self.compact_fraction, **{**current, **search_settings})
+        view = type(self)(self.dimension, m=self.m, ef_construction=self.ef_construction,
+                          compact_fraction=self.compact_fraction, storage=self.storage, **{**current, **search_settings})
         view._graph = self._graph
         return view
 
@@ -280,7 +355,7 @@ class HNSWStore(VectorStore):
             positions = self._graph.positions_of(ids)
             if (positions < 0).any():
                 raise KeyError(f"ids not in the store: {ids[positions < 0][:10].tolist()}")
-            return self._graph.vectors()[positions]
+            return self._graph.vectors_at(positions)
 
     def search(
         self,
@@ -341,10 +416,10 @@ class HNSWStore(VectorStore):
 
         `einsum`, not `@`: a matrix-vector product goes to multi-threaded BLAS, whose threads
         wait for each other (many milliseconds on a busy machine) for ~1 ms of work."""
-        vectors, scores = graph.vectors(), np.empty(len(positions), dtype=np.float32)
+        scores = np.empty(len(positions), dtype=np.float32)
         for start in range(0, len(positions), EXACT_BLOCK):
             block = positions[start : start + EXACT_BLOCK]
-            scores[start : start + len(block)] = np.einsum("ij,j->i", vectors[block], query)
+            scores[start : start + len(block)] = np.einsum("ij,j->i", graph.vectors_at(block), query)
         rows, distances = top_k(scores, k)
         return graph.labels[positions[rows]], distances
 
@@ -353,7 +428,7 @@ class HNSWStore(VectorStore):
         graph = self._graph
         hnsw = graph.index.hnsw
         links = hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
-        return graph.stored * (self.dimension * 4 + 8 + 1) + graph.n_live * 16 + links
+        return graph.stored * (graph.bytes_per_vector + 8 + 1) + graph.n_live * 16 + links
 
     # --- serialisation ---------------------------------------------------------------------------
 
@@ -366,6 +441,7 @@ class HNSWStore(VectorStore):
                 "ef_construction": self.ef_construction,
                 "compact_fraction": self.compact_fraction,
                 "stored": graph.stored,
+                "storage": self.storage,
             }
             return pack_envelope(
                 self.kind,
@@ -385,6 +461,7 @@ class HNSWStore(VectorStore):
             m=meta["m"],
             ef_construction=meta["ef_construction"],
             compact_fraction=meta["compact_fraction"],
+            storage=meta.get("storage", "flat"),  # files written before SQ8 storage hold float vectors
             **search_settings,
         )
         stored = meta["stored"]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bench.hnsw_recall import embed_cached, load_msmarco, synthetic
-from index.stores import FlatStore, HNSWStore, TieredStore, load_store
+from index.stores import FlatStore, HNSWSQ8Store, HNSWStore, TieredStore, create_store, load_store
 
 N_REAL = 1000
 K = 10
@@ -297,3 +297,97 @@ def test_searches_run_while_the_store_changes(real):
             thread.join()
     assert not errors, errors[0]
     assert len(store) == N_REAL - len(removed)
+
+
+def test_ids_stay_right_through_slices_removes_and_readds(real):
+    """Adds a slice at a time (growing id tables, the sorted table extended in place), interleaved with
+    removes, re-adds of removed ids, replacements and out-of-order ids: every id maps to its latest
+    vector, removed ids are gone, and searches return the latest copies only."""
+    vectors, queries = real
+    store = HNSWStore(vectors.shape[1], m=16, ef_construction=64, ef_search=256, background_compaction=False)
+    expected: dict[int, int] = {}  # id -> row of `vectors` it holds now
+    rng = np.random.default_rng(5)
+    next_id, row = 0, 0
+
+    def add(ids: np.ndarray) -> None:
+        nonlocal row
+        rows = (row + np.arange(len(ids))) % len(vectors)
+        row += len(ids)
+        store.add(ids, vectors[rows])
+        expected.update(zip(ids.tolist(), rows.tolist()))
+
+    for step in range(60):
+        add(np.arange(next_id, next_id + 16, dtype=np.int64))  # growing keys, as kb's chunks
+        next_id += 16
+        if step % 7 == 3:
+            gone = rng.choice(sorted(expected), 5, replace=False)
+            assert store.remove(gone) == 5
+            assert store.remove(gone) == 0
+            with pytest.raises(KeyError):
+                store.vectors_for(gone[:1])
+            for i in gone.tolist():
+                del expected[i]
+            assert len(store) == len(expected)
+        if step % 11 == 5:
+            add(np.array([next_id + 5000, next_id - 3], dtype=np.int64))  # out of order / a replacement
+        if step % 13 == 8:
+            missing = [i for i in range(next_id) if i not in expected][:3]
+            if missing:
+                add(np.array(missing, dtype=np.int64))  # removed ids come back
+    ids = np.array(sorted(expected), dtype=np.int64)
+    assert len(store) == len(expected)
+    np.testing.assert_array_equal(store.vectors_for(ids), vectors[[expected[i] for i in ids.tolist()]])
+    stored_ids, _ = store.contents()
+    assert sorted(stored_ids.tolist()) == ids.tolist()
+    truth = exact(ids, vectors[[expected[i] for i in ids.tolist()]])
+    for q in queries[:20]:
+        found, _ = store.search(q, K)
+        assert set(found.tolist()) <= set(expected)
+        assert len(set(found.tolist()) & set(truth.search(q, K)[0].tolist())) >= K - 1
+
+
+def test_sq8_storage_searches_deletes_filters_and_round_trips(real, tmp_path):
+    """HNSW over 8-bit quantised vectors: a quarter of the vector memory, results close to exact search,
+    deletes, small filters (searched exactly on decoded vectors) and its file, as the "hnsw-sq8" kind
+    and as the storage of an "auto" store past its threshold."""
+    vectors, queries = real
+    bulk = np.vstack([vectors, synthetic(vectors, 4000, seed=3)])
+    ids = np.arange(len(bulk), dtype=np.int64) * 3 + 1
+    flat = HNSWStore(bulk.shape[1], background_compaction=False)
+    flat.add(ids, bulk)
+    store = create_store(bulk.shape[1], "hnsw-sq8", background_compaction=False)
+    assert isinstance(store, HNSWSQ8Store) and store.storage == "sq8"
+    store.add(ids, bulk)
+    assert store.memory_bytes() < 0.45 * flat.memory_bytes()
+    np.testing.assert_allclose(store.vectors_for(ids[:50]), bulk[:50], atol=0.01)
+    truth = exact(ids, bulk)
+    hits = sum(len(set(store.search(q, K, num_candidates=128)[0].tolist()) & set(truth.search(q, K)[0].tolist()))
+               for q in queries)
+    assert hits >= 0.9 * K * len(queries)
+    gone = ids[:200]
+    assert store.remove(gone) == 200
+    allowed = ids[100:400]  # half removed: the rest searched exactly
+    for q in queries[:10]:
+        found, _ = store.search(q, K)
+        assert not set(found.tolist()) & set(gone.tolist())
+        found, _ = store.search(q, K, allowed_ids=allowed)
+        assert set(found.tolist()) <= set(allowed[100:].tolist())
+        np.testing.assert_array_equal(found, truth_of(ids[200:400], store, q))
+    path = tmp_path / "sq8.faiss"
+    store.save(path)
+    loaded = load_store(path, "flat")
+    assert isinstance(loaded, HNSWSQ8Store) and len(loaded) == len(store)
+    for q in queries[:10]:
+        np.testing.assert_array_equal(loaded.search(q, K)[0], store.search(q, K)[0])
+    tiered = TieredStore(bulk.shape[1], hnsw_threshold=2000, hnsw_options={"storage": "sq8"})
+    tiered.add(ids, bulk)
+    assert tiered.holds == "hnsw" and tiered.inner.storage == "sq8"
+    tiered.save(path)
+    assert load_store(path, "auto").inner.storage == "sq8"
+
+
+def truth_of(ids: np.ndarray, store, q: np.ndarray) -> np.ndarray:
+    """Exact top K of `ids` over the store's own (decoded) vectors."""
+    scores = store.vectors_for(ids) @ q
+    order = np.argsort(-scores, kind="stable")[:K]
+    return ids[order]

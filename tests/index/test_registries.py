@@ -108,7 +108,7 @@ def vectors(n: int, dimension: int = 16, seed: int = 0) -> np.ndarray:
 
 
 def test_registered_store_kind_is_created_saved_and_loaded(positional, tmp_path: Path) -> None:
-    assert list(STORE_KINDS) == ["flat", "hnsw", "auto", "positional"]
+    assert list(STORE_KINDS) == ["flat", "hnsw", "auto", "hnsw-sq8", "positional"]
     data, ids = vectors(300), np.arange(1000, 1300, dtype=np.int64)
     store, reference = create_store(16, "positional"), FlatStore(16)
     assert isinstance(store, PositionalStore)
