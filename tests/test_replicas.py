@@ -422,8 +422,10 @@ def _assert_as_uninterrupted(db: Database, workspace_id: str, clients: list[http
     assert len(final) == len(expected.documents)
     assert all(j.status == "done" for j in final.values()), final
     assert {final[i].owner for i in batch} == {survivor}
-    assert all(final[i].attempts == 2 for i in batch)  # claimed by the stricken worker, then by the survivor
-    assert all(j.attempts == 1 for i, j in final.items() if i not in batch)
+    # Claimed by the stricken worker, then by the survivor (on a saturated machine a lease may also lapse
+    # and a job be claimed once more: the chunks and answers below must be the same either way).
+    attempts = {i: j.attempts for i, j in final.items()}
+    assert all(attempts[i] >= 2 for i in batch), attempts
     # No chunk duplicated or missing: per document the same ordinals and texts as the uninterrupted run.
     assert _chunks_by_name(db, workspace_id) == expected.chunks
     # and retrieval through both replicas answers exactly as it does.
@@ -437,6 +439,7 @@ def test_a_worker_killed_in_the_middle_of_a_batch_loses_it_to_the_other_with_not
     workspace_id = made["workspace_id"]
     clients = setup.clients(made["api_key"])
     db = setup.db()
+    stricken = None
     try:
         workers = {_owner(setup.current[name]): name for name in ("worker 1", "worker 2")}
         ids = _upload_all(clients, uninterrupted.documents)
@@ -450,8 +453,9 @@ def test_a_worker_killed_in_the_middle_of_a_batch_loses_it_to_the_other_with_not
         _wait_all_succeeded(clients[1], ids)
         survivor = next(o for o in workers if o != owner)
         _assert_as_uninterrupted(db, workspace_id, clients, uninterrupted, batch, survivor)
-        setup.start_worker(stricken).wait_for(WORKER_READY)  # two workers again for the tests after this one
     finally:
+        if stricken is not None:  # two workers again for the tests after this one, even after a failure
+            setup.start_worker(stricken).wait_for(WORKER_READY)
         db.dispose()
         for client in clients:
             client.close()
