@@ -4,7 +4,7 @@ all on one PostgreSQL metadata store and one shared data dir, printed against th
 Usage (from the repository root; PostgreSQL's binaries in /usr/lib/postgresql/*/bin, psycopg in .venv):
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/scale_out.py [--rounds 3] [--requests 600] [--docs 2000]
-        [--clients 8] [--json PATH] [--keep] [--million]
+        [--clients 8] [--compare PATH] [--profile DIR] [--json PATH] [--keep] [--million]
 
 What runs:
 
@@ -26,6 +26,11 @@ What runs:
 - During every timed run, the CPU used by each process (user + system from /proc/PID/stat deltas:
   each replica, each worker, PostgreSQL's postmaster with its backends, this client process) and by
   the whole machine, in cores, is printed: it says what limits the ratio on a small shared machine.
+
+`--compare PATH` adds a third replica C running another kb checkout (e.g. `git archive` of the commit
+before a change, PYTHONPATH set to it) on the same database and data dir, measured alone in each
+retrieval round next to replica A: an A/B of a change to the API process in the same run.
+`--profile DIR` attaches py-spy (.venv/bin/py-spy) to replica A during two more 1-replica runs.
 
 `--million` runs bench/million_chunks.py afterwards (a separate script with its own workspace and
 figures), when that file exists. The load average is printed at the start and at the end.
@@ -56,6 +61,7 @@ from common.cpu import Meter  # noqa: E402
 from common.documents import index_line, indexing_report, upload_all, wait_indexed  # noqa: E402
 from common.postgres import postmaster_pid, start_cluster  # noqa: E402
 from common.report import log, ms, print_table  # noqa: E402
+from common.profile import Recording, top_frames  # noqa: E402
 from common.results import run_info, write_json  # noqa: E402
 from common.search import TOP_K, retrieve, retrieve_body  # noqa: E402
 from common.server import SpawnedServer, client, create_workspace, kb_command, server_env  # noqa: E402
@@ -77,6 +83,12 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--request-timeout", type=float, default=60.0)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, data dir)")
+    ap.add_argument("--compare", type=Path, metavar="PATH",
+                    help="another kb checkout (e.g. a `git archive` of the commit before a change) served as a third "
+                         "replica C on the same database and data dir, measured alone in every retrieval round")
+    ap.add_argument("--profile", type=Path, metavar="DIR",
+                    help="after the retrieval rounds, two more 1-replica runs (not counted) under py-spy: all samples "
+                         "and GIL-holding samples of replica A, raw stacks kept in DIR, the top frames printed")
     ap.add_argument("--million", action="store_true", help="then run bench/million_chunks.py, if it exists")
     args = ap.parse_args()
     args.num_candidates = args.budget_ms = args.filters = None  # what retrieve_body reads
@@ -132,7 +144,7 @@ class Worker:
 class Cluster:
     """PostgreSQL, two API replicas and two workers on one database and data dir."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, compare: Path | None = None):
         self.root = root
         self.pg = start_cluster()
         self.url = self.pg.create_database("kb_scale_out")
@@ -143,15 +155,28 @@ class Cluster:
         self.env = server_env(extra)
         self.replicas = [SpawnedServer(root, "A", extra, data_dir=self.data_dir)]
         self.replicas.append(SpawnedServer(root, "B", extra, data_dir=self.data_dir))
+        self.compare = None
+        if compare is not None:
+            self.compare = SpawnedServer(root, "C", {**extra, "PYTHONPATH": str(compare.resolve())}, data_dir=self.data_dir)
         self.workers = [Worker(root, str(i + 1), self.data_dir, self.env) for i in range(2)]
 
     def workspace(self, name: str) -> str:
         return create_workspace(self.data_dir, name, self.env)
 
     def meter(self) -> Meter:
-        groups = {f"replica {s.label}": s.process.pid for s in self.replicas}
+        groups = {f"replica {s.label}": s.process.pid for s in self.servers()}
         groups.update({f"worker {w.label}": w.process.pid for w in self.workers})
-        return Meter(groups, {"postgres": postmaster_pid(self.pg)})
+        return Meter(groups, {"postgres": postmaster_pid(self.pg)}, counters={"pg sessions opened": self.pg_sessions})
+
+    def pg_sessions(self) -> float:
+        """Connections PostgreSQL has accepted into the database so far (pg_stat_database.sessions)."""
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.pg.port} user={self.pg.user} dbname=postgres") as conn:
+            return float(conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = 'kb_scale_out'").fetchone()[0])
+
+    def servers(self) -> list[SpawnedServer]:
+        return self.replicas + ([self.compare] if self.compare else [])
 
     def set_workers(self, n: int) -> None:
         """Exactly the first `n` workers running, the others paused."""
@@ -166,30 +191,38 @@ class Cluster:
     def close(self) -> None:
         for w in self.workers:
             w.stop()
-        for s in self.replicas:
+        for s in self.servers():
             s.stop()
         self.pg.stop()
 
 
 def cpu_line(cpu: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.2f}" for k, v in cpu.items() if v is not None and (v >= 0.005 or k == "machine busy"))
+    return ", ".join(f"{k} {v:.0f}" if k.startswith("pg sessions") else f"{k} {v:.2f}" for k, v in cpu.items()
+                     if v is not None and (v >= 0.005 or k in ("machine busy", "pg sessions opened")))
 
 
 def retrieval_rounds(args, c: Cluster, key: str, queries: list[str]) -> dict:
     stream = QueryStream(queries, f"{int(time.time()) % 100000:05d}s")
     urls = {1: [c.replicas[0].url], 2: [s.url for s in c.replicas]}
-    out: dict[int, list[dict]] = {1: [], 2: []}
+    if c.compare:
+        urls["C"] = [c.compare.url]
+    out: dict = {n: [] for n in urls}
     for r in range(args.rounds):
-        for n in ((1, 2) if r % 2 == 0 else (2, 1)):
+        order = list(urls)[r % len(urls):] + list(urls)[:r % len(urls)] if c.compare else ((1, 2) if r % 2 == 0 else (2, 1))
+        for n in order:
             meter = c.meter()
             meter.start()
             row = timed_requests(args, urls[n], key, stream, "hybrid", True, args.requests, args.clients)
             row["cpu_cores"] = meter.stop()
             out[n].append(row)
-            log(f"round {r + 1}/{args.rounds} retrieval, {n} replica(s) x{args.clients} clients: p50 {ms(row['p50_ms'])} ms, "
+            log(f"round {r + 1}/{args.rounds} retrieval, {replicas_label(n)} x{args.clients} clients: p50 {ms(row['p50_ms'])} ms, "
                 f"p99 {ms(row['p99_ms'])} ms, {row['per_sec']:.1f}/s" + (f", errors {row['errors']}" if row["errors"] else ""))
             log(f"  CPU cores: {cpu_line(row['cpu_cores'])}")
     return out
+
+
+def replicas_label(n) -> str:
+    return "1 replica (--compare code)" if n == "C" else f"{n} replica{'s' if n > 1 else ''}"
 
 
 def indexing_rounds(args, c: Cluster, ms_: Msmarco) -> dict:
@@ -221,6 +254,37 @@ def indexing_rounds(args, c: Cluster, ms_: Msmarco) -> dict:
     return out
 
 
+def profile_replica(args, c: Cluster, key: str, queries: list[str]) -> dict:
+    """py-spy on replica A during uncounted 1-replica runs: where its time goes, and what holds the GIL."""
+    args.profile.mkdir(parents=True, exist_ok=True)
+    stream = QueryStream(queries, f"{int(time.time()) % 100000:05d}p")
+    out = {}
+    for kind in ("all", "gil"):
+        raw = args.profile / f"replica-A-{kind}.txt"
+        recording = Recording(c.replicas[0].process.pid, raw, gil=kind == "gil")
+        time.sleep(1.0)
+        meter = c.meter()
+        meter.start()
+        row = timed_requests(args, [c.replicas[0].url], key, stream, "hybrid", True, args.requests, args.clients)
+        cpu = meter.stop()
+        recording.stop()
+        total, frames = top_frames(raw) if raw.exists() else (0, [])
+        out[kind] = {"per_sec": row["per_sec"], "cpu_cores": cpu, "samples": total,
+                     "top": [{"frame": f, "inclusive": i, "self": o} for f, i, o in frames]}
+        log(f"profile ({kind} samples) of replica A: {row['per_sec']:.1f}/s, {total} samples in {raw}")
+    return out
+
+
+def print_profile(p: dict) -> None:
+    for kind, x in p.items():
+        what = "samples holding the GIL" if kind == "gil" else "samples of running (non-idle) threads"
+        print(f"\n== py-spy, replica A alone at {x['per_sec']:.1f} req/s: {what} ({x['samples']}), top frames ==")
+        print(f"CPU cores: {cpu_line(x['cpu_cores'])}")
+        print_table(["frame", "inclusive", "self"],
+                    [[t["frame"][:110], f"{100 * t['inclusive'] / max(x['samples'], 1):.0f}%",
+                      f"{100 * t['self'] / max(x['samples'], 1):.0f}%"] for t in x["top"]])
+
+
 def med(values: list[float | None]) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -246,6 +310,7 @@ def summarise(args, retrieval: dict, indexing: dict) -> dict:
                           "rounds": [{k: r[k] for k in ("per_sec", "p50_ms", "p99_ms")} for r in rows],
                           "cpu_cores": cpu_med(rows)} for n, rows in retrieval.items()},
         "retrieval_ratio": med(ratios), "retrieval_ratios": ratios,
+        "compare_ratios": [a["per_sec"] / c["per_sec"] for a, c in zip(retrieval[1], retrieval.get("C", [])) if c["per_sec"]],
         "indexing": {n: {"chunks_per_sec": med([r["chunks_per_sec"] for r in rows]),
                          "secs": med([r["indexed_secs"] for r in rows]),
                          "chunks": med([r["chunks"] for r in rows]),
@@ -260,7 +325,7 @@ def print_summary(args, s: dict) -> None:
     print(f"\n== Retrieval: {args.clients} clients, hybrid, cold (distinct query texts), top {TOP_K}; median over "
           f"{args.rounds} rounds of {args.requests} requests ==")
     print_table(["API replicas", "req/s", "p50 ms", "p99 ms", "server p50 ms", "errors"],
-                [[str(n), f"{x['per_sec']:.1f}", ms(x["p50_ms"]), ms(x["p99_ms"]), ms(x["server_p50_ms"]), str(x["errors"])]
+                [[replicas_label(n), f"{x['per_sec']:.1f}", ms(x["p50_ms"]), ms(x["p99_ms"]), ms(x["server_p50_ms"]), str(x["errors"])]
                  for n, x in s["retrieval"].items()])
     print(f"\n== Indexing: {args.docs} text passages queued, then 1 or 2 workers resumed; median over {args.rounds} rounds ==")
     print_table(["workers", "chunks/s", "secs", "chunks", "not succeeded"],
@@ -270,7 +335,7 @@ def print_summary(args, s: dict) -> None:
     rows = []
     for what, part in (("retrieval", s["retrieval"]), ("indexing", s["indexing"])):
         for n, x in part.items():
-            rows.append([f"{what}, {n} {'replica' if what == 'retrieval' else 'worker'}{'s' if n > 1 else ''}",
+            rows.append([f"{what}, " + (replicas_label(n) if what == "retrieval" else f"{n} worker{'s' if n > 1 else ''}"),
                          cpu_line(x["cpu_cores"])])
     print_table(["run", "cores"], rows)
     print("\n== Targets (issue 16; ratios are medians of per-round ratios, every round measured 1 and 2 back to back) ==")
@@ -279,6 +344,8 @@ def print_summary(args, s: dict) -> None:
         [f"2 replicas / 1 replica req/s at {args.clients} clients", f"{r:.2f}x" if r else "-",
          f">= {TARGET_REPLICAS:.2f}x", verdict(r, TARGET_REPLICAS)],
         ["  per round", ", ".join(f"{x:.2f}" for x in s["retrieval_ratios"]), "", ""],
+        *([["(info) 1 replica / 1 replica of --compare code req/s", f"{med(s['compare_ratios']):.2f}x",
+             ", ".join(f"{x:.2f}" for x in s["compare_ratios"]), ""]] if s["compare_ratios"] else []),
         ["2 workers / 1 worker chunks/s", f"{i:.2f}x" if i else "-", "(none in the issue)", "info"],
         ["  per round", ", ".join(f"{x:.2f}" for x in s["indexing_ratios"]), "", ""],
     ])
@@ -305,7 +372,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="kb-scale-out-"))
     c = None
     try:
-        c = Cluster(root)
+        c = Cluster(root, args.compare)
         # setup: the retrieval workspace, indexed by both workers
         key = c.workspace("bench-msmarco")
         items = [{"name": p["_id"], "text": p["text"]} for p in passages]
@@ -316,7 +383,7 @@ def main() -> int:
         log("msmarco: " + index_line(results["setup_indexing"]))
         c.set_workers(0)
         queries = [q["text"] for q in ms_.queries]
-        for s in c.replicas:  # each replica loads the model and the index before the clock runs
+        for s in c.servers():  # each replica loads the model and the index before the clock runs
             with client(s.url, key) as http:
                 for q in queries[:20]:
                     retrieve(http, retrieve_body(args, f"{q} warm-up {s.label}", "hybrid"))
@@ -324,14 +391,18 @@ def main() -> int:
 
         retrieval = retrieval_rounds(args, c, key, queries)
         results["retrieval_rounds"] = {str(n): rows for n, rows in retrieval.items()}
+        if args.profile:
+            results["profile"] = profile_replica(args, c, key, queries)
         write_json(args.json, results)
         indexing = indexing_rounds(args, c, ms_)
         results["indexing_rounds"] = {str(n): rows for n, rows in indexing.items()}
         summary = summarise(args, retrieval, indexing)
         results["summary"] = summary
-        results["server_logs"] = {s.label: s.scan_log() for s in c.replicas}
+        results["server_logs"] = {s.label: s.scan_log() for s in c.servers()}
         print_summary(args, summary)
-        for s in c.replicas:
+        if args.profile:
+            print_profile(results["profile"])
+        for s in c.servers():
             scan = s.scan_log()
             if scan["tracebacks"] or scan["error_lines"]:
                 print(f"replica {s.label} log: {scan['tracebacks']} tracebacks, {scan['error_lines'][:2]}")

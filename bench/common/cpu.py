@@ -52,10 +52,12 @@ def machine() -> tuple[float, float]:
 
 
 class Meter:
-    """CPU cores used by named process groups/trees between start() and stop(), and the machine's busy cores."""
+    """CPU cores used by named process groups/trees between start() and stop(), and the machine's busy cores;
+    `counters` (name: read function) are reported as their difference, not per second."""
 
-    def __init__(self, groups: dict[str, int], trees: dict[str, int]):
+    def __init__(self, groups: dict[str, int], trees: dict[str, int], counters: dict | None = None):
         self.groups, self.trees = groups, trees
+        self.counters = counters or {}
 
     def read(self) -> dict[str, float]:
         values = {name: group_secs(pgid) for name, pgid in self.groups.items()}
@@ -63,6 +65,7 @@ class Meter:
         values["client (this process)"] = sum(os.times()[:2])
         busy, total = machine()
         values["_busy"], values["_total"] = busy, total
+        values.update({f"#{name}": read() for name, read in self.counters.items()})
         return values
 
     def start(self) -> None:
@@ -73,8 +76,9 @@ class Meter:
         """{name: cores used}, plus "machine busy" (cores of all processes, other users' included)."""
         after = self.read()
         wall = max(os.times().elapsed - self._t0, 1e-9)
-        out = {name: (after[name] - self._before[name]) / wall for name in after if not name.startswith("_")}
+        out = {name: (after[name] - self._before[name]) / wall for name in after if name[0] not in "_#"}
         cores = os.cpu_count() or 1
         span = after["_total"] - self._before["_total"]
         out["machine busy"] = cores * (after["_busy"] - self._before["_busy"]) / span if span > 0 else None
+        out.update({name[1:]: after[name] - self._before[name] for name in after if name.startswith("#")})
         return out
