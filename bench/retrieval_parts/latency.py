@@ -37,7 +37,10 @@ class QueryStream:
         return f"{q} #{self.nonce}{n}"
 
 
-def timed_requests(args, url: str, key: str, stream: QueryStream, mode: str, cold: bool, n: int, clients: int) -> dict:
+def timed_requests(args, url: str | list[str], key: str, stream: QueryStream, mode: str, cold: bool, n: int,
+                   clients: int) -> dict:
+    """`n` retrievals by `clients` threads; with several URLs (replicas), client w uses url[w % len(url)]."""
+    urls = [url] if isinstance(url, str) else list(url)
     records: list[dict] = []
     errors: Counter = Counter()
     samples: list[str] = []
@@ -45,8 +48,9 @@ def timed_requests(args, url: str, key: str, stream: QueryStream, mode: str, col
     counter = itertools.count()
     barrier = threading.Barrier(clients + 1)
 
-    def worker(offset: int) -> None:
-        with client(url, key, timeout=args.request_timeout) as http:
+    def worker(w: int) -> None:
+        offset = w * 7
+        with client(urls[w % len(urls)], key, timeout=args.request_timeout) as http:
             http.get("/health")  # open the connection before the clock starts
             barrier.wait()
             while True:
@@ -76,7 +80,7 @@ def timed_requests(args, url: str, key: str, stream: QueryStream, mode: str, col
                                     "rag_latency_secs": data.get("rag_latency_secs"),
                                     "skipped": data.get("skipped") or [], "chunks": len(data.get("chunks", []))})
 
-    threads = [threading.Thread(target=worker, args=(w * 7,), daemon=True) for w in range(clients)]
+    threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(clients)]
     for t in threads:
         t.start()
     barrier.wait()

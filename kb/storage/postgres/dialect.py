@@ -23,8 +23,11 @@ LOCK_NAMESPACE = 0x6B62  # "kb"
 MIGRATION_LOCK = 0
 QUOTA_LOCK_NAMESPACE = LOCK_NAMESPACE + 1  # second key: hashtext(workspace id)
 
-POOL_SIZE = 5  # connections kept open per process (every replica and worker has its own pool)
-MAX_OVERFLOW = 15  # more under a burst, closed again after use
+# Every replica and worker has its own pool of up to POOL_SIZE connections, opened as needed and then
+# kept open: with a smaller kept pool and overflow, a replica answering more requests at once than it
+# keeps connections opened (and closed) a PostgreSQL connection per request (BENCHMARKS.md "Scale out").
+POOL_SIZE = 20
+MAX_OVERFLOW = 0
 POOL_TIMEOUT_SECS = 30
 POOL_RECYCLE_SECS = 1800  # reconnect now and then (servers and proxies drop idle connections)
 
