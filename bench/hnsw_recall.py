@@ -84,7 +84,7 @@ def embed_cached(passages: list[str], queries: list[str], cache: Path) -> tuple[
     vectors[order] = embedder.embed_documents([passages[i] for i in order], batch_size=64)
     query_vectors = np.vstack([embedder.embed_query(q) for q in queries]).astype(np.float32)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + ".tmp.npz")
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp.npz")  # processes filling the cache at once write their own
     np.savez(tmp, key=np.array(key), passages=vectors, queries=query_vectors)
     os.replace(tmp, cache)
     return vectors, query_vectors

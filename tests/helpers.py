@@ -92,6 +92,13 @@ def cli_env(kb: KnowledgeBase, **env: str) -> dict[str, str]:
     return {**({"KB_DATABASE_URL": url} if url else {}), **env}
 
 
+def data_dir_env(data_dir: Path | str, **env: str) -> dict[str, str]:
+    """Environment for a `kb` command (a process, or click's CliRunner) on `data_dir`: KB_DATABASE_URL of
+    the data dir's database in this run when that is not its SQLite file (KB_TEST_DATABASE=postgresql),
+    the same one `make_kb(data_dir)` opens."""
+    return {**({"KB_DATABASE_URL": database_url(Path(data_dir))} if ON_POSTGRES else {}), **env}
+
+
 def make_kb(data_dir: Path, **overrides) -> KnowledgeBase:
     overrides.setdefault("tiers_file", PERMISSIVE_TIERS)
     overrides.setdefault("model_cache_dir", MODEL_CACHE)
@@ -216,3 +223,13 @@ def start_api(data_dir: Path, env: dict[str, str], log: Path) -> tuple[Process, 
     except BaseException:
         api.stop()
         raise
+
+
+def invoke_cli(args: list[str], env: dict[str, str] | None = None, **options):
+    """`kb ARGS` in this process (click's CliRunner), on the database of its `--data-dir` in this run."""
+    from click.testing import CliRunner
+
+    from kb.cli import main
+
+    data_dir = args[args.index("--data-dir") + 1] if "--data-dir" in args else None
+    return CliRunner().invoke(main, args, env={**(data_dir_env(data_dir) if data_dir else {}), **(env or {})}, **options)

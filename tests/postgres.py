@@ -1,4 +1,5 @@
-"""A real, throw-away PostgreSQL for the tests (no mock): one cluster per test session, one database per data dir.
+"""A real, throw-away PostgreSQL for the tests (no mock): one cluster per test process (each pytest-xdist
+worker has its own), one database per data dir.
 
 `KB_TEST_DATABASE=postgresql` makes `helpers.make_kb` (and so the `kb` fixture of every test file)
 store metadata in PostgreSQL instead of the SQLite file of the data dir; `database_url(data_dir)`
@@ -14,6 +15,7 @@ the test process exits. PostgreSQL refuses to run as root: as root, initdb and p
 from __future__ import annotations
 
 import atexit
+import fcntl
 import glob
 import hashlib
 import os
@@ -42,13 +44,19 @@ def _bin_dir() -> Path | None:
 
 
 def _install() -> None:
+    """apt-get install postgresql, once: test processes starting at once (xdist workers, the two passes
+    of scripts/test.sh) take turns on a lock file, and those after the first find it installed."""
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.skip("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin) and this user cannot apt-get install it")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "postgresql"]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-        if done.returncode != 0:
-            pytest.skip(f"could not install PostgreSQL ({' '.join(command)}): {done.stderr[-500:]}")
+    with open(Path(tempfile.gettempdir()) / "kb-tests-postgres-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _bin_dir() is not None:
+            return
+        for command in (["apt-get", "update"], ["apt-get", "install", "-y", "postgresql"]):
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+            if done.returncode != 0:
+                pytest.skip(f"could not install PostgreSQL ({' '.join(command)}): {done.stderr[-500:]}")
 
 
 def _free_port() -> int:

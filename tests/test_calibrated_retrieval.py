@@ -8,13 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from helpers import add_text, make_kb, retrieve
+from helpers import add_text, invoke_cli, make_kb, retrieve
 from index.calibration import CALIBRATIONS, E5_SCALE, MINILM, map_distance
 from index.fusion import is_short_query
 from index.ranking import rank
-from kb.cli import main
 from kb.indexes import LexicalIndex
 from kb.indexes.lexical import title_text
 
@@ -91,8 +89,8 @@ def test_absent_topics_get_nothing_and_the_response_says_why(client, support6, k
     # `kb query` (another process would do the same) says why it printed nothing
     question = ABSENT[0]
     nearest = retrieve(client, question)["distance_cut"]["nearest_removed_distance"]
-    result = CliRunner().invoke(main, ["query", "--workspace", "tests", question, "--data-dir", str(kb.settings.storage.data_dir)],
-                                catch_exceptions=False)
+    result = invoke_cli(["query", "--workspace", "tests", question, "--data-dir", str(kb.settings.storage.data_dir)],
+                        catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "no chunk within max_vector_distance 0.6" in result.output and f"{nearest:.3f}" in result.output
 

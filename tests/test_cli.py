@@ -9,10 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from helpers import REPO, LiveServer, make_kb, retrieve
-from kb.cli import main
+from helpers import REPO, LiveServer, data_dir_env, invoke_cli, make_kb, retrieve
 
 KB_BIN = Path(sys.executable).parent / "kb"
 
@@ -26,7 +24,7 @@ ONE_FILE_PER_FORMAT = {
 
 
 def run(*args: str) -> str:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    result = invoke_cli(list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.stdout
 
@@ -40,7 +38,7 @@ def test_workspace_create_prints_id_and_key(tmp_path):
         assert (workspace.id, workspace.name, workspace.tier) == (out["workspace_id"], "acme", "pro")
     finally:
         kb.close()
-    bad = CliRunner().invoke(main, ["workspace", "create", "x", "--tier", "gold", "--data-dir", str(tmp_path)])
+    bad = invoke_cli(["workspace", "create", "x", "--tier", "gold", "--data-dir", str(tmp_path)])
     assert bad.exit_code != 0 and "unknown tier" in bad.output
 
 
@@ -65,7 +63,7 @@ def test_extract_text_and_markdown(tmp_path):
 
 
 def test_extract_reports_bad_input():
-    result = CliRunner().invoke(main, ["extract", "/no/such/file.pdf"])
+    result = invoke_cli(["extract", "/no/such/file.pdf"])
     assert result.exit_code != 0 and "no such file" in result.output
 
 
@@ -78,7 +76,7 @@ def test_ingest_directory_query_and_reindex_give_same_results(tmp_path, corpus):
     (docs / "sub" / "bread.md").write_text("# Baking\n\nSourdough bread needs flour, water, salt and a starter.")
     (docs / "sub" / "junk.bin").write_bytes(bytes(range(256)) * 8)
 
-    result = CliRunner().invoke(main, ["ingest", "--workspace", ws, str(docs), "--data-dir", data])
+    result = invoke_cli(["ingest", "--workspace", ws, str(docs), "--data-dir", data])
     assert result.exit_code == 1  # junk.bin was skipped
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert (summary["added"], summary["indexed"], summary["skipped"]) == (2, 2, 1)
@@ -118,7 +116,7 @@ def test_running_server_serves_an_index_rebuilt_by_another_process(tmp_path):
             # Remove the index files: the rebuild must come from stored embeddings alone.
             for path in (data / "indexes").rglob("*.faiss"):
                 path.unlink()
-            env = {**os.environ, "KB_DATA_DIR": str(data)}
+            env = {**os.environ, "KB_DATA_DIR": str(data), **data_dir_env(data)}
             done = subprocess.run([str(KB_BIN), "reindex", "--workspace", workspace.id], env=env, cwd=REPO,
                                   capture_output=True, text=True, timeout=300)
             assert done.returncode == 0, done.stderr

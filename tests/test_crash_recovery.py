@@ -25,7 +25,7 @@ import httpx
 import numpy as np
 from sqlalchemy import select
 
-from helpers import CORPUS, free_port, make_kb
+from helpers import CORPUS, data_dir_env, free_port, make_kb
 from index.stores import load_store
 from kb.storage.schema import chunks, documents, jobs, rag_indexes
 from kb.jobs import HOST
@@ -67,7 +67,7 @@ class Server:
 
     def __init__(self, data_dir: Path, api_key: str, log: Path):
         self.port = free_port()
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **data_dir_env(data_dir)}
         command = [str(KB_BIN), "serve", "--data-dir", str(data_dir), "--port", str(self.port), "--workers", "1"]
         with open(log, "ab") as out:
             self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -115,7 +115,7 @@ def servers() -> Iterator[list[Server]]:
 def create_workspace(data_dir: Path) -> tuple[str, str]:
     done = subprocess.run(
         [str(KB_BIN), "workspace", "create", "crash-test", "--data-dir", str(data_dir)],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **data_dir_env(data_dir)}, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
     created = json.loads(done.stdout)
@@ -215,7 +215,7 @@ def test_server_killed_mid_indexing_recovers_to_the_same_state_as_an_uninterrupt
         kb = make_kb(crash_dir)
         try:
             with kb.db.read() as conn:
-                [left] = conn.execute(select(jobs).where(jobs.c.status == "running")).fetchall()
+                [left] = conn.execute(select(jobs).where(jobs.c.status == "running", jobs.c.kind == INDEX_JOB)).fetchall()
                 assert left.owner == f"{HOST}:{doomed.process.pid}"
                 statuses = dict(conn.execute(select(documents.c.name, rag_indexes.c.status).join(
                     documents, documents.c.id == rag_indexes.c.document_id)).fetchall())

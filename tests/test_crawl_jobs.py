@@ -16,7 +16,7 @@ import httpx
 import pytest
 from websites import SITEMAP_DOCS, TestSite, article
 
-from helpers import LiveServer, make_kb
+from helpers import LiveServer, invoke_cli, make_kb
 from kb.records import Workspace
 from kb.services.crawls import CrawlRequest
 
@@ -397,9 +397,6 @@ def test_the_periodic_sync_job_refetches_what_is_due(tmp_path, site):
 
 
 def test_kb_sync_now_on_the_command_line(tmp_path, site):
-    from click.testing import CliRunner
-
-    from kb.cli import main
     from kb.services.auto_sync import SyncRequest
 
     data = tmp_path / "data"
@@ -412,10 +409,10 @@ def test_kb_sync_now_on_the_command_line(tmp_path, site):
     kb.close()
     site.set_page("/changing", article("A page the test changes", 120))
     env = {"KB_URL_ALLOW_HOSTS": "127.0.0.1", "KB_CRAWL_DELAY_SECS": "0"}
-    due = CliRunner().invoke(main, ["sync", "--data-dir", str(data)], env=env, catch_exceptions=False)
+    due = invoke_cli(["sync", "--data-dir", str(data)], env=env, catch_exceptions=False)
     assert due.exit_code == 0 and '"changed": 0' in due.output, due.output  # not due for 7 days
-    now = CliRunner().invoke(main, ["sync", "--now", "--data-dir", str(data), "--workspace", "cli"], env=env,
-                             catch_exceptions=False)
+    now = invoke_cli(["sync", "--now", "--data-dir", str(data), "--workspace", "cli"], env=env,
+                     catch_exceptions=False)
     assert now.exit_code == 0 and '"changed": 1' in now.output, now.output
     kb = make_kb(data, **SETTINGS)
     try:

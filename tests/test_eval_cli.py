@@ -11,10 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from helpers import CORPUS, REPO
-from kb.cli import main
+from helpers import CORPUS, REPO, data_dir_env, invoke_cli
 from kb.evaluation.report import passage_in
 
 SUPPORT6 = REPO / "bench" / "data" / "support6"
@@ -36,13 +34,13 @@ TEXTS, QUESTIONS = _support6()
 def kb_eval(data: Path, *args: str) -> subprocess.CompletedProcess:
     """The real `kb` command line in its own process (the worktree's kb first on the path)."""
     path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "KB_DATA_DIR": str(data), "PYTHONPATH": path}
+    env = {**os.environ, "KB_DATA_DIR": str(data), "PYTHONPATH": path, **data_dir_env(data)}
     return subprocess.run([sys.executable, "-m", "kb.cli", "eval", *args], env=env, cwd=REPO, capture_output=True,
                           text=True, timeout=300)
 
 
 def cli(*args: str):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return invoke_cli(list(args), catch_exceptions=False)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

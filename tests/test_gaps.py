@@ -7,10 +7,8 @@ import json
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from helpers import add_text, make_kb, retrieve
-from kb.cli import main
+from helpers import add_text, invoke_cli, make_kb, retrieve
 
 GAPS = "/v1/kb/gaps"
 REFUNDS = ("Refund policy. Customers may return any product within 30 days of purchase for a full refund, "
@@ -186,15 +184,15 @@ def test_kb_gaps_prints_a_table(tmp_path):
             kb.retrieval.retrieve(workspace, query)
     finally:
         kb.close()  # writes what is queued
-    result = CliRunner().invoke(main, ["gaps", "--workspace", "cli-gaps", "--data-dir", str(data)], catch_exceptions=False)
+    result = invoke_cli(["gaps", "--workspace", "cli-gaps", "--data-dir", str(data)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["COUNT", "EMPTY", "NEAREST", "LAST", "SEEN", "FIRST", "SEEN", "QUERIES"]
     assert lines[2].split()[:2] == ["2", "2"] and "Mongolia" in lines[2]
     assert lines[3].split()[:2] == ["1", "1"] and "Patagonia" in lines[3]
-    as_json = CliRunner().invoke(main, ["gaps", "--workspace", "cli-gaps", "--data-dir", str(data), "--json"])
+    as_json = invoke_cli(["gaps", "--workspace", "cli-gaps", "--data-dir", str(data), "--json"])
     assert [g["count"] for g in json.loads(as_json.stdout)] == [2, 1]
-    off = CliRunner().invoke(main, ["gaps", "--workspace", "cli-gaps", "--data-dir", str(data), "--disable", "--clear"])
+    off = invoke_cli(["gaps", "--workspace", "cli-gaps", "--data-dir", str(data), "--disable", "--clear"])
     assert off.exit_code == 0 and "no knowledge gaps recorded (the gap log is off" in off.stdout
-    unknown = CliRunner().invoke(main, ["gaps", "--workspace", "nope", "--data-dir", str(data)])
+    unknown = invoke_cli(["gaps", "--workspace", "nope", "--data-dir", str(data)])
     assert unknown.exit_code != 0 and "no workspace" in unknown.output

@@ -1,5 +1,6 @@
 """Job kinds registered from outside kb run through the worker pool; delayed, periodic, retried and
-cancelled jobs. Real SQLite databases and real worker threads."""
+cancelled jobs. Real databases (SQLite, or PostgreSQL with KB_TEST_DATABASE=postgresql) and real
+worker threads."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import make_kb
+from helpers import database_url, make_kb
 from kb.jobs import Cancelled, JobKind, JobKinds, JobQueue, Scheduler, WorkerPool
 from kb.storage import Database, job_repository, now, open_database
 from kb.storage.sql.schedules import ScheduleRepository
@@ -18,7 +19,7 @@ from kb.storage.sql.schedules import ScheduleRepository
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(f"sqlite:///{tmp_path / 'kb.sqlite3'}")
+    database = open_database(database_url(tmp_path))
     yield database
     database.dispose()
 
@@ -171,7 +172,7 @@ def test_a_schedule_enqueues_its_job_every_interval_never_piling_up(db):
 
 
 def test_schedulers_of_several_processes_enqueue_each_run_once(tmp_path):
-    url = f"sqlite:///{tmp_path / 'kb.sqlite3'}"
+    url = database_url(tmp_path)
     dbs = [open_database(url) for _ in range(4)]
     schedulers = [Scheduler(d, JobQueue(d), ScheduleRepository()) for d in dbs]
     t0 = now()

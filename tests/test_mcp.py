@@ -17,7 +17,7 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from helpers import REPO, LiveServer, add_text, make_kb
+from helpers import REPO, LiveServer, add_text, data_dir_env, make_kb
 
 KB_BIN = Path(sys.executable).parent / "kb"
 HOURS = ("Opening hours. The shop opens at 9 am on weekdays and at 10 am on Saturdays. It is closed on Sundays "
@@ -238,7 +238,7 @@ def test_stdio_transport(tmp_path):
     finally:
         kb.close()
 
-    env = {**os.environ, "PYTHONPATH": str(REPO), "KB_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "KB_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1", **data_dir_env(data)}
     params = StdioServerParameters(command=str(KB_BIN), args=["mcp", "--workspace", "desk", "--workers", "0"],
                                    env=env, cwd=str(REPO))
 

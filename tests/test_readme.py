@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from helpers import REPO, LiveServer, make_kb
+from helpers import REPO, LiveServer, data_dir_env, make_kb
 from kb.settings import DEFAULT_TIERS_FILE
 
 README = (REPO / "README.md").read_text()
@@ -95,7 +95,7 @@ def _run_bash(script: str, server, api_key, data_dir, **replace) -> list[dict]:
         script = script.replace(placeholder, value)
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "KB_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO), "KEY": api_key,
-           "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+           "PATH": f"{bin_dir}:{os.environ['PATH']}", **data_dir_env(data_dir)}
     done = subprocess.run(["bash", "-e", "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.replace("}{", "}\n{").splitlines() if line.strip()]

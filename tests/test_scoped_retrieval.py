@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy import event, insert
 
-from helpers import make_kb
+from helpers import ON_POSTGRES, make_kb
 from kb.errors import NotFound
 from kb.records import DocumentScope, Selection
 from kb.services.agent_config import parse_locators
@@ -60,11 +60,16 @@ def tree(tmp_path):
 
 
 def statements_of(kb, run):
-    """(result, [(statement, its query plan)]) of the SELECTs `run` sends."""
+    """(result, [(statement, its query plan)]) of the SELECTs `run` sends. The plans are SQLite's: on
+    PostgreSQL (whose planner reads tables this small whole, whatever the indexes) they are left
+    empty, and the statements and their results are checked without them."""
     seen: list[tuple[str, str]] = []
 
     def explain(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            if ON_POSTGRES:
+                seen.append((statement, ""))
+                return
             rows = cursor.connection.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
             seen.append((statement, " | ".join(str(r[-1]) for r in rows)))
 
@@ -86,10 +91,11 @@ def test_folder_scope_is_one_statement_read_from_indexes(tree):
     assert sorted(allowed.tolist()) == below(keys, "f", "s", "d")
     assert len(seen) == 2, seen  # the folders checked (types_of), then the keys
     check, plan = seen[0][1], seen[1][1]
-    assert "USING INDEX sqlite_autoindex_documents_1 (id=?)" in check, check  # by id, not the workspace's entries
-    assert "COVERING INDEX ix_chunks_document_model (document_id=? AND model=?)" in plan, plan
-    assert "ix_documents_workspace_parent (workspace_id=? AND parent_folder_id=?)" in plan, plan
-    assert "SCAN documents" not in plan and "SCAN chunks" not in plan and "ix_chunks_workspace_model" not in plan, plan
+    if not ON_POSTGRES:
+        assert "USING INDEX sqlite_autoindex_documents_1 (id=?)" in check, check  # by id, not the workspace's entries
+        assert "COVERING INDEX ix_chunks_document_model (document_id=? AND model=?)" in plan, plan
+        assert "ix_documents_workspace_parent (workspace_id=? AND parent_folder_id=?)" in plan, plan
+        assert "SCAN documents" not in plan and "SCAN chunks" not in plan and "ix_chunks_workspace_model" not in plan, plan
 
     sub = kb.retrieval._allowed_keys(ws.id, model, None, None, [folders["sub"].id, folders["empty"].id])
     assert sorted(sub.tolist()) == below(keys, "s", "d")
@@ -104,7 +110,7 @@ def test_document_ids_scope_looks_documents_up_by_id(tree):
     allowed, seen = statements_of(kb, lambda: kb.retrieval._allowed_keys(ws.id, model, ["r1", "f2"], None, None))
     assert sorted(allowed.tolist()) == sorted(keys["r1"] + keys["f2"])
     assert len(seen) == 2, seen
-    for _, plan in seen:
+    for _, plan in seen if not ON_POSTGRES else ():
         assert "sqlite_autoindex_documents_1 (id=?)" in plan and "(workspace_id=?)" not in plan, plan
     with kb.db.read() as tx:  # ids of another workspace select nothing, whatever the caller passes
         assert kb.storage.chunks.keys_in_scope(tx, ws.id, model, DocumentScope((Selection(("o0", "o1")),))) == []
@@ -163,4 +169,5 @@ def test_agent_scope_and_retrieval_read_no_document_list(tree):
     allowed, seen = statements_of(kb, turn)
     assert sorted(allowed.tolist()) == below(keys, "f", "s", "d")
     assert len(seen) == 2, seen
-    assert "COVERING INDEX ix_chunks_document_model" in seen[1][1], seen[1][1]
+    if not ON_POSTGRES:
+        assert "COVERING INDEX ix_chunks_document_model" in seen[1][1], seen[1][1]
