@@ -64,7 +64,7 @@ from common.report import log, ms, print_table  # noqa: E402
 from common.profile import Recording, top_frames  # noqa: E402
 from common.results import run_info, write_json  # noqa: E402
 from common.search import TOP_K, retrieve, retrieve_body  # noqa: E402
-from common.server import SpawnedServer, client, create_workspace, kb_command, server_env  # noqa: E402
+from common.server import SpawnedServer, client, create_workspace, kb_command, server_env, stop_process  # noqa: E402
 from retrieval_parts.latency import QueryStream, timed_requests  # noqa: E402
 
 TARGET_REPLICAS = 1.7  # issue 16: 2 replicas >= 1.7x the throughput of one, at 8 clients
@@ -128,15 +128,9 @@ class Worker:
         self.paused = False
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            if self.paused:
-                self.resume()
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        if self.process.poll() is None and self.paused:
+            self.resume()
+        stop_process(self.process)
         self._log.close()
         log(f"worker {self.label} stopped")
 

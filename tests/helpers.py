@@ -159,7 +159,12 @@ class Process:
         return self.process.pid
 
     def output(self) -> str:
+        """The end of its log (for failure messages)."""
         return self.log.read_text(errors="replace")[-4000:]
+
+    def full_output(self) -> str:
+        """Its whole log (to look for a line: a busy run's access lines would push it out of `output`)."""
+        return self.log.read_text(errors="replace")
 
     def wait_for(self, text: str, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
@@ -233,3 +238,22 @@ def invoke_cli(args: list[str], env: dict[str, str] | None = None, **options):
 
     data_dir = args[args.index("--data-dir") + 1] if "--data-dir" in args else None
     return CliRunner().invoke(main, args, env={**(data_dir_env(data_dir) if data_dir else {}), **(env or {})}, **options)
+
+
+class BackgroundThreads:
+    """Threads running `targets` for the length of a `with` block; `stop` is set when it ends."""
+
+    def __init__(self, *targets, join_secs: float = 60):
+        self.stop = threading.Event()
+        self._join_secs = join_secs
+        self._threads = [threading.Thread(target=target, daemon=True) for target in targets]
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join(self._join_secs)

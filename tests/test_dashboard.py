@@ -1,7 +1,7 @@
 """The web dashboard in a real browser: Debian's Chromium driven by Playwright, against a live kb with the real model.
 
 The tests share one server and one signed-in browser and run in file order (each builds on the one before:
-upload, then folders, then the playground, ...). Each page's screenshot goes to docs/screenshots/.
+upload, then folders, then the playground, ...). Each page's screenshot goes to docs/screenshots/ with KB_UPDATE_SCREENSHOTS=1.
 
 Chromium: `/usr/bin/chromium` (Debian's package); Playwright's own browser downloads are not used. When it is
 missing and we are root on a Debian machine, it is installed with apt-get; Playwright (the PyPI package) is
@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +27,10 @@ from helpers import CORPUS, REPO, LiveServer, make_kb, wait_indexed
 from websites import TestSite
 
 CHROMIUM = Path(os.environ.get("KB_TEST_CHROMIUM", "/usr/bin/chromium"))
-SHOTS = REPO / "docs" / "screenshots"
+# KB_UPDATE_SCREENSHOTS=1 writes them over the README's (docs/screenshots/); otherwise to a scratch folder,
+# so a test run leaves the checkout as it was.
+SHOTS = REPO / "docs" / "screenshots" if os.environ.get("KB_UPDATE_SCREENSHOTS") == "1" else \
+    Path(tempfile.gettempdir()) / "kb-dashboard-screenshots"
 PDF = CORPUS / "pdf" / "google-doc-document.pdf"
 SECOND_PDF = CORPUS / "pdf" / "multicolumn.pdf"
 TIMEOUT_MS = 180_000  # indexing on a shared CI machine: generous

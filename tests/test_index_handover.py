@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import httpx
 import pytest
 
 import postgres
-from helpers import KB, Process, free_port, kb_env, make_kb, wait_index_status
+from helpers import KB, BackgroundThreads, Process, free_port, kb_env, make_kb, wait_index_status
 from kb.knowledge_base import KnowledgeBase
 from kb.storage import LocalIndexFiles
 
@@ -130,35 +129,23 @@ def _retrieve(client: httpx.Client, query: str) -> Answer:
                   chunks[0]["document_id"] if chunks else None)
 
 
-class Loop:
+class Loop(BackgroundThreads):
     """Retrievals one after another on the replica, and the index files' generations as they appear."""
 
     def __init__(self, s: Setup):
+        super().__init__(self._retrieve, self._watch)
         self.s = s
         self.answers: list[Answer] = []
         self.written: dict[int, float] = {}  # generation -> when its last file was written (mtime)
         self.seen: dict[int, tuple[float, float]] = {}  # generation -> (first, last) time its files were seen
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._retrieve, daemon=True),
-                         threading.Thread(target=self._watch, daemon=True)]
-
-    def __enter__(self) -> "Loop":
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(60)
 
     def _retrieve(self) -> None:
         with httpx.Client(base_url=str(self.s.client.base_url), headers=dict(self.s.client.headers), timeout=60) as c:
-            while not self._stop.is_set():
+            while not self.stop.is_set():
                 self.answers.append(_retrieve(c, QUERY))
 
     def _watch(self) -> None:
-        while not self._stop.is_set():
+        while not self.stop.is_set():
             now = time.time()
             for generation, written in _files(self.s).items():
                 self.written.setdefault(generation, written)
@@ -228,7 +215,7 @@ def test_the_replica_serves_each_published_generation_within_a_second_without_fa
     steady = sorted(_latencies(loop.answers))
     print(f"\nfiles written -> served (s): {', '.join(f'g{g} {lag:.3f}' for g, lag in sorted(lags.items()))}; "
           f"{len(steady)} retrievals, median {statistics.median(steady) * 1000:.1f} ms, max {steady[-1] * 1000:.1f} ms")
-    assert "serving generation" in s.replica.output()
+    assert "serving generation" in s.replica.full_output()
     # a retrieval of the new documents right after their indexing finds them (on this replica too)
     assert _retrieve(s.client, "how to grow tomatoes").top == s.documents["tomatoes"]
 
@@ -259,7 +246,7 @@ def test_retrievals_go_on_from_the_old_generation_while_the_new_one_cannot_be_lo
     # KB_INDEX_SWAP_WAIT_SECS), they answered at the steady pace
     slow = [a for a in during if a.received - a.sent > SWAP_WAIT + 0.5]
     assert not slow, slow
-    assert "loaded from stored embeddings" in s.replica.output()
+    assert "loaded from stored embeddings" in s.replica.full_output()
     # the replica wrote the rebuilt generation's files for the other processes
     deadline = time.monotonic() + 5
     while new not in _files(s):
@@ -288,7 +275,7 @@ def test_a_corrupt_file_of_the_current_generation_is_never_served(setup: Setup):
     assert [a.status for a in loop.answers] == [200] * len(loop.answers)
     assert all(a.top == reference.top for a in loop.answers)
     assert served - committed < FILE_WAIT  # unreadable: rebuilt at once, without waiting for other files
-    log = s.replica.output()
+    log = s.replica.full_output()
     assert f"generation {new} are unreadable" in log and "loaded from stored embeddings" in log
     # the corrupt file is replaced by the rebuilt one
     deadline = time.monotonic() + 5

@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy import text as sql
 
 import postgres
-from helpers import CORPUS, KB, KB_BIN, TERMINAL_STATUSES, Process, free_port, kb_env, make_kb, wait_index_status
+from helpers import CORPUS, KB, KB_BIN, TERMINAL_STATUSES, BackgroundThreads, Process, free_port, kb_env, make_kb, wait_index_status
 from kb.jobs import HOST
 from kb.storage import Database
 from kb.storage.schema import chunks, documents, jobs, rag_indexes, vector_generations
@@ -541,31 +541,19 @@ def test_a_worker_frozen_past_its_lease_loses_its_batch_and_publishes_nothing_of
 
 # --- a replica restarted under load ---------------------------------------------------------------
 
-class Load:
+class Load(BackgroundThreads):
     """Client threads on replica A: uploaders (each upload retried on a transport error, with the same
     Idempotency-Key, until it is answered) and a retriever; every answer other than 200 is noted."""
 
     def __init__(self, url: str, api_key: str, texts: list[str], uploaders: int = 3):
+        super().__init__(*[self._upload] * uploaders, self._retrieve, join_secs=300)
         self.url, self.api_key, self.texts = url, api_key, texts
-        self.stop = threading.Event()
         self.lock = threading.Lock()
         self.next = 0
         self.acknowledged: dict[str, str] = {}  # document name -> id, of uploads answered 200
         self.retried: set[str] = set()  # names of uploads that met a transport error before their answer
         self.unexpected: list[str] = []  # any answer but 200, and uploads never answered
         self.retrievals = {"answered": 0, "transport errors": 0}
-        self.threads = [threading.Thread(target=self._upload, daemon=True) for _ in range(uploaders)]
-        self.threads.append(threading.Thread(target=self._retrieve, daemon=True))
-
-    def __enter__(self) -> "Load":
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(300)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"xi-api-key": self.api_key}, timeout=60)

@@ -77,15 +77,20 @@ class SpawnedServer:
                 "error_lines": [line for line in lines if line.startswith("ERROR")][:5]}
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process(self.process)
         self._log.close()
         log(f"server {self.label} stopped")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGINT (a clean shutdown), then SIGKILL of its process group after 30 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
 
 
 def create_workspace(data_dir: Path, name: str, env: dict[str, str]) -> str:
