@@ -162,6 +162,9 @@ def wait_indexed(url: str, key: str, ids: list[str], timeout: float, what: str, 
     return {"docs": state, "timed_out": False, "model": model}
 
 
+MIN_RATE_SPAN_SECS = 1.0  # shortest span a rate per fifth is computed over: two of wait_indexed's poll rounds
+
+
 def indexing_report(up: dict, waited: dict, n_items: int) -> dict:
     docs = waited["docs"]
     statuses = Counter(s["status"] for s in docs.values())
@@ -178,8 +181,9 @@ def indexing_report(up: dict, waited: dict, n_items: int) -> dict:
     for q in range(5):
         group = by_time[q * len(by_time) // 5:(q + 1) * len(by_time) // 5]
         if group:
-            span = max(group[-1]["seen"] - previous, 1e-9)
-            quintiles.append(round(sum(s["chunks"] for s in group) / span, 2))
+            span = group[-1]["seen"] - previous
+            # a fifth seen done within a poll round or two of the previous has no measurable rate (None, not 6e10/s)
+            quintiles.append(round(sum(s["chunks"] for s in group) / span, 2) if span >= MIN_RATE_SPAN_SECS else None)
             previous = group[-1]["seen"]
     return {
         "documents": n_items, "uploaded": up["uploaded"], "upload_errors": up["errors"],
