@@ -153,3 +153,13 @@ def database_url(data_dir: Path | str) -> str:
 def fresh_database_url() -> str:
     """A database no one used before."""
     return cluster().create_database(f"kb_{os.urandom(10).hex()}")
+
+
+def fresh_database_url_or_skip() -> str:
+    """`fresh_database_url`, or the calling test (or module fixture) skipped, saying why, when no cluster starts."""
+    import pytest  # here, not at the top: bench/common/postgres.py loads this module without pytest
+
+    try:
+        return fresh_database_url()
+    except RuntimeError as exc:
+        pytest.skip(f"PostgreSQL could not be started: {exc}")

@@ -84,10 +84,7 @@ def _start_replica(data_dir: Path, env: dict[str, str], log: Path) -> tuple[Proc
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> Iterator[Setup]:
-    try:
-        url = postgres.fresh_database_url()
-    except RuntimeError as exc:
-        pytest.skip(f"PostgreSQL could not be started: {exc}")
+    url = postgres.fresh_database_url_or_skip()
     root = tmp_path_factory.mktemp("handover")
     data_dir = root / "data"
     env = kb_env(url, KB_INDEX_FILE_GRACE_SECS=str(GRACE), KB_INDEX_FILE_WAIT_SECS=str(FILE_WAIT),

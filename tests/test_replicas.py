@@ -110,10 +110,7 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> Iterator[Setup]:
-    try:
-        url = postgres.fresh_database_url()
-    except RuntimeError as exc:
-        pytest.skip(f"PostgreSQL could not be started: {exc}")
+    url = postgres.fresh_database_url_or_skip()
     root = tmp_path_factory.mktemp("replicas")
     ports = [free_port(), free_port()]
     setup = Setup(url, root / "data", kb_env(url, **JOB_TIMINGS), [f"http://127.0.0.1:{p}" for p in ports], root,
