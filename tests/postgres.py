@@ -157,8 +157,6 @@ def fresh_database_url() -> str:
 
 def fresh_database_url_or_skip() -> str:
     """`fresh_database_url`, or the calling test (or module fixture) skipped, saying why, when no cluster starts."""
-    import pytest  # here, not at the top: bench/common/postgres.py loads this module without pytest
-
     try:
         return fresh_database_url()
     except RuntimeError as exc:
