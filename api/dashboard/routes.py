@@ -9,12 +9,13 @@ anything unexpected is logged and shown as a plain "something went wrong", never
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -82,6 +83,14 @@ class Ctx:
             "workspace": self.workspace, "csrf_token": self.session.csrf_token,
             "flashes": self.session.take_flashes(), **values,
         }, status_code=status_code)
+
+    @contextlib.contextmanager
+    def flashing(self, error_prefix: str = "") -> Iterator[None]:
+        """Run a form's action: kb's error (a KBError) becomes an error flash on the page it goes back to."""
+        try:
+            yield
+        except KBError as exc:
+            self.session.flash("error", error_prefix + exc.message)
 
     def back(self, fallback: str = "/dashboard") -> RedirectResponse:
         """303 to the form's `back` (a dashboard path only), else `fallback`."""
@@ -425,11 +434,9 @@ def _form_str(form, name: str, limit: int | None = None) -> str | None:
 def create_folder(request: Request, checked_: Checked) -> Response:
     ctx, form = checked_
     body = FolderRequest(name=_form_str(form, "name") or "", parent_folder_id=_form_str(form, "parent_folder_id"))
-    try:
+    with ctx.flashing():
         created = ctx.kb.auto_sync.create_folder(ctx.workspace, body.name, body.parent_folder_id, SyncRequest())
         ctx.session.flash("ok", f"Folder {created.name!r} created.")
-    except KBError as exc:
-        ctx.session.flash("error", exc.message)
     return ctx.back()
 
 
@@ -501,11 +508,9 @@ async def add_url(request: Request) -> Response:
     def add():
         return ctx.kb.auto_sync.add_url(ctx.workspace, body.url, body.name, body.parent_folder_id, SyncRequest())
 
-    try:
+    with ctx.flashing(f"Could not add {body.url}: "):
         doc = await on_ingest_pool(request, add)
         ctx.session.flash("ok", f"Added {doc.name!r} from {body.url}; it is being indexed.")
-    except KBError as exc:
-        ctx.session.flash("error", f"Could not add {body.url}: {exc.message}")
     return ctx.back()
 
 
@@ -518,11 +523,9 @@ async def add_text(request: Request) -> Response:
     def add():
         return ctx.kb.documents.add_text(ctx.workspace, body.text, body.name, body.parent_folder_id)
 
-    try:
+    with ctx.flashing("Could not add the text: "):
         doc = await on_ingest_pool(request, add)
         ctx.session.flash("ok", f"Added the text {doc.name!r}; it is being indexed.")
-    except KBError as exc:
-        ctx.session.flash("error", f"Could not add the text: {exc.message}")
     return ctx.back()
 
 
@@ -559,22 +562,18 @@ def document_page(document_id: str, request: Request) -> Response:
 def retry_index(document_id: str, request: Request, checked_: Checked) -> Response:
     ctx, form = checked_
     model = _form_str(form, "model", 200) or ctx.workspace.default_model
-    try:
+    with ctx.flashing():
         named = ctx.kb.rag_indexes.ensure(ctx.workspace, document_id, model)
         ctx.session.flash("ok", f"Index for {named.name} restarted: {named.index.status}.")
-    except KBError as exc:
-        ctx.session.flash("error", exc.message)
     return ctx.back(f"/dashboard/documents/{document_id}")
 
 
 @router.post("/documents/{document_id}/rename")
 def rename(document_id: str, request: Request, checked_: Checked) -> Response:
     ctx, form = checked_
-    try:
+    with ctx.flashing():
         doc = ctx.kb.documents.rename(ctx.workspace, document_id, _form_str(form, "name") or "")
         ctx.session.flash("ok", f"Renamed to {doc.name!r}.")
-    except KBError as exc:
-        ctx.session.flash("error", exc.message)
     return ctx.back(f"/dashboard/documents/{document_id}")
 
 
@@ -586,13 +585,11 @@ def sync_settings(document_id: str, request: Request, checked_: Checked) -> Resp
     body = UpdateDocumentRequest(
         enable_auto_sync=enabled, auto_remove=(form.get("auto_remove") == "on") if enabled else None,
         minimum_frequency_days=_number(_form_str(form, "minimum_frequency_days", 20), int) if enabled else None)
-    try:
+    with ctx.flashing():
         doc = ctx.kb.documents.get(ctx.workspace, document_id)
         ctx.kb.auto_sync.update(ctx.workspace, doc, SyncRequest(body.enable_auto_sync, body.auto_remove,
                                                                 body.minimum_frequency_days))
         ctx.session.flash("ok", "Auto-sync is on." if enabled else "Auto-sync is off.")
-    except KBError as exc:
-        ctx.session.flash("error", exc.message)
     return ctx.back(f"/dashboard/documents/{document_id}")
 
 
@@ -763,11 +760,9 @@ def clear_gaps(request: Request, checked_: Checked) -> Response:
 @router.post("/gaps/{gap_id}/delete")
 def delete_gap(gap_id: str, request: Request, checked_: Checked) -> Response:
     ctx, _ = checked_
-    try:
+    with ctx.flashing():
         ctx.kb.gaps.forget(ctx.workspace, gap_id)
         ctx.session.flash("ok", "Removed that question from the gap log.")
-    except KBError as exc:
-        ctx.session.flash("error", exc.message)
     return ctx.back("/dashboard/gaps")
 
 
@@ -824,22 +819,18 @@ def start_crawl(request: Request, checked_: Checked) -> Response:
         auto_discover=True if form.get("auto_discover") == "on" else None,
         minimum_frequency_days=_number(_form_str(form, "minimum_frequency_days", 20), int),
     )
-    try:
+    with ctx.flashing("Could not start the crawl: "):
         crawl = ctx.kb.crawls.create(ctx.workspace, body.to_request())
         ctx.session.flash("ok", f"Crawl of {crawl.seed_url} started.")
-    except KBError as exc:
-        ctx.session.flash("error", f"Could not start the crawl: {exc.message}")
     return ctx.back("/dashboard/crawls")
 
 
 @router.post("/crawls/{crawl_id}/cancel")
 def cancel_crawl(crawl_id: str, request: Request, checked_: Checked) -> Response:
     ctx, _ = checked_
-    try:
+    with ctx.flashing():
         ctx.kb.crawls.cancel(ctx.workspace, crawl_id)
         ctx.session.flash("ok", "Crawl cancelled; its documents and folders are deleted.")
-    except KBError as exc:
-        ctx.session.flash("error", exc.message)
     return ctx.back("/dashboard/crawls")
 
 
