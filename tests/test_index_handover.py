@@ -217,6 +217,20 @@ def test_the_replica_serves_each_published_generation_within_a_second_without_fa
     assert _retrieve(s.client, "how to grow tomatoes").top == s.documents["tomatoes"]
 
 
+def _commit_under_load(s: Setup, reference: Answer, new: int, before=lambda: None) -> tuple[Loop, float, float]:
+    """Generation `new` committed without files while retrievals loop (after `before()`): the loop,
+    when it was committed and when `new` was first served. Every retrieval answered as `reference`."""
+    with Loop(s) as loop:
+        before()
+        committed = time.time()
+        assert _commit_without_files(s) == new
+        served = loop.wait_served(new, timeout=FILE_WAIT + 10)
+        time.sleep(0.2)
+    assert [a.status for a in loop.answers] == [200] * len(loop.answers)
+    assert all(a.top == reference.top for a in loop.answers)
+    return loop, committed, served
+
+
 def test_retrievals_go_on_from_the_old_generation_while_the_new_one_cannot_be_loaded(setup: Setup):
     """A committed generation without its files (a writer's half-written temporary file only): the
     replica never reads the temporary file, answers from the generation it has meanwhile, and after
@@ -225,17 +239,14 @@ def test_retrievals_go_on_from_the_old_generation_while_the_new_one_cannot_be_lo
     reference = _retrieve(s.client, QUERY)
     old = reference.generation
     assert old == _generation(s)
-    with Loop(s) as loop:
+    new = old + 1
+
+    def half_written() -> None:  # a writer's temporary file, cut short: never to be read
         time.sleep(0.3)
         real = (s.index_dir / f"{MODEL}.g{old}.faiss").read_bytes()
-        new = old + 1
         (s.index_dir / f".{MODEL}.g{new}.faiss.x1y2z3.tmp").write_bytes(real[: len(real) // 2])
-        committed = time.time()
-        assert _commit_without_files(s) == new
-        served = loop.wait_served(new, timeout=FILE_WAIT + 10)
-        time.sleep(0.2)
-    assert [a.status for a in loop.answers] == [200] * len(loop.answers)
-    assert all(a.top == reference.top for a in loop.answers)
+
+    loop, committed, served = _commit_under_load(s, reference, new, before=half_written)
     during = [a for a in loop.answers if committed < a.sent and a.received < served]
     assert served - committed >= FILE_WAIT - 0.1  # it waited for the files, then rebuilt
     assert len(during) >= 10 and {a.generation for a in during} == {old}
@@ -264,13 +275,7 @@ def test_a_corrupt_file_of_the_current_generation_is_never_served(setup: Setup):
     # a writer that does not write atomically (or a disk that lost the end of a file)
     (s.index_dir / f"{MODEL}.g{new}.faiss").write_bytes(good["faiss"][: len(good["faiss"]) // 2])
     (s.index_dir / f"{MODEL}.g{new}.bm25").write_bytes(good["bm25"])
-    with Loop(s) as loop:
-        committed = time.time()
-        assert _commit_without_files(s) == new
-        served = loop.wait_served(new, timeout=FILE_WAIT + 10)
-        time.sleep(0.2)
-    assert [a.status for a in loop.answers] == [200] * len(loop.answers)
-    assert all(a.top == reference.top for a in loop.answers)
+    loop, committed, served = _commit_under_load(s, reference, new)
     assert served - committed < FILE_WAIT  # unreadable: rebuilt at once, without waiting for other files
     log = s.replica.full_output()
     assert f"generation {new} are unreadable" in log and "loaded from stored embeddings" in log
