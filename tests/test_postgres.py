@@ -338,9 +338,16 @@ def test_api_process_and_worker_process_share_the_database_and_data_dir(tmp_path
         processes.append(third)
         done = wait_index_status(client, document, lambda i: i["status"] in ("succeeded", "failed"), timeout=600)
         assert done["status"] == "succeeded", done
+        # the index is published before its job is marked done (the next transaction): wait for that one
+        deadline = time.monotonic() + 60
+        while True:
+            with db.read() as tx:
+                ended = tx.execute(select(jobs.c.status, jobs.c.owner, jobs.c.attempts).where(jobs.c.id == job.id)).one()
+            if ended.status != "running" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert (ended.status, ended.owner, ended.attempts) == ("done", f"{HOST}:{third.pid}", 2)
         with db.read() as tx:
-            job = tx.execute(select(jobs.c.status, jobs.c.owner, jobs.c.attempts).where(jobs.c.id == job.id)).one()
-            assert (job.status, job.owner, job.attempts) == ("done", f"{HOST}:{third.pid}", 2)
             index_id = tx.execute(select(rag_indexes.c.id).where(rag_indexes.c.document_id == document)).scalar_one()
             count, ordinals, distinct = tx.execute(
                 select(func.count(), func.count(func.distinct(chunks.c.ordinal)), func.max(chunks.c.ordinal))
